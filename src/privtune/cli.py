@@ -1,0 +1,214 @@
+"""One Typer app; each verb is a thin call into its stage module (`privtune prepare` → data/prepare.py).
+
+Exit codes: 0 ok, 2 bad input or usage (one line naming file:line and field), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from privtune.errors import EgressBlocked, InputError
+from privtune.offline import go_offline
+
+app = typer.Typer(
+    name="privtune",
+    help="Private fine-tuning of small open language models on your own data, on your own hardware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(code: int, message: str) -> None:
+    typer.echo(f"privtune: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Map privtune's exceptions to exit codes; tracebacks only with PRIVTUNE_DEBUG=1."""
+    try:
+        return fn(*args, **kwargs)
+    except InputError as e:
+        _fail(2, str(e))
+    except EgressBlocked as e:
+        _fail(1, str(e))
+    except KeyboardInterrupt:
+        _fail(130, "interrupted")
+    except typer.Exit:
+        raise
+    except Exception as e:  # noqa: BLE001 - the CLI boundary
+        if os.environ.get("PRIVTUNE_DEBUG"):
+            traceback.print_exc()
+        _fail(1, f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                 "(set PRIVTUNE_DEBUG=1 for the traceback)")
+
+
+def _not_yet(verb: str, issue: int) -> None:
+    _fail(2, f"'privtune {verb}' is not implemented yet (tracked in issue #{issue}); nothing was done")
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file for this stage")]
+
+
+@app.command()
+def prepare(
+    inputs: Annotated[list[Path], typer.Argument(help="input files: JSONL, JSON or CSV (alpaca, prompt/completion, chat)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory to write")],
+    config: ConfigOpt = None,
+    base: Annotated[str | None, typer.Option(help="base model whose tokenizer measures lengths")] = None,
+    seed: Annotated[int | None, typer.Option(help="split seed")] = None,
+    no_redact: Annotated[bool, typer.Option("--no-redact", help="skip PII redaction (not recommended)")] = False,
+    stratify_by: Annotated[str | None, typer.Option(help="metadata field to stratify the split by")] = None,
+) -> None:
+    """Validate, redact PII, deduplicate and split raw records into a dataset directory."""
+    from privtune.config import PrepareConfig, load_config
+    from privtune.data.prepare import prepare as run_prepare
+
+    overrides = {"split.seed": seed, "split.stratify_by": stratify_by, "redact.enabled": False if no_redact else None}
+    cfg = _run(load_config, config, PrepareConfig, overrides)
+    _run(run_prepare, inputs, out, cfg)
+
+
+@app.command()
+def redact(
+    input: Annotated[Path, typer.Argument(help="JSONL with `id` and `text`, or a plain text file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output file")],
+    spans: Annotated[bool, typer.Option("--spans", help="write detected spans instead of redacted text")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Find and remove personal data from text."""
+    from privtune.config import RedactConfig, load_config
+    from privtune.data.redact import redact_file
+
+    cfg = _run(load_config, config, RedactConfig)
+    _run(redact_file, input, out, cfg, spans=spans)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", "-d", help="dataset directory written by `privtune prepare`")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
+    base: Annotated[str | None, typer.Option(help="local HF model dir or .gguf (default: packaged SmolLM2-135M)")] = None,
+    method: Annotated[str | None, typer.Option(help="lora (more methods: issue #4)")] = None,
+    config: ConfigOpt = None,
+    epochs: Annotated[int | None, typer.Option(help="number of epochs")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="records per optimizer step")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="resume RUN_DIR from its last checkpoint")] = False,
+) -> None:
+    """Fine-tune the base model on a prepared dataset (LoRA SFT)."""
+    from privtune.config import TrainConfig, load_config
+    from privtune.train.sft import train as run_train
+
+    overrides = {"base": base, "method": method, "epochs": epochs, "max_steps": max_steps,
+                 "learning_rate": learning_rate, "batch_size": batch_size, "seed": seed}
+    cfg = _run(load_config, config, TrainConfig, overrides)
+    if cfg.method != "lora":
+        _not_yet(f"train --method {cfg.method}", 4)
+    if resume:
+        _not_yet("train --resume", 4)
+    _run(run_train, data, out, cfg)
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[Path, typer.Option("--run", "-r", help="run directory written by `privtune train`")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="test JSONL file or dataset directory")],
+    baseline: Annotated[bool, typer.Option("--baseline", help="also evaluate the base model")] = False,
+    name: Annotated[str, typer.Option(help="report name under RUN_DIR/eval/")] = "default",
+    config: ConfigOpt = None,
+    max_records: Annotated[int | None, typer.Option(help="evaluate at most N records")] = None,
+) -> None:
+    """Generate on held-out data and score the tuned model (and the base with --baseline)."""
+    from privtune.config import EvalConfig, load_config
+    from privtune.evaluate.report import evaluate
+
+    cfg = _run(load_config, config, EvalConfig, {"max_records": max_records})
+    _run(evaluate, run, data, cfg, baseline=baseline, name=name)
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the dataset, run and reports")] = Path(
+        "quickstart-out"),
+    config: ConfigOpt = None,
+) -> None:
+    """The whole pipeline on the bundled example, offline, on the packaged model."""
+    from privtune.config import QuickstartConfig, load_config
+    from privtune.quickstart import quickstart as run_quickstart
+
+    cfg = _run(load_config, config, QuickstartConfig)
+    _run(run_quickstart, out, cfg)
+
+
+@app.command()
+def runs(
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """List training runs with base model, data, best val loss and eval scores."""
+    from privtune.registry.store import print_runs
+
+    _run(print_runs, as_json=json_out)
+
+
+@app.command()
+def audit(run: Annotated[Path, typer.Option("--run", "-r")]) -> None:
+    """Privacy audit of a run: canary exposure, membership inference, PII regurgitation."""
+    _not_yet("audit", 5)
+
+
+@app.command()
+def serve(
+    adapter: Annotated[list[str] | None, typer.Option(help="NAME=RUN_DIR, repeatable")] = None,
+    keys: Annotated[Path | None, typer.Option(help="API keys file")] = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Serve tuned adapters behind an authenticated OpenAI-compatible API."""
+    _not_yet("serve", 6)
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Option("--run", "-r")],
+    format: Annotated[str, typer.Option("--format", "-f", help="merged|gguf|ollama|vllm")],
+    out: Annotated[Path, typer.Option("--out", "-o")],
+) -> None:
+    """Export a run as a merged model, GGUF, Ollama Modelfile or vLLM launch config."""
+    _not_yet("export", 6)
+
+
+@app.command("log")
+def log_(action: Annotated[str, typer.Argument(help="show|verify")] = "show") -> None:
+    """Show or verify the tamper-evident audit log."""
+    _not_yet(f"log {action}", 7)
+
+
+def _setup_logging() -> None:
+    from rich.logging import RichHandler
+
+    level = os.environ.get("PRIVTUNE_LOG", "INFO").upper()
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(show_path=False, rich_tracebacks=False, console=None)])
+    for noisy in ("transformers", "urllib3", "filelock", "presidio-analyzer", "datasets", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def main() -> None:
+    go_offline()
+    _setup_logging()
+    app(prog_name="privtune")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
