@@ -172,7 +172,7 @@ def load_model(base: BaseModel, dtype=None):
         return AutoModelForCausalLM.from_pretrained(
             base.path, dtype=dtype or torch.float32, trust_remote_code=False, local_files_only=True
         )
-    except (OSError, ValueError, RuntimeError) as e:
+    except Exception as e:  # safetensors, OSError, ValueError…: a bad cache, in one line
         raise InputError(
             f"cannot load model ({type(e).__name__}: {str(e).splitlines()[0][:160]}); the cache may be "
             f"corrupt: delete it and rerun, or pass --base PATH",

@@ -1,0 +1,40 @@
+import pytest
+
+from privtune.config import PrepareConfig, TrainConfig, load_config
+from privtune.errors import InputError
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, TrainConfig, {"epochs": 5, "lora.r": 4, "seed": None})
+    assert cfg.epochs == 5 and cfg.lora.r == 4 and cfg.seed == 42
+
+
+def test_yaml_error_names_file_line_and_field(tmp_path):
+    f = tmp_path / "train.yaml"
+    f.write_text("epochs: 2\nlora:\n  r: 8\n  dropout: 2.0\n")
+    with pytest.raises(InputError) as e:
+        load_config(f, TrainConfig)
+    assert str(e.value).startswith(f"{f}:4: field 'lora.dropout'")
+
+
+def test_unknown_field_is_rejected(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("split:\n  train: 0.8\n  vall: 0.1\n")
+    with pytest.raises(InputError, match=r"p.yaml:\d+: field 'split.vall'"):
+        load_config(f, PrepareConfig)
+
+
+def test_split_must_sum_to_one(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("split:\n  train: 0.7\n  val: 0.1\n  test: 0.1\n")
+    with pytest.raises(InputError, match="sum to 1"):
+        load_config(f, PrepareConfig)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("epochs: [1,\n")
+    with pytest.raises(InputError, match="bad.yaml:2: invalid YAML"):
+        load_config(f, TrainConfig)
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "nope.yaml", TrainConfig)
