@@ -1,17 +1,38 @@
 """Embedded registry of datasets, runs and evals (SQLite under PRIVTUNE_HOME, or PRIVTUNE_DB=<SQLAlchemy URL>).
 
-Rows hold hashes and lineage, never record text: the registry may be shared with a team.
+Rows hold hashes and lineage, never record text: the registry may be shared with a team. A team points
+PRIVTUNE_DB at one PostgreSQL (`postgresql+psycopg://user:password@host:5432/privtune`).
+
+The schema is owned by Alembic (registry/migrations/): the first engine a process opens for a URL upgrades the
+database to the newest revision, under a lock (a file lock for SQLite, an advisory lock for PostgreSQL), so
+every backend, new or old, gets the same schema the same way. A registry created before migrations existed
+(tables, no alembic_version) is stamped at revision 0001 and upgraded from there. New schema change: add the
+column to the model below, then `alembic revision` with a hand-checked script in migrations/versions/ (a test
+compares the migrated schema with these models on SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, create_engine, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from privtune import fsio
@@ -34,6 +55,7 @@ class Dataset(Base):
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     sources: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    superseded_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # manifest sha256 (erasure)
 
 
 class Run(Base):
@@ -47,6 +69,7 @@ class Run(Base):
     dataset_manifest_sha256: Mapped[str] = mapped_column(String(64), index=True)
     adapter_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="finished")
+    status_reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
     best_val_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
     best_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     config: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -65,12 +88,58 @@ class Eval(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+RETRAIN_REQUIRED = "retrain_required"
+MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_MIGRATION_LOCK = 0x70726976  # any constant shared by every privtune process
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection) -> None:
+    """Bring the schema to head; stamp a pre-migration registry (tables but no version) at 0001 first."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(connection)
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current == ScriptDirectory.from_config(cfg).get_current_head():
+        return
+    if current is None and inspect(connection).has_table("runs"):
+        command.stamp(cfg, "0001")
+    command.upgrade(cfg, "head")
+
+
+def migrate(engine) -> None:
+    if engine.dialect.name == "sqlite":
+        from filelock import FileLock
+
+        db = engine.url.database
+        lock = Path(db).with_name(Path(db).name + ".migrate.lock") if db and db != ":memory:" else None
+        with FileLock(str(lock), mode=fsio.FILE_MODE) if lock else contextlib.nullcontext(), engine.begin() as conn:
+            _upgrade(conn)
+        return
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        _upgrade(conn)
+
+
 @lru_cache(maxsize=4)
 def _engine(url: str):
     if url.startswith("sqlite:///"):
         fsio.ensure_private_dir(privtune_home())
-    engine = create_engine(url, future=True)
-    Base.metadata.create_all(engine)
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    migrate(engine)
+    if url.startswith("sqlite:///") and (db := Path(engine.url.database or "")).is_file():
+        db.chmod(fsio.FILE_MODE)
     return engine
 
 
@@ -97,9 +166,11 @@ def record_run(run_dir: str | Path, run: dict) -> int:
         row.method = run.get("method", run.get("config", {}).get("method", "lora"))
         row.base_name = run.get("base", {}).get("name", "?")
         row.base_sha256 = run.get("base", {}).get("weights_sha256", "")
-        row.dataset_manifest_sha256 = run.get("dataset", {}).get("manifest_sha256", "")
         row.adapter_sha256 = run.get("adapter_sha256")
-        row.status = run.get("status", "finished")
+        dataset_sha = run.get("dataset", {}).get("manifest_sha256", "")
+        if row.status != RETRAIN_REQUIRED or row.dataset_manifest_sha256 != dataset_sha or row.id is None:
+            row.status = run.get("status", "finished")  # an erasure flag survives re-recording the same run
+        row.dataset_manifest_sha256 = dataset_sha
         row.best_val_loss = run.get("best_val_loss")
         row.best_epoch = run.get("best_epoch")
         row.config = run.get("config", {})
@@ -154,3 +225,42 @@ def print_runs(as_json: bool = False) -> None:
                       r["dataset_sha256"], "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}",
                       shown or "-", r["created_at"], r["path"])
     Console().print(table)
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    return {"id": run.id, "path": run.path, "adapter_name": run.adapter_name, "adapter_sha256": run.adapter_sha256,
+            "dataset_manifest_sha256": run.dataset_manifest_sha256, "status": run.status,
+            "status_reason": run.status_reason}
+
+
+def runs_trained_on(manifest_sha256s: Iterable[str]) -> list[dict[str, Any]]:
+    """Every registered run whose dataset manifest hash is one of these."""
+    shas = sorted(set(manifest_sha256s))
+    with session() as s:
+        return [_run_row(r) for r in s.scalars(select(Run).where(Run.dataset_manifest_sha256.in_(shas))
+                                                .order_by(Run.id))]
+
+
+def mark_retrain_required(manifest_sha256s: Iterable[str], reason: str) -> list[dict[str, Any]]:
+    """Flag every run trained on these dataset versions (erasure); returns the flagged runs."""
+    shas = sorted(set(manifest_sha256s))
+    with session() as s, s.begin():
+        rows = list(s.scalars(select(Run).where(Run.dataset_manifest_sha256.in_(shas)).order_by(Run.id)))
+        for r in rows:
+            r.status, r.status_reason = RETRAIN_REQUIRED, reason[:512]
+    return [_run_row(r) for r in rows]
+
+
+def run_status(run_dir: str | Path) -> str | None:
+    """The registry's status for the run at run_dir, or None when it is not registered."""
+    with session() as s:
+        row = s.scalar(select(Run).where(Run.path == str(Path(run_dir).resolve())))
+        return row.status if row else None
+
+
+def mark_dataset_superseded(old_manifest_sha256: str, new_manifest_sha256: str) -> int:
+    with session() as s, s.begin():
+        rows = list(s.scalars(select(Dataset).where(Dataset.manifest_sha256 == old_manifest_sha256)))
+        for r in rows:
+            r.superseded_by = new_manifest_sha256
+    return len(rows)
