@@ -169,13 +169,71 @@ def audit(run: Annotated[Path, typer.Option("--run", "-r")]) -> None:
 
 @app.command()
 def serve(
-    adapter: Annotated[list[str] | None, typer.Option(help="NAME=RUN_DIR, repeatable")] = None,
-    keys: Annotated[Path | None, typer.Option(help="API keys file")] = None,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    adapter: Annotated[list[str] | None, typer.Option(help="NAME=RUN_DIR (or RUN_DIR), repeatable")] = None,
+    keys: Annotated[Path | None, typer.Option(help="API keys file (default PRIVTUNE_HOME/keys.json)")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    base: Annotated[str | None, typer.Option(help="base model when no adapter is given (default: packaged)")] = None,
+    config: ConfigOpt = None,
+    no_guard: Annotated[bool, typer.Option("--no-guard", help="turn the output PII guard off")] = False,
+    log_text: Annotated[bool, typer.Option("--log-text", help="write raw prompts/completions to the log")] = False,
+    max_batch_size: Annotated[int | None, typer.Option(help="rows decoded together (1 = no batching)")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
 ) -> None:
     """Serve tuned adapters behind an authenticated OpenAI-compatible API."""
-    _not_yet("serve", 6)
+    from privtune.config import ServeConfig, load_config
+    from privtune.serve.app import serve as run_serve
+    from privtune.serve.auth import default_keys_path
+
+    overrides = {"host": host, "port": port, "guard.enabled": False if no_guard else None,
+                 "log_text": True if log_text else None, "max_batch_size": max_batch_size, "num_threads": threads}
+    cfg = _run(load_config, config, ServeConfig, overrides)
+    _run(run_serve, adapter or [], keys or default_keys_path(), cfg, base)
+
+
+keys_app = typer.Typer(help="Manage the API keys of `privtune serve` (argon2-hashed, per-adapter, rate-limited).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+KeysFileOpt = Annotated[Path | None, typer.Option("--file", help="keys file (default PRIVTUNE_HOME/keys.json)")]
+
+
+@keys_app.command("add")
+def keys_add(
+    name: Annotated[str, typer.Argument(help="who or what uses the key (appears in the request log)")],
+    adapters: Annotated[str, typer.Option(help="comma-separated models this key may call; '*' = all")] = "",
+    rate: Annotated[str, typer.Option(help="request rate limit, e.g. 60/min, 5/s, 1000/hour")] = "60/min",
+    role: Annotated[str, typer.Option(help="client (inference), metrics (/metrics) or admin (both)")] = "client",
+    file: KeysFileOpt = None,
+) -> None:
+    """Create a key; it is printed once on stdout and only its hash is stored."""
+    from privtune.serve.auth import add_key, default_keys_path
+
+    path = file or default_keys_path()
+    token = _run(add_key, path, name, adapters.split(","), rate, role)
+    typer.echo(token)
+    typer.echo(f"key '{name}' added to {path}; store it now, it cannot be shown again", err=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument()], file: KeysFileOpt = None) -> None:
+    """Revoke the active key NAME (running servers pick this up on the next request)."""
+    from privtune.serve.auth import default_keys_path, revoke_key
+
+    path = file or default_keys_path()
+    _run(revoke_key, path, name)
+    typer.echo(f"key '{name}' revoked in {path}", err=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    file: KeysFileOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    all_keys: Annotated[bool, typer.Option("--all", help="include revoked keys")] = False,
+) -> None:
+    """List keys (names, adapters, rates, roles; never the keys)."""
+    from privtune.serve.auth import default_keys_path, print_keys
+
+    _run(print_keys, file or default_keys_path(), as_json=json_out, include_revoked=all_keys)
 
 
 @app.command()

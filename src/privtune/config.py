@@ -106,6 +106,36 @@ class EvalConfig(_Strict):
     split: str = Field(default="test", description="file used when --data is a dataset directory")
 
 
+# ---------------------------------------------------------------------------------------------- serve
+class ServeConfig(_Strict):
+    host: str = Field(default="127.0.0.1", description="bind address; anything but loopback is logged loudly")
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_batch_size: int = Field(default=16, ge=1, description="rows decoded together; 1 = one request at a time")
+    batch_wait_ms: float = Field(default=5.0, ge=0.0, description="linger to gather requests when idle")
+    max_queue: int = Field(default=256, ge=1, description="waiting requests beyond this get 503")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger request bodies get 413")
+    max_prompt_tokens: int | None = Field(default=None, ge=1, description="None = model context - 1; more gets 413")
+    default_max_tokens: int = Field(default=256, ge=1, description="max_tokens when the request leaves it out")
+    max_n: int = Field(default=4, ge=1, description="largest `n` (choices per request) accepted")
+    guard: RedactConfig = Field(default_factory=RedactConfig, description="output PII filter; guard.enabled")
+    log_text: bool = Field(default=False, description="write raw prompts and completions to the request log")
+    request_log: str | None = Field(default=None, description="JSONL path; None = PRIVTUNE_HOME/serve/requests.jsonl")
+    num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads; None = torch default")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+# --------------------------------------------------------------------------------------------- export
+class ExportConfig(_Strict):
+    gguf_types: list[Literal["f16", "q8_0"]] = Field(default_factory=lambda: ["f16", "q8_0"])
+    ollama_type: Literal["f16", "q8_0"] = "q8_0"
+    verify: bool = True
+    verify_prompts: int = Field(default=5, ge=1, le=20)
+    verify_max_new_tokens: int = Field(default=24, ge=1)
+    q8_min_match: float = Field(default=0.6, ge=0.0, le=1.0, description="least q8_0 greedy agreement accepted")
+    copy_base: bool = Field(default=True, description="vllm: copy the base weights so the dir is self-contained")
+    vllm_dtype: str = "bfloat16"
+
+
 # ----------------------------------------------------------------------------------------- quickstart
 class QuickstartConfig(_Strict):
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
