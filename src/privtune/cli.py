@@ -246,10 +246,84 @@ def export(
     _not_yet("export", 6)
 
 
-@app.command("log")
-def log_(action: Annotated[str, typer.Argument(help="show|verify")] = "show") -> None:
-    """Show or verify the tamper-evident audit log."""
-    _not_yet(f"log {action}", 7)
+log_app = typer.Typer(help="The tamper-evident audit log (hash-chained, HMAC-sealed) of every privtune action.",
+                      no_args_is_help=True)
+app.add_typer(log_app, name="log")
+
+
+@log_app.command("show")
+def log_show(
+    since: Annotated[str | None, typer.Option(help="ISO date/time (UTC unless a zone is given)")] = None,
+    action: Annotated[str | None, typer.Option(help="action name or glob, e.g. train or 'serve.*'")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Print audit-log entries: time, user, action, inputs/outputs by hash, outcome."""
+    from privtune.registry.auditlog import show
+
+    _run(show, since=since, action=action, as_json=json_out)
+
+
+@log_app.command("verify")
+def log_verify(
+    key: Annotated[Path | None, typer.Option("--key", help="HMAC key file (default PRIVTUNE_AUDIT_KEY_FILE)")] = None,
+    log: Annotated[Path | None, typer.Option("--log", help="log file (default PRIVTUNE_HOME/audit.log.jsonl)")] = None,
+    no_head: Annotated[bool, typer.Option("--no-head", help="a copy without its head anchor file")] = False,
+) -> None:
+    """Check the hash chain, HMAC checkpoints and head anchor; name the first bad entry (exit 2)."""
+    from privtune.registry.auditlog import verify_cli
+
+    _run(verify_cli, key_file=key, log=log, check_head=not no_head)
+
+
+@log_app.command("checkpoint")
+def log_checkpoint() -> None:
+    """Seal the log now with an HMAC checkpoint (e.g. before handing it to an auditor)."""
+    from privtune.registry.auditlog import checkpoint
+
+    e = _run(checkpoint)
+    typer.echo(f"checkpoint at seq {e['seq']}, chain head sha256 {e['entry_hash']}")
+
+
+@app.command()
+def keygen(
+    path: Annotated[Path | None, typer.Argument(help="key file to create (default PRIVTUNE_HOME/keys/data.key)")] = None,
+    rotate: Annotated[list[Path] | None, typer.Option("--rotate", help="re-encrypt this directory to the new key "
+                                                                       "(repeatable)")] = None,
+    old_key: Annotated[Path | None, typer.Option("--old-key", help="the key --rotate directories are encrypted "
+                                                                   "with (default PRIVTUNE_KEY_FILE)")] = None,
+) -> None:
+    """Create an AES-256 key (0600) for encryption at rest; with --rotate, re-encrypt directories to it."""
+    from privtune.registry.crypto import keygen_cli
+
+    _run(keygen_cli, path, rotate or [], old_key)
+
+
+@app.command()
+def card(
+    run_dir: Annotated[Path, typer.Argument(help="run directory written by `privtune train`")],
+    intended_use: Annotated[str | None, typer.Option(help="intended purpose, as the provider states it")] = None,
+    limitation: Annotated[list[str] | None, typer.Option(help="a known limitation (repeatable)")] = None,
+) -> None:
+    """Write RUN_DIR/card.md and card.html: technical documentation under EU AI Act Annex IV headings."""
+    from privtune.card import write_card
+
+    md, page = _run(write_card, run_dir, intended_use=intended_use, limitations=limitation or [])
+    typer.echo(f"{md}\n{page}")
+
+
+@app.command()
+def forget(
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="prepared dataset directory (repeatable)")],
+    id_: Annotated[list[str] | None, typer.Option("--id", help="record or subject id to erase (repeatable)")] = None,
+    match: Annotated[list[str] | None, typer.Option(help="text identifying the subject, e.g. a name or email; "
+                                                         "case-insensitive (repeatable)")] = None,
+    keep_old: Annotated[bool, typer.Option("--keep-old", help="keep the previous version (only if encrypted)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be erased; change nothing")] = False,
+) -> None:
+    """Erase a data subject's records from datasets; flag every run trained on them retrain_required."""
+    from privtune.forget import cli as run_forget
+
+    _run(run_forget, data, id_ or [], match or [], keep_old, dry_run)
 
 
 def _setup_logging() -> None:

@@ -110,6 +110,10 @@ def _who() -> dict[str, Any]:
     return {"user": user, "host": socket.gethostname(), "pid": os.getpid(), "version": __version__}
 
 
+def is_sha256(value: object) -> bool:
+    return isinstance(value, str) and bool(_HEX64.match(value))
+
+
 def _check_hashes(name: str, mapping: dict[str, str]) -> dict[str, str]:
     """Inputs/outputs are names → sha256 only: the log must never carry record text."""
     out = {}
@@ -504,7 +508,7 @@ def _short(mapping: dict[str, str]) -> str:
 def _rows(selected: list[dict]) -> Iterator[tuple[str, ...]]:
     for e in selected:
         details = {k: v for k, v in e["details"].items() if k != "hmac"}
-        yield (str(e["seq"]), e["time"][:19] + "Z", f"{e['user']}@{e['host']}", e["action"], e["outcome"],
+        yield (str(e["seq"]), e["time"][:19].replace("T", " "), f"{e['user']}@{e['host']}", e["action"], e["outcome"],
                _short(e["inputs"]), _short(e["outputs"]), json.dumps(details, sort_keys=True)[:80])
 
 
@@ -517,8 +521,10 @@ def show(since: str | None = None, action: str | None = None, as_json: bool = Fa
         print(json.dumps(selected, indent=2, ensure_ascii=False))
         return selected
     table = Table(title=f"privtune audit log ({log_path()}): {len(selected)} entries")
-    for col in ("seq", "time (UTC)", "who", "action", "outcome", "inputs", "outputs", "details"):
-        table.add_column(col, overflow="fold")
+    for col in ("seq", "time (UTC)", "who", "action", "outcome"):
+        table.add_column(col, no_wrap=True)
+    for col in ("inputs", "outputs", "details"):
+        table.add_column(col, overflow="fold" if col != "details" else "ellipsis", max_width=48)
     for row in _rows(selected):
         table.add_row(*row)
     Console().print(table)

@@ -434,3 +434,38 @@ def rotate(root: str | Path, old_key: Key, new_key: Key) -> Rotation:
             raise InputError(f"encrypted with key id {kid}, neither the old key ({old_key.id}) nor the new one "
                              f"({new_key.id})", where=str(f))
     return out
+
+
+def default_key_path() -> Path:
+    return privtune_home() / "keys" / "data.key"
+
+
+def keygen_cli(path: Path | None, rotate_dirs: list[Path], old_key_path: Path | None) -> Key:
+    """`privtune keygen [PATH] [--rotate DIR --old-key OLD]`; key changes go to the audit log (ids, never keys)."""
+    from privtune.registry import auditlog
+
+    path = Path(path) if path else default_key_path()
+    for d in rotate_dirs:
+        if not Path(d).is_dir():
+            raise InputError("directory to rotate not found", where=str(d), field="rotate")
+    if rotate_dirs and path.exists():
+        new = load_key(path)  # resuming an interrupted rotation to an existing new key
+    else:
+        new = keygen(path)
+        auditlog.append("key.create", details={"key_id": new.id, "path": str(path.resolve())})
+        print(f"key {new.id} written to {path} (0600). Use it with: export {KEY_ENV}={path.resolve()}")
+        print("Back it up somewhere safe: data encrypted with a lost key cannot be recovered.")
+    if not rotate_dirs:
+        return new
+    old = load_key(old_key_path)
+    if old.id == new.id:
+        raise InputError("the old and new keys are the same key", field="old-key")
+    for d in rotate_dirs:
+        r = rotate(d, old, new)
+        auditlog.append("key.rotate", details={"dir": str(Path(d).resolve()), "old_key_id": old.id,
+                                               "new_key_id": new.id, "rotated": len(r.rotated),
+                                               "already_new": len(r.already_new), "plaintext": len(r.plaintext)})
+        print(f"{d}: {len(r.rotated)} files re-encrypted {old.id} → {new.id} ({len(r.already_new)} already on the "
+              f"new key, {len(r.plaintext)} plaintext left as is)")
+    print(f"Now set {KEY_ENV}={path.resolve()}; destroy key {old.id} once every directory is rotated.")
+    return new

@@ -3,18 +3,20 @@
 Rows hold hashes and lineage, never record text: the registry may be shared with a team. A team points
 PRIVTUNE_DB at one PostgreSQL (`postgresql+psycopg://user:password@host:5432/privtune`).
 
-The schema is owned by Alembic (registry/migrations/): the first engine a process opens for a URL upgrades the
-database to the newest revision, under a lock (a file lock for SQLite, an advisory lock for PostgreSQL), so
-every backend, new or old, gets the same schema the same way. A registry created before migrations existed
-(tables, no alembic_version) is stamped at revision 0001 and upgraded from there. New schema change: add the
-column to the model below, then `alembic revision` with a hand-checked script in migrations/versions/ (a test
-compares the migrated schema with these models on SQLite and PostgreSQL).
+The schema is owned by Alembic (registry/migrations/): the first engine a process opens for a URL brings the
+database to the newest revision, under a lock (a file lock for SQLite, an advisory lock for PostgreSQL). A new,
+empty database gets the models' schema in one go and is stamped at head (faster than replaying every
+revision); an existing one is upgraded revision by revision; one created before migrations existed (tables, no
+alembic_version) is stamped at 0001 and upgraded from there. New schema change: add the column to the model
+below plus a hand-checked script in migrations/versions/ (tests replay all migrations on SQLite and PostgreSQL
+and compare the result with these models).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -112,12 +114,17 @@ def _upgrade(connection) -> None:
     current = MigrationContext.configure(connection).get_current_revision()
     if current == ScriptDirectory.from_config(cfg).get_current_head():
         return
-    if current is None and inspect(connection).has_table("runs"):
+    if current is None and not inspect(connection).has_table("runs"):
+        Base.metadata.create_all(connection)  # a new registry: build the head schema at once (Alembic cookbook)
+        command.stamp(cfg, "head")
+        return
+    if current is None:
         command.stamp(cfg, "0001")
     command.upgrade(cfg, "head")
 
 
 def migrate(engine) -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines mean nothing to a privtune user
     if engine.dialect.name == "sqlite":
         from filelock import FileLock
 
