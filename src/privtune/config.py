@@ -84,8 +84,8 @@ class TrainConfig(_Strict):
     learning_rate: float = Field(default=2e-4, gt=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
-    batch_size: int = Field(default=8, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=8, ge=1, description="records per forward pass (micro-batch)")
+    grad_accum: int = Field(default=1, ge=1, description="micro-batches per optimizer step")
     max_seq_len: int = Field(default=512, ge=8)
     max_grad_norm: float = Field(default=1.0, gt=0.0)
     seed: int = 42
@@ -95,6 +95,8 @@ class TrainConfig(_Strict):
     eval_batch_size: int = Field(default=16, ge=1)
     max_val_records: int | None = Field(default=None, ge=1)
     num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads; None = all cores")
+    group_by_length: bool = Field(default=True, description="batch records of similar length (less padding)")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = cuda when available")
     lora: LoraConfig = Field(default_factory=LoraConfig)
 
 
