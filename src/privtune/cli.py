@@ -102,8 +102,11 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="number of epochs")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="records per optimizer step")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="records per forward pass")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="forward passes per optimizer step")] = None,
+    max_seq_len: Annotated[int | None, typer.Option(help="longer records are truncated (tokens)")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: all cores)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="resume RUN_DIR from its last checkpoint")] = False,
 ) -> None:
     """Fine-tune the base model on a prepared dataset (LoRA SFT)."""
@@ -111,13 +114,17 @@ def train(
     from privtune.train.sft import train as run_train
 
     overrides = {"base": base, "method": method, "epochs": epochs, "max_steps": max_steps,
-                 "learning_rate": learning_rate, "batch_size": batch_size, "seed": seed}
+                 "learning_rate": learning_rate, "batch_size": batch_size, "grad_accum": grad_accum,
+                 "max_seq_len": max_seq_len, "seed": seed, "num_threads": threads}
     cfg = _run(load_config, config, TrainConfig, overrides)
     if cfg.method != "lora":
         _not_yet(f"train --method {cfg.method}", 4)
     if resume:
         _not_yet("train --resume", 4)
-    _run(run_train, data, out, cfg)
+    run = _run(run_train, data, out, cfg)
+    typer.echo(f"{out}: best val loss {run['best_val_loss']:.4f} at epoch {run['best_epoch']} "
+               f"(from {run['initial_val_loss']:.4f}), {run['steps']} steps in {run['timings']['total_s']:.0f}s; "
+               f"adapter {out / 'adapter'}")
 
 
 @app.command("eval")
