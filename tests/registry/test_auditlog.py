@@ -314,3 +314,17 @@ def test_torn_line_and_stale_head_together(every):
     res = auditlog.verify()
     assert res.ok, res.summary()
     assert [e["action"] for e in auditlog.entries()][-3:] == [auditlog.REPAIR_ACTION, auditlog.RECOVERED_ACTION, "next"]
+
+
+def test_recorded_logs_ok_and_error_outcomes(every, tmp_path):
+    f = tmp_path / "manifest.json"
+    f.write_text("{}")
+    with auditlog.recorded("prepare", inputs={"raw": H1}) as rec:
+        rec.outputs["manifest"] = auditlog.hash_path(f)
+        rec.details["records"] = 3
+    assert rec.entry["outcome"] == "ok" and rec.entry["outputs"]["manifest"] == auditlog.hash_path(f)
+    with pytest.raises(ZeroDivisionError), auditlog.recorded("train", inputs={"manifest": H1}):
+        1 / 0  # noqa: B018
+    last = auditlog.entries()[-1]
+    assert last["action"] == "train" and last["outcome"] == "error" and last["details"]["error"] == "ZeroDivisionError"
+    assert auditlog.hash_path(tmp_path) == auditlog.hash_path(tmp_path)  # directories too

@@ -24,6 +24,7 @@ to audit.log.jsonl.torn and records a `log.repair` entry before continuing the c
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import getpass
 import hashlib
@@ -348,6 +349,43 @@ def append(action: str, *, inputs: dict[str, str] | None = None, outputs: dict[s
     ins, outs = _check_hashes("inputs", inputs or {}), _check_hashes("outputs", outputs or {})
     det = json.loads(json.dumps(details or {}, default=str))  # JSON-only, so the hash is reproducible
     return _locked_append(lambda app, key: app.add(action, ins, outs, outcome, det))
+
+
+def hash_path(path: str | Path) -> str:
+    """sha256 of a file or directory, of the plaintext when encrypted (stable across keys and rotations)."""
+    from privtune.registry import crypto
+
+    path = Path(path)
+    return crypto.sha256_dir_plaintext(path) if path.is_dir() else crypto.sha256_plaintext(path)
+
+
+@dataclass
+class Recording:
+    inputs: dict[str, str]
+    outputs: dict[str, str] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    entry: dict | None = None
+
+
+@contextlib.contextmanager
+def recorded(action: str, *, inputs: dict[str, str] | None = None, details: dict | None = None
+             ) -> Iterator[Recording]:
+    """Log `action` when the block ends: outcome "ok", or "error" with the exception type (then re-raised).
+
+        with auditlog.recorded("train", inputs={"dataset": manifest_sha}) as rec:
+            run = train(...)
+            rec.outputs["adapter"] = run["adapter_sha256"]
+    """
+    rec = Recording(dict(inputs or {}), details=dict(details or {}))
+    _check_hashes("inputs", rec.inputs)
+    try:
+        yield rec
+    except BaseException as e:
+        outcome = "interrupted" if isinstance(e, KeyboardInterrupt) else "error"
+        rec.entry = append(action, inputs=rec.inputs, outputs=rec.outputs, outcome=outcome,
+                           details={**rec.details, "error": type(e).__name__})
+        raise
+    rec.entry = append(action, inputs=rec.inputs, outputs=rec.outputs, outcome="ok", details=rec.details)
 
 
 def checkpoint() -> dict:
