@@ -60,27 +60,35 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML con
 
 @app.command()
 def prepare(
-    inputs: Annotated[list[Path], typer.Argument(help="input files: JSONL, JSON or CSV (alpaca, prompt/completion, chat)")],
+    inputs: Annotated[list[Path], typer.Argument(help="input files: JSONL, JSON or CSV (alpaca, prompt/completion, "
+                                                      "chat messages, prompt/chosen/rejected, text)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory to write")],
     config: ConfigOpt = None,
-    base: Annotated[str | None, typer.Option(help="base model whose tokenizer measures lengths")] = None,
+    base: Annotated[str | None, typer.Option(help="base model whose tokenizer measures lengths (not used yet)")] = None,
     seed: Annotated[int | None, typer.Option(help="split seed")] = None,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="skip PII redaction (not recommended)")] = False,
     stratify_by: Annotated[str | None, typer.Option(help="metadata field to stratify the split by")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="fail on the first rejected record; write nothing")] = False,
 ) -> None:
     """Validate, redact PII, deduplicate and split raw records into a dataset directory."""
     from privtune.config import PrepareConfig, load_config
     from privtune.data.prepare import prepare as run_prepare
 
-    overrides = {"split.seed": seed, "split.stratify_by": stratify_by, "redact.enabled": False if no_redact else None}
+    overrides = {"split.seed": seed, "split.stratify_by": stratify_by, "redact.enabled": False if no_redact else None,
+                 "strict": True if strict else None}
     cfg = _run(load_config, config, PrepareConfig, overrides)
-    _run(run_prepare, inputs, out, cfg)
+    if base:
+        logging.getLogger("privtune").warning("--base is not used by prepare yet; lengths are not measured")
+    m = _run(run_prepare, inputs, out, cfg)
+    c = m["counts"]
+    typer.echo(f"{out}: train {c['train']} / val {c['val']} / test {c['test']} "
+               f"({c['rejected']} rejected, {c['duplicates']} duplicates)")
 
 
 @app.command()
 def redact(
-    input: Annotated[Path, typer.Argument(help="JSONL with `id` and `text`, or a plain text file")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output file")],
+    input: Annotated[Path, typer.Argument(help="JSONL with `id` and `text`, or a plain text file (one text per line)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output JSONL file")],
     spans: Annotated[bool, typer.Option("--spans", help="write detected spans instead of redacted text")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -89,7 +97,9 @@ def redact(
     from privtune.data.redact import redact_file
 
     cfg = _run(load_config, config, RedactConfig)
-    _run(redact_file, input, out, cfg, spans=spans)
+    summary = _run(redact_file, input, out, cfg, spans=spans)
+    found = ", ".join(f"{k}={v}" for k, v in summary["redaction"].items()) or "no personal data found"
+    typer.echo(f"{out}: {summary['n']} texts ({found})")
 
 
 @app.command()

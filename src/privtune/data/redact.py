@@ -41,8 +41,8 @@ NER_ENTITY_MAP = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "FAC": "LO
 NER_IGNORED = ["ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT",
                "PRODUCT", "QUANTITY", "WORK_OF_ART"]
 # Types that lose any overlap regardless of score: the small spaCy model calls many digit runs (account and
-# phone numbers) dates, and the specific label is the useful one for a reviewer.
-WEAK_TYPES = frozenset({"DATE_TIME"})
+# phone numbers) dates or nationalities, and the specific label is the useful one for a reviewer.
+WEAK_TYPES = frozenset({"DATE_TIME", "NRP"})
 SPACY_EXCLUDE = ["parser"]  # Presidio reads entities, tokens and lemmas, never the dependency parse
 CHUNK_CHARS = 100_000  # longer texts are analysed in pieces (spaCy's memory grows with document length)
 OPERATORS = ("placeholder", "mask", "drop")
@@ -53,6 +53,18 @@ EMAIL_REGEX = (r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9]
 # and an optional "number/no./#/:/is". Variable-width look-behind needs the `regex` module Presidio uses.
 BANK_ACCOUNT_REGEX = (r"(?<=\b(?:account|acct|acc|a/c)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
                       r"(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19}\b")
+# 7-17 digits with the separators people type ("+44 (0)28 9018 631", "(294)820-8093x97298", "001-459-329-2244").
+# Too loose on its own (score below the default threshold); a context word nearby lifts it above.
+PHONE_REGEX = (r"(?<![\w+])(?:\+|\b00)?\(?\d(?:[ ().\-/]{0,3}\d){6,16}"
+               r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?\b")
+# Capitalised words right after a cue people use to give their name ("My name is", "This is", a sign-off);
+# catches names the small NER model misses. Case-sensitive, so only capitalised words count.
+NAME_AFTER_CUE_REGEX = (r"(?<=(?i:\bmy name is|\bname:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|"
+                        r"\bthank you,|\bsincerely,|\bcheers,|\bbest,|\bcustomer:|\bclient:|\bpatient:|\bfrom:|"
+                        r"\bsigned|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with))\s+)"
+                        r"(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?[ \t]+)?\p{Lu}[\p{L}'’-]+(?:[ \t]+\p{Lu}[\p{L}'’-]+){0,3}")
+PHONE_CONTEXT = ["phone", "telephone", "tel", "mobile", "cell", "call", "reach", "contact", "number", "fax",
+                 "whatsapp", "ring", "text", "landline"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,7 @@ def load_spacy(name: str) -> Language:
 
 def privtune_recognizers(language: str) -> list[EntityRecognizer]:
     """Recognizers privtune adds to Presidio's predefined set (the seam for custom PII types)."""
+    import regex
     from presidio_analyzer import Pattern, PatternRecognizer
 
     return [
@@ -90,6 +103,12 @@ def privtune_recognizers(language: str) -> list[EntityRecognizer]:
         PatternRecognizer(supported_entity="US_BANK_NUMBER", name="PrivtuneBankAccountRecognizer",
                           supported_language=language, patterns=[Pattern("account after keyword",
                                                                          BANK_ACCOUNT_REGEX, 0.9)]),
+        PatternRecognizer(supported_entity="PHONE_NUMBER", name="PrivtunePhoneContextRecognizer",
+                          supported_language=language, patterns=[Pattern("phone-like digits", PHONE_REGEX, 0.3)],
+                          context=PHONE_CONTEXT),
+        PatternRecognizer(supported_entity="PERSON", name="PrivtuneNameAfterCueRecognizer",
+                          supported_language=language, patterns=[Pattern("name after cue", NAME_AFTER_CUE_REGEX, 0.6)],
+                          global_regex_flags=regex.DOTALL | regex.MULTILINE),
     ]
 
 
