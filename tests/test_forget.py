@@ -157,3 +157,22 @@ def test_cli_forget(world):
     assert res.exit_code == 2 and "--id ID or --match TEXT" in res.output
     res = CliRunner().invoke(app, ["forget", "--data", str(world["d1"] / "nope"), "--id", "x"])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_untouched_lines_and_binary_files_stay_byte_identical(world):
+    d1 = world["d1"]
+    (d1 / "lengths.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe binary")
+    before = (d1 / "train.jsonl").read_text().splitlines(keepends=True)
+    fg.forget([d1], ids=["t2"])
+    after = (d1 / "train.jsonl").read_text().splitlines(keepends=True)
+    assert after == [line for line in before if '"id": "t2"' not in line] and len(after) == 3
+    assert (d1 / "lengths.png").read_bytes() == b"\x89PNG\r\n\x1a\n\xff\xfe binary"
+
+
+def test_bad_jsonl_line_is_named(world):
+    with open(world["d1"] / "val.jsonl", "a") as fh:
+        fh.write("{broken\n")
+    with pytest.raises(InputError) as ei:
+        fg.forget([world["d1"]], ids=["t2"])
+    assert f"{world['d1'] / 'val.jsonl'}:3" in str(ei.value)
+    assert "t2" in _ids(world["d1"], "train")  # nothing written

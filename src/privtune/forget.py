@@ -179,8 +179,33 @@ class DatasetResult:
         return sum(self.removed.values())
 
 
+TEXT_SUFFIXES = {".jsonl", ".csv", ".md", ".txt", ".html", ".json"}
+
+
 def _read(path: Path) -> tuple[str, bool]:
-    return crypto.read_text_maybe_encrypted(path), crypto.is_encrypted(path)
+    try:
+        return crypto.read_text_maybe_encrypted(path), crypto.is_encrypted(path)
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start})", where=str(path)) from None
+
+
+def _filter_jsonl(path: Path, text: str, req: Request, indexed: set[str]) -> tuple[str, int, list[dict]]:
+    """(text without the subject's lines, records kept, records removed); kept lines stay byte-identical."""
+    kept_lines, kept, hit = [], 0, []
+    for n, line in enumerate(text.splitlines(keepends=True), 1):
+        if not line.strip():
+            kept_lines.append(line)
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise InputError(f"not valid JSON ({e.msg})", where=f"{path}:{n}") from None
+        if isinstance(row, dict) and matches(row, req, indexed):
+            hit.append(row)
+        else:
+            kept_lines.append(line)
+            kept += 1
+    return "".join(kept_lines), kept, hit
 
 
 def _parse_jsonl(path: Path, text: str) -> list[dict]:
@@ -274,16 +299,17 @@ def forget_dataset(dataset: Path, req: Request, *, keep_old: bool = False, dry_r
     removed_ids = res.removed_ids
     for f in sorted(p for p in dataset.rglob("*") if p.is_file() and p.name != "manifest.json"):
         rel = f.relative_to(dataset).as_posix()
-        text, enc = _read(f)
+        enc = crypto.is_encrypted(f)
+        if f.suffix not in TEXT_SUFFIXES:  # plots, binaries: nothing we can search, kept byte for byte
+            new_files[rel] = (crypto.read_bytes_maybe_encrypted(f), enc)
+            continue
+        text = _read(f)[0]
         if f.suffix == ".jsonl" and f.name != SUBJECT_INDEX:
-            rows = _parse_jsonl(f, text)
-            hit = [r for r in rows if isinstance(r, dict) and matches(r, req, indexed)]
+            text, kept, hit = _filter_jsonl(f, text, req, indexed)
             removed_ids |= {str(r.get("id")) for r in hit}
             if hit:
-                kept = [r for r in rows if not (isinstance(r, dict) and matches(r, req, indexed))]
                 res.removed[rel] = len(hit)
-                text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in kept)
-            counts[rel] = len(rows) - len(hit)
+            counts[rel] = kept
         elif f.suffix == ".csv":
             text, n = _filter_csv(text, req, indexed)
             if n:
@@ -393,6 +419,7 @@ def forget(data_dirs: list[Path], *, ids: Iterable[str] = (), matches_: Iterable
         if not d.is_dir():
             raise InputError("dataset directory not found", where=str(d), field="data")
     req = Request.build(ids, matches_)
+    store.list_runs()  # fail on an unreachable registry before any dataset is rewritten
     results = [forget_dataset(d, req, keep_old=keep_old, dry_run=dry_run) for d in dirs]
     changed = {r.old_manifest_sha256: r.new_manifest_sha256 for r in results if r.new_manifest_sha256}
     if dry_run:
