@@ -176,3 +176,11 @@ def test_bad_jsonl_line_is_named(world):
         fg.forget([world["d1"]], ids=["t2"])
     assert f"{world['d1'] / 'val.jsonl'}:3" in str(ei.value)
     assert "t2" in _ids(world["d1"], "train")  # nothing written
+
+
+def test_provenance_metadata_is_not_searched(world, tmp_path):
+    d, _ = make_dataset(tmp_path / "prov", {"train": [
+        {"id": "p1", "messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}],
+         "metadata": {"source_line": "tickets.jsonl:1", "department": "Quillford branch"}}], "val": [], "test": []})
+    assert fg.forget([d], matches_=["tickets"], dry_run=True).n_removed == 0
+    assert fg.forget([d], matches_=["quillford"], dry_run=True).n_removed == 1  # other metadata is searched

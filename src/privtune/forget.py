@@ -143,6 +143,7 @@ def _strings(obj: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
+PROVENANCE_KEYS = frozenset({"source_line", "source", "source_file", "split"})
 _ID_KEY = re.compile(r"(^|_)id$|[a-z]Id$", re.IGNORECASE)
 
 
@@ -158,7 +159,10 @@ def matches(record: dict, req: Request, indexed_ids: set[str]) -> bool:
         return True
     if str(record.get("id")) in indexed_ids:
         return True
-    body = {k: v for k, v in record.items() if k != "id"}
+    body = {k: v for k, v in record.items() if k not in ("id", "metadata")}
+    meta = record.get("metadata")
+    if isinstance(meta, dict):  # provenance fields name files, not people: "tickets" must not match every record
+        body["metadata"] = {k: v for k, v in meta.items() if k not in PROVENANCE_KEYS}
     return any(t in s.casefold() for s in _strings(body) for t in req.texts)
 
 
