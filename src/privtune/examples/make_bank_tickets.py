@@ -26,12 +26,15 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import faker
 from faker import Faker
 from faker.providers.address.it_IT import Provider as ItalianAddress
 
 from privtune.examples import CATEGORIES
 
 SEED = 20250611
+# faker's data tables may change between releases; the shipped files were made with this version.
+GENERATED_WITH_FAKER = "40.54.0"
 N_PER_CATEGORY = 60
 N_REPLIES = 200
 MIN_WORDS, MAX_WORDS = 15, 60
@@ -638,8 +641,8 @@ def compose_ticket(rng: random.Random, p: Persona, category: str, channel: str, 
     priority = _priority(rng, category)
     if register == "angry" and priority != "high":  # angry customers get bumped one level
         priority = "normal" if priority == "low" else "high"
-    return Ticket(category, channel, priority, rendered, facts | {"first": p.first, "last": p.last},
-                  frozenset(facts))
+    names = {"first": p.first} | ({"last": p.last} if "full" in facts else {})
+    return Ticket(category, channel, priority, rendered, facts | names, frozenset(facts))
 
 
 def _priority(rng: random.Random, category: str) -> str:
@@ -774,7 +777,7 @@ def compose_reply(rng: random.Random, t: Ticket, currency: str) -> str:
     parts = [_pick_fitting(rng, REPLY_ACK[t.category], facts), _pick_fitting(rng, REPLY_STEP[t.category], facts)]
     if rng.random() < 0.6:
         parts.append(_pick_fitting(rng, REPLY_EXTRA, facts))
-    text = rng.choice(REPLY_GREETING) + "\n\n" + " ".join(parts)
+    text = _pick_fitting(rng, REPLY_GREETING, facts) + "\n\n" + " ".join(parts)
     if rng.random() < 0.5:
         text += "\n\n" + rng.choice(REPLY_SIGN)
     return text.format(**facts)
@@ -834,6 +837,9 @@ def write_examples(out_dir: str | os.PathLike, seed: int = SEED) -> dict[str, Pa
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else Path(__file__).resolve().parent
+    if faker.VERSION != GENERATED_WITH_FAKER:
+        print(f"note: faker {faker.VERSION} != {GENERATED_WITH_FAKER}; output may differ from the shipped files",
+              file=sys.stderr)
     for name, path in write_examples(out).items():
         print(f"wrote {name}: {path}")
     return 0
