@@ -23,6 +23,12 @@ def _everything(root) -> bytes:
     return b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
 
 
+@pytest.fixture(autouse=True)
+def _tiny_datasets(monkeypatch):
+    """The fixture datasets have 7 records, so one subject is far more than the 10% broad-match guard allows."""
+    monkeypatch.setattr(fg, "MAX_FRACTION", 0.5)
+
+
 @pytest.fixture
 def world(tmp_path):
     """Two dataset versions, three runs: two on the affected data, one on unrelated data."""
@@ -184,3 +190,16 @@ def test_provenance_metadata_is_not_searched(world, tmp_path):
          "metadata": {"source_line": "tickets.jsonl:1", "department": "Quillford branch"}}], "val": [], "test": []})
     assert fg.forget([d], matches_=["tickets"], dry_run=True).n_removed == 0
     assert fg.forget([d], matches_=["quillford"], dry_run=True).n_removed == 1  # other metadata is searched
+
+
+def test_too_broad_a_match_is_refused_unless_forced(world, monkeypatch):
+    """Text shared by every record (a system prompt, the company name) must not wipe the dataset."""
+    monkeypatch.setattr(fg, "MAX_FRACTION", 0.10)
+    before = _ids(world["d1"], "train")
+    with pytest.raises(InputError, match="would remove 2 of 7 records"):
+        fg.forget([world["d2"], world["d1"]], matches_=["zbigniew"], force=False)
+    assert _ids(world["d1"], "train") == before and not fg.is_retrain_required(world["runs"]["a"])
+    res = CliRunner().invoke(app, ["forget", "--data", str(world["d1"]), "--match", "card"])
+    assert res.exit_code == 2 and "--force" in res.output
+    res = CliRunner().invoke(app, ["forget", "--data", str(world["d1"]), "--match", "card", "--force"])
+    assert res.exit_code == 0 and "t1" not in _ids(world["d1"], "train")

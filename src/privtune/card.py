@@ -40,12 +40,12 @@ class Section:
         self.blocks.append(text)
         return self
 
-    def table(self, headers: list[str], rows: list[list[Any]]) -> Section:
-        self.blocks.append(Table(headers, rows) if rows else f"{headers[0]}: {NA}.")
+    def table(self, headers: list[str], rows: list[list[Any]], empty: str | None = None) -> Section:
+        self.blocks.append(Table(headers, rows) if rows else (empty or f"{headers[0]}: {NA}."))
         return self
 
-    def kv(self, pairs: Iterable[tuple[str, Any]]) -> Section:
-        return self.table(["item", "value"], [[k, v] for k, v in pairs])
+    def kv(self, pairs: Iterable[tuple[str, Any]], empty: str | None = None) -> Section:
+        return self.table(["item", "value"], [[k, v] for k, v in pairs], empty)
 
     def bullets(self, items: list[str]) -> Section:
         self.blocks.append(list(items))
@@ -224,7 +224,8 @@ def _development(s: Sources) -> Section:
     sec = Section("3. Development process and data (Annex IV §2)")
     sec.p("Training configuration (as resolved at training time):")
     cfg = run.get("config")
-    sec.table(["parameter", "value"], [[k, _fmt(v)] for k, v in _flatten(cfg)] if isinstance(cfg, dict) else [])
+    sec.table(["parameter", "value"], [[k, "none" if v is None else _fmt(v)] for k, v in _flatten(cfg)]
+              if isinstance(cfg, dict) else [], empty=f"Training configuration: {NA}.")
     extra = [(k, _fmt(run.get(k))) for k in ("lora_target_modules", "trainable_params", "total_params", "loss_mode")
              if run.get(k) is not None]
     if extra:
@@ -236,7 +237,7 @@ def _development(s: Sources) -> Section:
         sec.p(f"Differential privacy: {status}.")
     t = run.get("timings")
     sec.p("Timings (seconds):")
-    sec.kv([(k, _fmt(v)) for k, v in sorted(t.items())] if isinstance(t, dict) else [])
+    sec.kv([(k, _fmt(v)) for k, v in sorted(t.items())] if isinstance(t, dict) else [], empty=f"Timings: {NA}.")
 
     ds = run.get("dataset") or {}
     sec.p("Training data:")
@@ -250,14 +251,23 @@ def _development(s: Sources) -> Section:
     srcs = [x for x in m.get("sources", []) if isinstance(x, dict)]
     sec.p("Data sources (raw inputs, by hash):")
     sec.table(["source", "sha256", "records"], [[_fmt(x.get("path")), _fmt(x.get("sha256")),
-                                                 _fmt(x.get("records", x.get("n")))] for x in srcs])
-    counts = m.get("counts")
+                                                 _fmt(x.get("n_records", x.get("records", x.get("n"))))]
+                                                for x in srcs], empty=f"Data sources: {NA}.")
+    counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
     sec.p("Record counts (validation, deduplication, filtering, split):")
-    sec.table(["count", "value"], [[k, _fmt(v)] for k, v in _flatten(counts)] if isinstance(counts, dict) else [])
+    sec.table(["count", "value"], [[k, _fmt(v)] for k, v in _flatten({k: v for k, v in counts.items()
+                                                                       if k != "by_category"})],
+              empty=f"Record counts: {NA}.")
+    by_cat = counts.get("by_category")
+    if isinstance(by_cat, dict) and by_cat and all(isinstance(v, dict) for v in by_cat.values()):
+        splits = sorted(by_cat)
+        cats = sorted({c for v in by_cat.values() for c in v})
+        sec.p("Records per category and split:")
+        sec.table(["category", *splits], [[c, *[_fmt(by_cat[sp].get(c, 0)) for sp in splits]] for c in cats])
     red = m.get("redaction")
     sec.p("PII redaction (spans replaced, by entity type):")
     sec.table(["entity type", "spans"], [[k, _fmt(v)] for k, v in sorted(red.items())]
-              if isinstance(red, dict) else [])
+              if isinstance(red, dict) else [], empty=f"PII redaction counts: {NA}.")
     for key in ("rejected", "rejections", "dedup", "duplicates", "quality"):
         val = m.get(key)
         if isinstance(val, dict) and val:
@@ -395,7 +405,7 @@ def _records(s: Sources) -> Section:
     sec.p("Audit-log entries whose inputs or outputs are this run's artefacts (by hash):")
     sec.table(["seq", "time (UTC)", "who", "action", "outcome", "entry sha256"],
               [[e["seq"], e["time"], f"{e['user']}@{e['host']}", e["action"], e["outcome"], e["entry_hash"]]
-               for e in hits])
+               for e in hits], empty="None found: no audit-log entry names any of these hashes.")
     return sec
 
 

@@ -336,11 +336,12 @@ def forget(
                                                          "case-insensitive (repeatable)")] = None,
     keep_old: Annotated[bool, typer.Option("--keep-old", help="keep the previous version (only if encrypted)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be erased; change nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="allow removing more than 10% of a dataset")] = False,
 ) -> None:
     """Erase a data subject's records from datasets; flag every run trained on them retrain_required."""
     from privtune.forget import cli as run_forget
 
-    _run(run_forget, data, id_ or [], match or [], keep_old, dry_run)
+    _run(run_forget, data, id_ or [], match or [], keep_old, dry_run, force)
 
 
 def _setup_logging() -> None:

@@ -20,6 +20,10 @@ and gets RUN_DIR/RETRAIN_REQUIRED.json; `is_retrain_required(run_dir)` is what s
 The audit log gets one `forget` entry with hashes and counts only: never the match text or the removed ids
 (the request is logged as its keyed fingerprint, so an auditor holding the key can confirm a given request).
 Raw input files are outside privtune's control: their paths are listed so they can be erased at the source.
+
+Safety: every dataset is judged before any is changed; a request that would remove more than 10% of a dataset's
+records is refused unless --force (a match on text every record shares, such as a system prompt or the company
+name, would otherwise wipe the dataset). --dry-run shows the counts and the runs that would be flagged.
 """
 
 from __future__ import annotations
@@ -177,13 +181,20 @@ class DatasetResult:
     kept_old: str | None = None
     sources: list[str] = field(default_factory=list)
     removed_ids: set[str] = field(default_factory=set, repr=False)
+    records_before: int = 0  # in the split files (train/val/test.jsonl)
 
     @property
     def n_removed(self) -> int:
         return sum(self.removed.values())
 
+    @property
+    def split_removed(self) -> int:
+        return sum(v for k, v in self.removed.items() if k in SPLIT_FILES)
+
 
 TEXT_SUFFIXES = {".jsonl", ".csv", ".md", ".txt", ".html", ".json"}
+SPLIT_FILES = {"train.jsonl", "val.jsonl", "test.jsonl"}
+MAX_FRACTION = 0.10  # one subject is rarely a tenth of a dataset; more means the match is too broad
 
 
 def _read(path: Path) -> tuple[str, bool]:
@@ -314,6 +325,8 @@ def forget_dataset(dataset: Path, req: Request, *, keep_old: bool = False, dry_r
             if hit:
                 res.removed[rel] = len(hit)
             counts[rel] = kept
+            if rel in SPLIT_FILES:
+                res.records_before += kept + len(hit)
         elif f.suffix == ".csv":
             text, n = _filter_csv(text, req, indexed)
             if n:
@@ -412,8 +425,18 @@ class ForgetReport:
         return sum(d.n_removed for d in self.datasets)
 
 
+def _too_broad(results: list[DatasetResult], max_fraction: float) -> None:
+    for r in results:
+        if r.records_before and r.split_removed / r.records_before > max_fraction:
+            raise InputError(
+                f"this request would remove {r.split_removed} of {r.records_before} records "
+                f"({r.split_removed / r.records_before:.0%}); a match that broad usually hits text shared by many "
+                "records (a system prompt, a company name). Check with --dry-run, narrow it, or pass --force",
+                where=r.path, field="match")
+
+
 def forget(data_dirs: list[Path], *, ids: Iterable[str] = (), matches_: Iterable[str] = (), keep_old: bool = False,
-           dry_run: bool = False) -> ForgetReport:
+           dry_run: bool = False, force: bool = False) -> ForgetReport:
     from privtune.registry import auditlog, store
 
     dirs = [Path(d) for d in data_dirs]
@@ -424,7 +447,11 @@ def forget(data_dirs: list[Path], *, ids: Iterable[str] = (), matches_: Iterable
             raise InputError("dataset directory not found", where=str(d), field="data")
     req = Request.build(ids, matches_)
     store.list_runs()  # fail on an unreachable registry before any dataset is rewritten
-    results = [forget_dataset(d, req, keep_old=keep_old, dry_run=dry_run) for d in dirs]
+    results = [forget_dataset(d, req, dry_run=True) for d in dirs]  # judge every dataset before changing any
+    if not force and not dry_run:
+        _too_broad(results, MAX_FRACTION)
+    if not dry_run:
+        results = [forget_dataset(d, req, keep_old=keep_old) for d in dirs]
     changed = {r.old_manifest_sha256: r.new_manifest_sha256 for r in results if r.new_manifest_sha256}
     if dry_run:
         affected = [r.old_manifest_sha256 for r in results if r.removed or r.scrubbed]
@@ -492,7 +519,8 @@ def print_report(report: ForgetReport) -> None:
         console.print(f"Audit log entry seq {report.audit_seq} (the request is logged as a keyed fingerprint only).")
 
 
-def cli(data: list[Path], ids: list[str], match: list[str], keep_old: bool, dry_run: bool) -> ForgetReport:
-    report = forget(data, ids=ids, matches_=match, keep_old=keep_old, dry_run=dry_run)
+def cli(data: list[Path], ids: list[str], match: list[str], keep_old: bool, dry_run: bool,
+        force: bool = False) -> ForgetReport:
+    report = forget(data, ids=ids, matches_=match, keep_old=keep_old, dry_run=dry_run, force=force)
     print_report(report)
     return report
