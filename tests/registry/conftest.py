@@ -15,6 +15,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -38,10 +39,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _scratch_parent() -> Path:
+    """A temp parent the `postgres` user can traverse (a 0700 /tmp would hide the data dir from it)."""
+    for cand in (tempfile.gettempdir(), "/var/tmp", "/dev/shm"):
+        p = Path(cand)
+        if p.is_dir() and p.stat().st_mode & stat.S_IXOTH and os.access(p, os.W_OK):
+            return p
+    pytest.skip("no temp directory the postgres user can enter (is /tmp mode 0700? it should be 1777)")
+
+
 class _Server:
     def __init__(self, bindir: Path):
         self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="privtune-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="privtune-pg-", dir=_scratch_parent() if os.geteuid() == 0 else None))
         self.user = None
         if os.geteuid() == 0:
             try:
