@@ -137,7 +137,7 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 continue
             seen = True
             try:
-                obj = json.loads(text)
+                obj = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 yield Row(path, lineno, None, RecordError(INVALID_JSON, None, f"invalid JSON: {e.msg} (column {e.colno})"))
                 continue

@@ -2,8 +2,11 @@
 
 The directory is built in a temporary sibling and renamed into place (fsio.staged_dir), so it appears
 complete or not at all; any InputError (an unreadable file, zero valid records, a rejection under
---strict) leaves nothing behind. Order matters for privacy: redaction runs before dedup and before ids
-are derived from content, so neither the duplicate keys nor the ids are functions of raw PII.
+--strict) leaves nothing behind.
+
+Exact duplicates are removed twice: before redaction (copies that differ only in case or spacing may
+redact differently, and there is less to redact) and after it (records that differ only in their personal
+data become identical). Ids are derived from the redacted content, so no id is a function of raw PII.
 """
 
 from __future__ import annotations
@@ -97,6 +100,15 @@ def redact_records(records: list[Record], cfg: PrepareConfig) -> tuple[list[Coun
     return counts, {"enabled": True, **redactor.description}
 
 
+def _dedup(records: list[Record], cfg: PrepareConfig, when: str) -> tuple[list[Record], int]:
+    if not cfg.dedup.exact:
+        return records, 0
+    result = exact_dedup(records, key=lambda r: content_key(r.data))
+    for dup, first in result.duplicates:
+        log.info("duplicate %s of %s (%s)", dup.where, first.where, when)
+    return result.kept, len(result.duplicates)
+
+
 def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]:
     """Build the dataset directory `out` from `inputs`; returns the manifest (also written as manifest.json)."""
     inputs, out = [Path(p) for p in inputs], Path(out)
@@ -110,6 +122,7 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]
         raise InputError(f"no valid records: all {n_input} were rejected ("
                          + ", ".join(f"{k}={v}" for k, v in reasons.most_common()) + ")", where=str(inputs[0]))
 
+    records, n_dup = _dedup(records, cfg, "before redaction")
     if cfg.redact.enabled:
         entity_counts, redactor_info = redact_records(records, cfg)
     else:
@@ -118,12 +131,9 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]
     for r in records:
         if not r.id_given:
             r.data["id"] = stable_id(r.data)  # from the redacted content
-
     index = {id(r): i for i, r in enumerate(records)}
-    dedup = exact_dedup(records, key=lambda r: content_key(r.data)) if cfg.dedup.exact else None
-    kept = dedup.kept if dedup else list(records)
-    for dup, first in dedup.duplicates if dedup else []:
-        log.info("duplicate %s (%s) of %s", dup.data["id"], dup.where, first.data["id"])
+    kept, n_dup_after = _dedup(records, cfg, "after redaction")
+    n_dup += n_dup_after
 
     unique: list[Record] = []
     seen: dict[str, Record] = {}
@@ -152,7 +162,7 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]
     counts = {
         "input": n_input, "valid": n_input - len(rejections), "rejected": len(rejections),
         "rejected_by_reason": dict(Counter(r.reason for r in rejections).most_common()),
-        "duplicates": len(dedup.duplicates) if dedup else 0,
+        "duplicates": n_dup,
         **{s: len(splits[s]) for s in SPLITS},
         "by_category": {s: dict(sorted(Counter(str(r.data["metadata"].get(cat_field)) for r in splits[s]
                                                if r.data["metadata"].get(cat_field) is not None).items()))

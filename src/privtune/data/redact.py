@@ -54,9 +54,12 @@ EMAIL_REGEX = (r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9]
 BANK_ACCOUNT_REGEX = (r"(?<=\b(?:account|acct|acc|a/c)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
                       r"(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19}\b")
 # 7-17 digits with the separators people type ("+44 (0)28 9018 631", "(294)820-8093x97298", "001-459-329-2244").
-# Too loose on its own (score below the default threshold); a context word nearby lifts it above.
+# Too loose on its own (score below the default threshold); a context word nearby lifts it above. Presidio's
+# context check skips spaCy stop words, and "call" is one, so a cue right before the number is a second pattern.
 PHONE_REGEX = (r"(?<![\w+])(?:\+|\b00)?\(?\d(?:[ ().\-/]{0,3}\d){6,16}"
                r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?\b")
+PHONE_AFTER_CUE_REGEX = (r"(?<=\b(?:call|ring|text|reach|phone|telephone|tel|mobile|cell|whatsapp|fax|contact)\b"
+                         r"[^\n]{0,20})" + PHONE_REGEX)
 # Capitalised words right after a cue people use to give their name ("My name is", "This is", a sign-off);
 # catches names the small NER model misses. Case-sensitive, so only capitalised words count.
 NAME_AFTER_CUE_REGEX = (r"(?<=(?i:\bmy name is|\bname:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|"
@@ -102,9 +105,11 @@ def privtune_recognizers(language: str) -> list[EntityRecognizer]:
                           context=["email", "e-mail", "mail"]),
         PatternRecognizer(supported_entity="US_BANK_NUMBER", name="PrivtuneBankAccountRecognizer",
                           supported_language=language, patterns=[Pattern("account after keyword",
-                                                                         BANK_ACCOUNT_REGEX, 0.9)]),
+                                                                         BANK_ACCOUNT_REGEX, 1.0)]),
         PatternRecognizer(supported_entity="PHONE_NUMBER", name="PrivtunePhoneContextRecognizer",
-                          supported_language=language, patterns=[Pattern("phone-like digits", PHONE_REGEX, 0.3)],
+                          supported_language=language,
+                          patterns=[Pattern("phone-like digits", PHONE_REGEX, 0.3),
+                                    Pattern("phone-like digits after a cue", PHONE_AFTER_CUE_REGEX, 0.6)],
                           context=PHONE_CONTEXT),
         PatternRecognizer(supported_entity="PERSON", name="PrivtuneNameAfterCueRecognizer",
                           supported_language=language, patterns=[Pattern("name after cue", NAME_AFTER_CUE_REGEX, 0.6)],
