@@ -21,9 +21,19 @@ FILE_MODE = 0o600
 
 
 def ensure_private_dir(path: str | Path) -> Path:
+    """Create missing directories 0700; never touch the mode of one that exists (it may be /tmp or $HOME)."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    os.chmod(path, DIR_MODE)
+    missing = []
+    cursor = path
+    while not cursor.exists():
+        missing.append(cursor)
+        cursor = cursor.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=DIR_MODE)
+            os.chmod(d, DIR_MODE)  # mkdir's mode is masked by the umask
+        except FileExistsError:
+            pass
     return path
 
 
