@@ -19,7 +19,7 @@ CATEGORIES: list[str] = [
     "fraud_report",
     "fee_dispute",
     "address_change",
-    "loan_inquiry",
+    "loan_question",
 ]
 
 EXAMPLES: dict[str, str] = {

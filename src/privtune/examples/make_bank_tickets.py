@@ -213,7 +213,7 @@ CORE: dict[str, list[str]] = {
         "I no longer live at {old_address}, please stop sending letters there.",
         "New tenants at my old place keep getting my statements. I'm at {address} now.",
     ],
-    "loan_inquiry": [
+    "loan_question": [
         "What interest rate could I get on a personal loan of {big}?",
         "Could you tell me if I'm eligible to borrow money for a car?",
         "We're looking to buy a house and want to understand our mortgage options.",
@@ -295,7 +295,7 @@ DISTRACTORS: dict[str, list[str]] = {
         "This affects my loan statements too.",
         "I'm not reporting anything suspicious, it's just an update.",
     ],
-    "loan_inquiry": [
+    "loan_question": [
         "My card has been declined before because of my limit, so I want to get this right.",
         "I can't see the loan section in the app even though I can log in.",
         "I'd want the repayments taken by transfer from my current account.",
@@ -313,7 +313,7 @@ SUBJECTS: dict[str, list[str]] = {
     "fraud_report": ["Unknown payments", "Suspicious activity", "Scam"],
     "fee_dispute": ["Charge on my statement", "Refund request", "Complaint about charges"],
     "address_change": ["Change of details", "Moved house", "Update my details"],
-    "loan_inquiry": ["Borrowing question", "Loan question", "Mortgage enquiry"],
+    "loan_question": ["Borrowing question", "Loan question", "Mortgage enquiry"],
 }
 GENERIC_SUBJECTS = ["Urgent", "Help please", "Account query", "Question", "Complaint", "Please call me",
                     "Re: my account", "Support request", "(no subject)"]
@@ -377,9 +377,9 @@ EMAIL_DOMAINS = ["example.com", "example.net", "example.org", "mail.example.com"
 CHANNELS = ["email", "chat", "phone_transcript", "web_form"]
 CHANNEL_WEIGHTS = [30, 30, 20, 20]
 HIGH_PRIORITY = {"card_lost": 0.6, "fraud_report": 0.75, "account_locked": 0.4, "card_declined": 0.3,
-                 "transfer_failed": 0.35, "fee_dispute": 0.1, "address_change": 0.05, "loan_inquiry": 0.05}
+                 "transfer_failed": 0.35, "fee_dispute": 0.1, "address_change": 0.05, "loan_question": 0.05}
 LOW_PRIORITY = {"card_lost": 0.0, "fraud_report": 0.0, "account_locked": 0.05, "card_declined": 0.1,
-                "transfer_failed": 0.05, "fee_dispute": 0.35, "address_change": 0.6, "loan_inquiry": 0.6}
+                "transfer_failed": 0.05, "fee_dispute": 0.35, "address_change": 0.6, "loan_question": 0.6}
 ALTERNATION = re.compile(r"\[([^\[\]]*\|[^\[\]]*)\]")
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -713,7 +713,7 @@ REPLY_ACK: dict[str, list[str]] = {
     "address_change": ["Thank you for letting us know about your move.",
                        "I have received your request to update your address to {address}.",
                        "Thank you for asking us to update your contact details."],
-    "loan_inquiry": ["Thank you for getting in touch about borrowing with Harbor Crest Bank.",
+    "loan_question": ["Thank you for getting in touch about borrowing with Harbor Crest Bank.",
                      "Thank you for your question about borrowing {big}.",
                      "I'm happy to help with your lending question."],
 }
@@ -750,7 +750,7 @@ REPLY_STEP: dict[str, list[str]] = {
     "address_change": ["Your new address is now on file and all future letters will go there.",
                        "To finish the change, please upload a proof of address in the app under Profile.",
                        "I've updated your details, and you'll get a confirmation letter at the new address."],
-    "loan_inquiry": ["A lending specialist will call you within two working days to talk through rates and "
+    "loan_question": ["A lending specialist will call you within two working days to talk through rates and "
                      "eligibility.",
                      "You'll find current rates, repayment options and early repayment terms in the app under "
                      "Borrow, and a specialist can go through them with you.",
