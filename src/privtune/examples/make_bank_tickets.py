@@ -551,6 +551,7 @@ class Ticket:
     text: str
     facts: dict[str, str]  # slot values mentioned in the text, plus the writer's name (replies use them)
     mentioned: frozenset[str]  # slot names that occur in the text
+    currency: str
 
 
 def _id_sentences(rng: random.Random, category: str, p: Persona, channel: str, want: int,
@@ -642,7 +643,7 @@ def compose_ticket(rng: random.Random, p: Persona, category: str, channel: str, 
     if register == "angry" and priority != "high":  # angry customers get bumped one level
         priority = "normal" if priority == "low" else "high"
     names = {"first": p.first} | ({"last": p.last} if "full" in facts else {})
-    return Ticket(category, channel, priority, rendered, facts | names, frozenset(facts))
+    return Ticket(category, channel, priority, rendered, facts | names, frozenset(facts), p.currency)
 
 
 def _priority(rng: random.Random, category: str) -> str:
@@ -772,8 +773,8 @@ def _pick_fitting(rng: random.Random, options: list[str], facts: dict[str, str])
     return rng.choice(fitting)
 
 
-def compose_reply(rng: random.Random, t: Ticket, currency: str) -> str:
-    facts = t.facts | {"bank_phone": BANK_PHONE[currency]}
+def compose_reply(rng: random.Random, t: Ticket) -> str:
+    facts = t.facts | {"bank_phone": BANK_PHONE[t.currency]}
     parts = [_pick_fitting(rng, REPLY_ACK[t.category], facts), _pick_fitting(rng, REPLY_STEP[t.category], facts)]
     if rng.random() < 0.6:
         parts.append(_pick_fitting(rng, REPLY_EXTRA, facts))
@@ -792,21 +793,12 @@ def build(seed: int = SEED) -> tuple[list[dict], list[dict]]:
     rng.shuffle(tickets)
     ticket_rows = [ticket_record(i + 1, t) for i, t in enumerate(tickets)]
 
-    per_cat = N_REPLIES // len(CATEGORIES)
-    replies: list[dict] = []
-    for category in CATEGORIES:
-        made = 0
-        while made < per_cat:
-            p = make_persona(rng, fakers)
-            t = compose_ticket(rng, p, category, rng.choices(CHANNELS, weights=CHANNEL_WEIGHTS)[0], need_name=True)
-            if not MIN_WORDS <= word_count(t.text) <= MAX_WORDS or t.text in seen:
-                continue
-            seen.add(t.text)
-            replies.append({"instruction": REPLY_INSTRUCTION, "input": t.text, "output": compose_reply(rng, t, p.currency),
-                            "metadata": {"category": category}})
-            made += 1
-    rng.shuffle(replies)
-    reply_rows = [{"id": f"R{i + 1:04d}", **r} for i, r in enumerate(replies)]
+    # fresh tickets (never one of the above), each naming its writer so the reply can greet them
+    reply_tickets = generate_tickets(rng, fakers, N_REPLIES // len(CATEGORIES), seen, need_name=True)
+    rng.shuffle(reply_tickets)
+    reply_rows = [{"id": f"R{i + 1:04d}", "instruction": REPLY_INSTRUCTION, "input": t.text,
+                   "output": compose_reply(rng, t), "metadata": {"category": t.category}}
+                  for i, t in enumerate(reply_tickets)]
     return ticket_rows, reply_rows
 
 
