@@ -42,7 +42,7 @@ def test_training_learns_and_writes_a_complete_run(learnable_model_dir, label_da
     assert run["supervised_tokens"] == 4 * 64 * 2  # each answer is one digit + <|im_end|>
     assert run["truncated_records"] == 0
     assert set(run["timings"]) == {"load_s", "train_s", "eval_s", "total_s"}
-    assert {"torch", "transformers", "peft"} <= set(run) and run["config"]["learning_rate"] == 1e-2
+    assert set(run["versions"]) == {"torch", "transformers", "peft"} and run["config"]["learning_rate"] == 1e-2
     assert json.loads((out / "run.json").read_text()) == json.loads(json.dumps(run))
 
     adapter = out / "adapter"

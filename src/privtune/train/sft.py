@@ -170,8 +170,8 @@ def save_adapter(model, tokenizer, final: Path) -> None:
         tokenizer.save_pretrained(tmp)
 
 
-def _progress(console=None):
-    from rich.console import Console
+def _progress():
+    from rich import get_console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -183,7 +183,7 @@ def _progress(console=None):
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=console or Console(stderr=True))
+                    TimeRemainingColumn(), console=get_console())  # the console RichHandler logs to
 
 
 def make_optimizer(model, cfg: TrainConfig, total_steps: int):
@@ -261,13 +261,12 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
     probe_idx = sorted_batches([len(e) for e in data.val], min(cfg.eval_batch_size, 4))[-1]
     loss_fn, loss_mode = make_loss_fn(model, to_device(collate([data.val[i] for i in probe_idx], pad_id), device))
 
-    lengths = [len(e) for e in data.train]
     n_batches = math.ceil(len(data.train) / cfg.batch_size)
     steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
-    params, opt, sched = make_optimizer(model, cfg, total_steps)
+    optim = make_optimizer(model, cfg, total_steps)
     load_s = time.time() - t_start
     log.info("base %s (%s), %d train / %d val records, %d optimizer steps (%d/epoch), LoRA r=%d on %s: %d "
              "trainable params of %d, loss=%s, device=%s", base.name, base.weights_sha256[:12], len(data.train),
@@ -276,8 +275,7 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
 
     # Inputs are all valid from here on: RUN_DIR is created.
     fsio.ensure_private_dir(out)
-    metrics_path = out / "metrics.jsonl"
-    state = {"step": 0, "epochs_run": 0}
+    state = LoopState()
     run = {
         "status": "running", "privtune_version": __version__, "method": "lora", "adapter_name": out.name,
         "config": cfg.model_dump(), "base": base.to_dict(),
@@ -288,23 +286,21 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
         "lora_target_modules": targets, "trainable_params": n_trainable, "total_params": n_total,
         "loss_mode": loss_mode, "device": str(device), "started_at": started_at, "versions": _versions(),
     }
+    fsio.write_json(out / "run.json", run)  # status "running": the directory is visibly taken
     try:
-        result = _loop(model, tokenizer, loss_fn, params, opt, sched, data, lengths, cfg, out, metrics_path,
-                       pad_id, device, total_steps, steps_per_epoch, state)
+        _loop(model, tokenizer, loss_fn, optim, data, cfg, out, device, total_steps, state)
     except BaseException as e:
-        run.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
-                   error=type(e).__name__, steps=state["step"], epochs_run=state["epochs_run"],
-                   finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        run.update(state.summary(), status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                   error=type(e).__name__, finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
         fsio.write_json(out / "run.json", run)
         _record(out, run)
         raise
 
-    train_s, eval_s = result.pop("_train_s"), result.pop("_eval_s")
-    run.update(result)
-    run["timings"] = {"load_s": round(load_s, 3), "train_s": round(train_s, 3), "eval_s": round(eval_s, 3),
-                      "total_s": round(time.time() - t_start, 3)}
+    run.update(state.summary())
+    run["timings"] = {"load_s": round(load_s, 3), "train_s": round(state.train_s, 3),
+                      "eval_s": round(state.eval_s, 3), "total_s": round(time.time() - t_start, 3)}
     run.update(status="finished", adapter_sha256=fsio.sha256_dir(out / "adapter"),
-               finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **_versions())
+               finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
     fsio.write_json(out / "run.json", run)
     _record(out, run)
     log.info("best val loss %.4f at epoch %d (initial %.4f); adapter %s", run["best_val_loss"], run["best_epoch"],
@@ -323,96 +319,131 @@ def _record(out: Path, run: dict) -> None:
                   type(e).__name__, str(e).splitlines()[0] if str(e) else "")
 
 
-def _loop(model, tokenizer, loss_fn, params, opt, sched, data: Dataset, lengths, cfg: TrainConfig, out: Path,
-          metrics_path: Path, pad_id: int, device, total_steps: int, steps_per_epoch: int, state: dict) -> dict:
-    """Epochs of optimizer steps; val loss at each epoch end; the best adapter is kept."""
+@dataclass
+class LoopState:
+    """Where training stands; also what run.json reports if the run fails part-way."""
+
+    step: int = 0
+    epochs_run: int = 0
+    initial_val_loss: float = math.nan
+    val_loss: float = math.nan
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    supervised_tokens: int = 0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+
+    def summary(self) -> dict:
+        def num(x: float) -> float | None:  # a failed run may have no val loss yet; JSON has no inf/nan
+            return x if math.isfinite(x) else None
+
+        return {"best_epoch": self.best_epoch, "best_val_loss": num(self.best_val_loss),
+                "initial_val_loss": num(self.initial_val_loss), "final_val_loss": num(self.val_loss),
+                "epochs_run": self.epochs_run, "steps": self.step, "stopped_early": self.stopped_early,
+                "supervised_tokens": self.supervised_tokens}
+
+
+def record_val(state: LoopState, val: float, epoch: int, min_delta: float, patience: int, last_step: bool) -> bool:
+    """Early-stopping bookkeeping after an epoch's eval; True when this is the best val loss so far."""
+    state.val_loss = val
+    if val < state.best_val_loss - min_delta:
+        state.best_val_loss, state.best_epoch, state.bad_epochs = val, epoch, 0
+        return True
+    state.bad_epochs += 1
+    state.stopped_early = state.bad_epochs >= patience and not last_step
+    return False
+
+
+def train_step(loss_fn, micro_batches: list[dict], n_supervised: int, params, opt, sched, max_grad_norm: float,
+               step: int) -> tuple[float, float, float]:
+    """One optimizer step over accumulated micro-batches; the loss is the mean over all their supervised tokens.
+
+    Returns (sum of token losses, grad norm before clipping, learning rate used).
+    """
     import torch
 
+    opt.zero_grad(set_to_none=True)
+    loss_sum = 0.0
+    for batch in micro_batches:
+        s, _ = loss_fn(batch)
+        (s / n_supervised).backward()
+        loss_sum += float(s.detach())
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError(f"training loss is {loss_sum} at step {step}; lower the learning rate")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    lr = opt.param_groups[0]["lr"]
+    opt.step()
+    sched.step()
+    return loss_sum, grad_norm, lr
+
+
+def _loop(model, tokenizer, loss_fn, optim, data: Dataset, cfg: TrainConfig, out: Path, device,
+          total_steps: int, state: LoopState) -> None:
+    """Epochs of optimizer steps; val loss at each epoch end (and at max_steps); the best adapter is kept."""
+    params, opt, sched = optim
+    pad_id = tokenizer.pad_token_id
+    metrics_path = out / "metrics.jsonl"
+    lengths = [len(e) for e in data.train]
     t0 = time.time()
-    eval_s = 0.0
 
     def run_eval() -> float:
-        nonlocal eval_s
         te = time.time()
         v = evaluate_loss(model, loss_fn, data.val, cfg.eval_batch_size, pad_id, device)
-        eval_s += time.time() - te
+        state.eval_s += time.time() - te
         return v
 
-    initial_val = run_eval()
-    fsio.append_jsonl(metrics_path, {"step": 0, "epoch": 0.0, "train_loss": None, "val_loss": initial_val,
+    state.initial_val_loss = state.val_loss = run_eval()
+    fsio.append_jsonl(metrics_path, {"step": 0, "epoch": 0.0, "train_loss": None, "val_loss": state.val_loss,
                                      "lr": opt.param_groups[0]["lr"], "tokens_per_s": None,
                                      "elapsed_s": round(time.time() - t0, 3)})
-    best_val, best_epoch, bad_epochs, stopped_early = math.inf, 0, 0, False
-    val_loss = initial_val
-    supervised_total = 0
     win_loss, win_tokens, win_time = 0.0, 0, 0.0  # since the last metrics row
-    train_s = 0.0
     model.train()
     with _progress() as progress:
-        task = progress.add_task("train", total=total_steps, info=f"val {initial_val:.4f}")
-        epoch = 0
-        while epoch < cfg.epochs and state["step"] < total_steps and not stopped_early:
-            epoch += 1
-            state["epochs_run"] = epoch
+        task = progress.add_task("train", total=total_steps, info=f"val {state.val_loss:.4f}")
+        while state.epochs_run < cfg.epochs and state.step < total_steps and not state.stopped_early:
+            state.epochs_run += 1
+            epoch = state.epochs_run
             batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed * 1_000_003 + epoch,
                                              cfg.group_by_length)
             groups = [batches[i: i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
             for gi, group in enumerate(groups):
                 ts = time.time()
                 n_tok = sum(data.train[i].n_supervised for b in group for i in b)
-                opt.zero_grad(set_to_none=True)
-                step_loss = 0.0
-                for b in group:
-                    s, _ = loss_fn(to_device(collate([data.train[i] for i in b], pad_id), device))
-                    (s / n_tok).backward()  # mean over every supervised token of the optimizer step
-                    step_loss += float(s.detach())
-                if not math.isfinite(step_loss):
-                    raise FloatingPointError(f"training loss is {step_loss} at step {state['step'] + 1}; "
-                                             "lower the learning rate")
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-                lr = opt.param_groups[0]["lr"]
-                opt.step()
-                sched.step()
-                state["step"] += 1
-                step = state["step"]
+                micro = [to_device(collate([data.train[i] for i in b], pad_id), device) for b in group]
+                loss_sum, grad_norm, lr = train_step(loss_fn, micro, n_tok, params, opt, sched, cfg.max_grad_norm,
+                                                     state.step + 1)
+                state.step += 1
                 dt = time.time() - ts
-                train_s += dt
-                supervised_total += n_tok
-                win_loss, win_tokens, win_time = win_loss + step_loss, win_tokens + n_tok, win_time + dt
+                state.train_s += dt
+                state.supervised_tokens += n_tok
+                win_loss, win_tokens, win_time = win_loss + loss_sum, win_tokens + n_tok, win_time + dt
 
-                epoch_end = gi == len(groups) - 1 or step >= total_steps
+                last_step = state.step >= total_steps
                 evaluated = None
-                if epoch_end:
-                    evaluated = val_loss = run_eval()
-                    if val_loss < best_val - cfg.min_delta:
-                        best_val, best_epoch, bad_epochs = val_loss, epoch, 0
+                if gi == len(groups) - 1 or last_step:
+                    evaluated = run_eval()
+                    if record_val(state, evaluated, epoch, cfg.min_delta, cfg.patience, last_step):
                         save_adapter(model, tokenizer, out / "adapter")
-                    else:
-                        bad_epochs += 1
-                        stopped_early = bad_epochs >= cfg.patience and step < total_steps
-                    log.info("epoch %d: val loss %.4f%s", epoch, val_loss,
-                             " (best)" if best_epoch == epoch else f" (best {best_val:.4f} at epoch {best_epoch})")
+                    log.info("epoch %d: val loss %.4f%s", epoch, evaluated, " (best)" if state.best_epoch == epoch
+                             else f" (best {state.best_val_loss:.4f} at epoch {state.best_epoch})")
                 tps = win_tokens / win_time if win_time > 0 else 0.0
-                if step % cfg.log_every == 0 or epoch_end:
+                info = (f"loss {win_loss / max(win_tokens, 1):.4f} | val {state.val_loss:.4f} | {tps:.0f} tok/s | "
+                        f"lr {lr:.2e}")
+                if state.step % cfg.log_every == 0 or evaluated is not None:
                     fsio.append_jsonl(metrics_path, {
-                        "step": step, "epoch": round(epoch - 1 + (gi + 1) / len(groups), 4),
+                        "step": state.step, "epoch": round(epoch - 1 + (gi + 1) / len(groups), 4),
                         "train_loss": win_loss / max(win_tokens, 1), "val_loss": evaluated, "lr": lr,
                         "tokens_per_s": round(tps, 2), "elapsed_s": round(time.time() - t0, 3),
                         "grad_norm": round(grad_norm, 6)})
-                    info = f"loss {win_loss / max(win_tokens, 1):.4f} | val {val_loss:.4f} | {tps:.0f} tok/s | lr {lr:.2e}"
                     win_loss, win_tokens, win_time = 0.0, 0, 0.0
-                else:
-                    info = f"loss {step_loss / max(n_tok, 1):.4f} | val {val_loss:.4f} | {tps:.0f} tok/s | lr {lr:.2e}"
                 progress.update(task, advance=1, info=info)
-                if step >= total_steps:
+                if last_step:
                     break
-        if stopped_early:
-            progress.update(task, total=state["step"])
+        if state.stopped_early:
+            progress.update(task, total=state.step)
             log.info("early stop: val loss did not improve for %d epochs", cfg.patience)
-    if best_val >= initial_val:
+    if state.best_val_loss >= state.initial_val_loss:
         log.warning("training did not lower the val loss (best %.4f vs %.4f before training): check the data "
-                    "and learning rate", best_val, initial_val)
-    return {"best_epoch": best_epoch, "best_val_loss": best_val, "initial_val_loss": initial_val,
-            "final_val_loss": val_loss, "epochs_run": state["epochs_run"], "steps": state["step"],
-            "stopped_early": stopped_early, "supervised_tokens": supervised_total,
-            "_train_s": train_s, "_eval_s": eval_s}
+                    "and the learning rate", state.best_val_loss, state.initial_val_loss)
