@@ -144,13 +144,19 @@ def eval_(
     baseline: Annotated[bool, typer.Option("--baseline", help="also evaluate the base model")] = False,
     name: Annotated[str, typer.Option(help="report name under RUN_DIR/eval/")] = "default",
     config: ConfigOpt = None,
-    max_records: Annotated[int | None, typer.Option(help="evaluate at most N records")] = None,
+    max_records: Annotated[int | None, typer.Option(help="evaluate the first N records only")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="longest answer generated, in tokens")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="prompts generated together")] = None,
+    label_task: Annotated[bool | None, typer.Option(
+        "--label-task/--free-text", help="score as classification or as free text (default: detect)")] = None,
 ) -> None:
     """Generate on held-out data and score the tuned model (and the base with --baseline)."""
     from privtune.config import EvalConfig, load_config
     from privtune.evaluate.report import evaluate
 
-    cfg = _run(load_config, config, EvalConfig, {"max_records": max_records})
+    overrides = {"max_records": max_records, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+                 "label_task": label_task}
+    cfg = _run(load_config, config, EvalConfig, overrides)
     _run(evaluate, run, data, cfg, baseline=baseline, name=name)
 
 

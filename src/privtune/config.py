@@ -106,6 +106,10 @@ class EvalConfig(_Strict):
     batch_size: int = Field(default=16, ge=1)
     max_records: int | None = Field(default=None, ge=1)
     split: str = Field(default="test", description="file used when --data is a dataset directory")
+    seed: int = 42
+    label_task: bool | None = Field(
+        default=None, description="score as classification (accuracy, macro_f1); None = detect from the references"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- serve

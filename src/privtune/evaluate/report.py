@@ -1,0 +1,242 @@
+"""`privtune eval`: generate on held-out records with the tuned model (and the base with --baseline), score,
+and write RUN_DIR/eval/NAME/{report.json, report.md, predictions.jsonl} atomically, then record it in the registry.
+
+Inputs are all checked (run.json, adapter, every data line) before a model is loaded, and the output directory
+is built in a temp sibling, so a bad input or a crash leaves no report behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from privtune import __version__, fsio
+from privtune.config import EvalConfig
+from privtune.errors import InputError
+from privtune.evaluate import metrics
+from privtune.evaluate.compare import compare
+from privtune.evaluate.generate import check_adapter_hash, generate_detailed, load_run_model, read_run_json
+from privtune.evaluate.records import EvalRecord, load_records, resolve_data_file
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+METRIC_ORDER = (*metrics.TEXT_METRICS, *metrics.LABEL_METRICS)
+SYSTEMS = ("base", "tuned")
+
+
+def eval_dir(run_dir: str | Path, name: str) -> Path:
+    return Path(run_dir) / "eval" / name
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise InputError("must be 1-64 letters, digits, '.', '_' or '-', not starting with '.'", where="--name",
+                         field="name")
+
+
+def _training_split_warning(data_file: Path, run: dict[str, Any]) -> str | None:
+    """Scores on the training split say nothing about generalisation; say so rather than refuse."""
+    dataset = (run.get("dataset") or {}).get("path")
+    if dataset and data_file.resolve() == (Path(dataset) / "train.jsonl").resolve():
+        return "evaluating on the training split: scores measure memorisation, not generalisation"
+    return None
+
+
+# ------------------------------------------------------------------------------------------- stage
+def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False, name: str = "default") -> dict:
+    """Score the run's adapter (and the base, with `baseline`) on DATA; returns the report written."""
+    import torch
+
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    _check_name(name)
+    run = read_run_json(run_dir)
+    check_adapter_hash(run_dir, run)
+    data_file = resolve_data_file(data, cfg.split)
+    in_file = load_records(data_file)
+    records = in_file[:cfg.max_records] if cfg.max_records else in_file
+    references = [r.reference for r in records]
+    label_task = metrics.is_label_task(references) if cfg.label_task is None else cfg.label_task
+    labels = metrics.label_set(references) if label_task else None
+    warnings = [w for w in [_training_split_warning(data_file, run)] if w]
+    for w in warnings:
+        log.warning(w)
+    log.info("eval %s: %d records from %s (%s)", name, len(records), data_file.name,
+             f"label task, {len(labels)} labels" if labels else "free text")
+
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    model, tokenizer, run = load_run_model(run_dir)
+    timings = {"load_s": time.perf_counter() - t0}
+    prompts = [r.prompt for r in records]
+    gens = {"tuned": generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
+                                       desc="tuned model")}
+    if baseline:
+        with model.disable_adapter():
+            gens["base"] = generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
+                                             desc="base model")
+    for system, g in gens.items():
+        timings[f"generate_{system}_s"] = g.seconds
+
+    t0 = time.perf_counter()
+    outputs = {system: g.texts for system, g in gens.items()}
+    scores = compare(references, outputs, [r.category for r in records], labels)
+    timings["score_s"] = time.perf_counter() - t0
+
+    report = build_report(name, run_dir, run, data_file, len(in_file), records, cfg, labels, scores, gens, warnings)
+    out_dir = eval_dir(run_dir, name)
+    with fsio.staged_dir(out_dir) as tmp:
+        fsio.write_jsonl(tmp / "predictions.jsonl", prediction_rows(records, outputs, labels))
+        fsio.write_text(tmp / "report.md", render_markdown(report, out_dir))
+        timings["total_s"] = time.perf_counter() - t_start
+        report["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        fsio.write_json(tmp / "report.json", report)
+
+    from privtune.registry.store import record_eval
+
+    record_eval(run_dir, name, out_dir / "report.json", report)
+    print_summary(report, out_dir)
+    return report
+
+
+def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_in_file: int,
+                 records: list[EvalRecord], cfg: EvalConfig, labels: list[str] | None, scores: dict, gens: dict,
+                 warnings: list[str]) -> dict:
+    base = run.get("_base") or run.get("base") or {}
+    report: dict[str, Any] = {
+        "n": len(records),
+        "name": name,
+        "data": {"path": str(data_file.resolve()), "sha256": fsio.sha256_file(data_file),
+                 "records_in_file": records_in_file},
+        "run": {"path": str(run_dir.resolve()), "adapter_sha256": run.get("_adapter_sha256") or run.get("adapter_sha256"),
+                "base_name": base.get("name"), "base_sha256": base.get("weights_sha256"),
+                "dataset_manifest_sha256": (run.get("dataset") or {}).get("manifest_sha256")},
+        "label_task": labels is not None,
+        "labels": labels or [],
+        "tuned": scores["tuned"],
+    }
+    if "base" in scores:
+        report["base"] = scores["base"]
+        report["delta"] = scores["delta"]
+    report["by_category"] = scores["by_category"]
+    if "confusion" in scores:
+        report["confusion"] = scores["confusion"]
+    report["generation"] = {
+        "greedy": True, "max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size, "seed": cfg.seed,
+        "mean_prompt_tokens": _mean(gens["tuned"].prompt_tokens),
+        "mean_new_tokens": {s: _mean(g.new_tokens) for s, g in gens.items()},
+        "hit_max_new_tokens": {s: sum(g.hit_limit) for s, g in gens.items()},
+    }
+    report["metric_scales"] = {m: "0-100 (sacrebleu)" if m == "bleu" else "0-1" for m in report["tuned"]}
+    report["warnings"] = warnings
+    report["config"] = cfg.model_dump()
+    report["privtune_version"] = __version__
+    report["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return report
+
+
+def _mean(xs: list[int]) -> float:
+    return round(sum(xs) / len(xs), 2) if xs else 0.0
+
+
+def prediction_rows(records: list[EvalRecord], outputs: dict[str, list[str]], labels: list[str] | None):
+    """One row per record; the test data was redacted by `prepare`, so its text may live in the run dir."""
+    for i, r in enumerate(records):
+        row = {"id": r.id, "category": r.category, "reference": r.reference,
+               "tuned": outputs["tuned"][i], "base": outputs["base"][i] if "base" in outputs else None}
+        if labels is not None:
+            row["reference_label"] = metrics.label_key(r.reference)
+            for system, preds in outputs.items():
+                row[f"{system}_label"] = metrics.to_label(preds[i], labels)
+        yield row
+
+
+# ---------------------------------------------------------------------------------------- rendering
+def fmt(metric: str, value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    digits = 2 if metric == "bleu" else 3
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def metric_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(metric, base, tuned, Δ) strings, in a fixed metric order."""
+    base, delta = report.get("base") or {}, report.get("delta") or {}
+    return [(m, fmt(m, base.get(m)), fmt(m, report["tuned"][m]), fmt(m, delta.get(m), signed=True))
+            for m in METRIC_ORDER if m in report["tuned"]]
+
+
+def headline_metrics(report: dict) -> list[str]:
+    return ["accuracy", "macro_f1"] if report["label_task"] else ["token_f1", "rouge_l"]
+
+
+def render_markdown(report: dict, out_dir: Path) -> str:
+    has_base = "base" in report
+    lines = [
+        f"# privtune eval: {report['name']}", "",
+        f"- records: {report['n']} from `{report['data']['path']}` (sha256 `{report['data']['sha256'][:12]}`)",
+        f"- run: `{report['run']['path']}` (adapter sha256 `{str(report['run']['adapter_sha256'])[:12]}`)",
+        f"- base model: {report['run']['base_name']} (weights sha256 `{str(report['run']['base_sha256'])[:12]}`)",
+        f"- task: {'classification, ' + str(len(report['labels'])) + ' labels' if report['label_task'] else 'free text'}",
+        f"- generation: greedy, max_new_tokens={report['generation']['max_new_tokens']}; answers that hit the limit: "
+        + ", ".join(f"{s} {k}" for s, k in report["generation"]["hit_max_new_tokens"].items()),
+        "",
+    ]
+    lines += [f"> warning: {w}" for w in report.get("warnings", [])]
+    lines += ["## Scores", ""]
+    if has_base:
+        lines += ["| metric | base | tuned | Δ |", "|---|---:|---:|---:|"]
+        lines += [f"| {m} | {b} | {t} | {d} |" for m, b, t, d in metric_rows(report)]
+    else:
+        lines += ["| metric | tuned |", "|---|---:|"]
+        lines += [f"| {m} | {t} |" for m, _, t, _ in metric_rows(report)]
+    lines += ["", "All metrics are in [0, 1] except bleu (sacrebleu corpus BLEU, 0-100). "
+              "Label metrics map each answer to a known label first; unmappable answers count as wrong.", ""]
+    if report["by_category"]:
+        heads = headline_metrics(report)
+        cols = [f"{s} {m}" for m in heads for s in (SYSTEMS if has_base else ("tuned",))]
+        lines += ["## By category", "", "| category | n | " + " | ".join(cols) + " |",
+                  "|---|---:|" + "---:|" * len(cols)]
+        for cat, row in report["by_category"].items():
+            cells = [fmt(m, row[s].get(m)) for m in heads for s in (SYSTEMS if has_base else ("tuned",))]
+            lines.append(f"| {_md_cell(cat)} | {row['n']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Files", "",
+              f"- `{out_dir / 'report.json'}`: every score, per-category scores"
+              + (", confusion matrices" if report["label_task"] else "") + ", hashes, timings",
+              f"- `{out_dir / 'predictions.jsonl'}`: reference and answers per record id",
+              f"- `{out_dir / 'report.md'}`: this summary", ""]
+    return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def print_summary(report: dict, out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    has_base = "base" in report
+    table = Table(title=f"eval '{report['name']}': {report['n']} records"
+                  + (f", {len(report['labels'])} labels" if report["label_task"] else ""))
+    table.add_column("metric")
+    if has_base:
+        table.add_column("base", justify="right")
+    table.add_column("tuned", justify="right")
+    if has_base:
+        table.add_column("Δ", justify="right")
+    for m, b, t, d in metric_rows(report):
+        if has_base:
+            colour = "green" if d.startswith("+") and d.strip("+0.") else "red" if d.startswith("-") else ""
+            table.add_row(m, b, t, f"[{colour}]{d}[/]" if colour else d)
+        else:
+            table.add_row(m, t)
+    console = Console()
+    console.print(table)
+    console.print(f"report: {out_dir / 'report.md'}")
