@@ -24,6 +24,11 @@ SENTENCES = [
     ("Refund to IBAN GB82 WEST 1234 5698 7654 32 please.", {"IBAN_CODE": 1}),
     ("This is Rajesh Patel, you can reach me on 020 7946 0958.", {"PERSON": 1, "PHONE_NUMBER": 1}),
     ("Ops mailbox is ops-team@corp.internal for escalations.", {"EMAIL_ADDRESS": 1}),
+    # Presidio alone misses these: a 2-series Mastercard, an IBAN followed by more text, a typo'd keyword
+    ("Card no. 2497 1777 0021 2808 was swallowed by the ATM.", {"CREDIT_CARD": 1}),
+    ("Sorted soon? IBAN ES1168735979511213879379 email me back.", {"IBAN_CODE": 1}),
+    ("act no. HCB-91899324 is the one.", {"US_BANK_NUMBER": 1}),
+    ("Thanks,\nAmara Nwosu", {"PERSON": 1}),
 ]
 
 
@@ -51,6 +56,11 @@ def test_spans_point_into_the_original_text(redactor):
     assert [(text[s["start"]:s["end"]], s["entity_type"]) for s in spans] == [
         ("Margaret Okafor", "PERSON"), ("m.okafor@example.org", "EMAIL_ADDRESS"), ("+1 (415) 555-0132", "PHONE_NUMBER")]
     assert all(0.4 <= s["score"] <= 1.0 for s in spans)
+
+
+def test_dates_without_digits_are_kept_and_real_dates_redacted(redactor):
+    [(red, counts)] = redactor.redact_texts(["The monthly fee went up last Friday; my DOB is 12 March 1984."])
+    assert red == "The monthly fee went up last Friday; my DOB is [DATE_TIME]." and counts == {"DATE_TIME": 1}
 
 
 def test_empty_and_clean_texts_pass_through(redactor):

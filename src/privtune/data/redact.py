@@ -51,8 +51,15 @@ EMAIL_REGEX = (r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9]
                r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
 # A number (optionally with a short letter prefix such as "HCB-") right after "account", "acct", "a/c"
 # and an optional "number/no./#/:/is". Variable-width look-behind needs the `regex` module Presidio uses.
-BANK_ACCOUNT_REGEX = (r"(?<=\b(?:account|acct|acc|a/c)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
+BANK_ACCOUNT_REGEX = (r"(?<=\b(?:account|acct|acc|act|a/c)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
                       r"(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19}\b")
+# 12-19 digits after "card no./number": Presidio's card recognizer misses valid numbers outside the prefixes it
+# knows (2-series Mastercard, 15-digit JCB), and a number introduced as a card number is one.
+CARD_AFTER_CUE_REGEX = (r"(?<=\b(?:card|cc)\s*(?:no|number|num|nr|#)\.?\s*(?:is|:|#)?\s*)"
+                        r"\d(?:[ -]?\d){11,18}\b")
+# An IBAN right after the word "IBAN" (case-sensitive): Presidio's IBAN recognizer can lose a valid one when
+# the following text looks like another group ("ES11…379 email: …").
+IBAN_AFTER_CUE_REGEX = r"(?<=\bIBAN\b[:#]?\s*(?:is\s+|no\.?\s*)?)[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"
 # 7-17 digits with the separators people type ("+44 (0)28 9018 631", "(294)820-8093x97298", "001-459-329-2244").
 # Too loose on its own (score below the default threshold); a context word nearby lifts it above. Presidio's
 # context check skips spaCy stop words, and "call" is one, so a cue right before the number is a second pattern.
@@ -65,7 +72,7 @@ PHONE_AFTER_CUE_REGEX = (r"(?<=\b(?:call|ring|text|reach|phone|telephone|tel|mob
 NAME_AFTER_CUE_REGEX = (r"(?<=(?i:\bmy name is|\bname:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|"
                         r"\bthank you,|\bsincerely,|\bcheers,|\bbest,|\bcustomer:|\bclient:|\bpatient:|\bfrom:|"
                         r"\bsigned|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with))\s+)"
-                        r"(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?[ \t]+)?\p{Lu}[\p{L}'’-]+(?:[ \t]+\p{Lu}[\p{L}'’-]+){0,3}")
+                        r"(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?[ \t]+)?\p{Lu}[\p{L}'’-]+(?:[ \t]+\p{Lu}[\p{L}'’-]+){0,3}(?!\w)")
 PHONE_CONTEXT = ["phone", "telephone", "tel", "mobile", "cell", "call", "reach", "contact", "number", "fax",
                  "whatsapp", "ring", "text", "landline"]
 
@@ -106,6 +113,13 @@ def privtune_recognizers(language: str) -> list[EntityRecognizer]:
         PatternRecognizer(supported_entity="US_BANK_NUMBER", name="PrivtuneBankAccountRecognizer",
                           supported_language=language, patterns=[Pattern("account after keyword",
                                                                          BANK_ACCOUNT_REGEX, 1.0)]),
+        PatternRecognizer(supported_entity="CREDIT_CARD", name="PrivtuneCardNumberRecognizer",
+                          supported_language=language, patterns=[Pattern("card number after keyword",
+                                                                         CARD_AFTER_CUE_REGEX, 1.0)]),
+        PatternRecognizer(supported_entity="IBAN_CODE", name="PrivtuneIbanAfterCueRecognizer",
+                          supported_language=language, patterns=[Pattern("IBAN after keyword", IBAN_AFTER_CUE_REGEX,
+                                                                         1.0)],
+                          global_regex_flags=regex.DOTALL | regex.MULTILINE),
         PatternRecognizer(supported_entity="PHONE_NUMBER", name="PrivtunePhoneContextRecognizer",
                           supported_language=language,
                           patterns=[Pattern("phone-like digits", PHONE_REGEX, 0.3),
@@ -171,6 +185,12 @@ def resolve_spans(spans: Sequence[Span], text: str) -> list[Span]:
             union = Span(prev.start, union.end, union.entity_type, max(prev.score, union.score))
         out.append(union)
     return out
+
+
+def keep_detection(entity_type: str, value: str) -> bool:
+    """Drop dates without a digit ("monthly", "last Friday", "the weekend"): they cannot pin a person to a
+    day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted."""
+    return entity_type != "DATE_TIME" or any(ch.isdigit() for ch in value)
 
 
 def text_chunks(text: str, limit: int) -> list[tuple[int, str]]:
@@ -239,8 +259,9 @@ class Redactor:
             results = self._batch.analyze_iterator(
                 [p[2] for p in chunk], language=self.cfg.language, batch_size=self.cfg.batch_size,
                 entities=self.entities, score_threshold=self.cfg.score_threshold)
-            for (i, off, _), rs in zip(chunk, results, strict=True):
-                found[i] += [Span(r.start + off, r.end + off, r.entity_type, float(r.score)) for r in rs]
+            for (i, off, piece), rs in zip(chunk, results, strict=True):
+                found[i] += [Span(r.start + off, r.end + off, r.entity_type, float(r.score)) for r in rs
+                             if keep_detection(r.entity_type, piece[r.start:r.end])]
         return [resolve_spans(s, t) for s, t in zip(found, texts, strict=True)]
 
     def analyze_texts(self, texts: Sequence[str]) -> list[list[dict[str, Any]]]:
