@@ -110,6 +110,7 @@ class EvalConfig(_Strict):
     label_task: bool | None = Field(
         default=None, description="score as classification (accuracy, macro_f1); None = detect from the references"
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = cuda when available")
 
 
 # ---------------------------------------------------------------------------------------------- serve

@@ -52,6 +52,10 @@ def test_eval_with_baseline_writes_private_report_predictions_and_registry_row(t
         assert len(conf[system]) == 4 and all(len(row) == 4 for row in conf[system])
         assert sum(map(sum, conf[system])) == 12
         assert sum(conf[system][i][i] for i in range(3)) == round(report[system]["accuracy"] * 12)
+    for system in ("tuned", "base"):
+        per = report["per_label"][system]
+        assert set(per) == set(report["labels"]) and sum(v["support"] for v in per.values()) == 12
+        assert all(0.0 <= v[k] <= 1.0 for v in per.values() for k in ("precision", "recall", "f1"))
     assert report["generation"]["max_new_tokens"] == 6
     assert set(report["timings"]) >= {"load_s", "generate_tuned_s", "generate_base_s", "score_s", "total_s"}
 
@@ -82,6 +86,12 @@ def test_eval_with_baseline_writes_private_report_predictions_and_registry_row(t
 
     runs = list_runs()
     assert len(runs) == 1 and runs[0]["eval"] == report["tuned"] and runs[0]["eval_base"] == report["base"]
+
+    from privtune.registry import auditlog
+
+    entry = [e for e in auditlog.entries() if e["action"] == "eval"][-1]
+    assert entry["outputs"]["report"] == fsio.sha256_file(out / "report.json")
+    assert entry["inputs"] == {"adapter": report["run"]["adapter_sha256"], "data": report["data"]["sha256"]}
 
 
 def test_eval_dataset_dir_without_baseline_caps_records(tmp_path, run_dir, write_records):
@@ -144,3 +154,27 @@ def test_modified_adapter_is_refused(tmp_path, run_dir, write_records):
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     _fails(["--run", str(run_dir), "--data", str(data)], "adapter_sha256", str(run_dir / "adapter"))
     assert not (run_dir / "eval").exists()
+
+
+def test_encrypted_dataset_and_adapter_are_read_and_predictions_written_encrypted(tmp_path, run_dir, write_records,
+                                                                                monkeypatch):
+    from privtune import fsio
+    from privtune.registry import crypto
+
+    key = crypto.keygen(tmp_path / "data.key")
+    monkeypatch.setenv(crypto.KEY_ENV, key.path)
+    monkeypatch.setenv("PRIVTUNE_PLAINTEXT_DIR", str(tmp_path / "scratch"))
+    data = write_records(tmp_path / "ds" / "test.jsonl", n=6)
+    plain_data_sha, plain_adapter_sha = fsio.sha256_file(data), fsio.sha256_dir(run_dir / "adapter")
+    crypto.encrypt_tree(tmp_path / "ds", key)
+    crypto.encrypt_tree(run_dir / "adapter", key)
+    assert crypto.is_encrypted(data)
+
+    report = evaluate(run_dir, tmp_path / "ds", EvalConfig(max_new_tokens=4, batch_size=3))
+    assert report["n"] == 6 and report["predictions_encrypted"] is True
+    assert report["data"]["sha256"] == plain_data_sha and report["run"]["adapter_sha256"] == plain_adapter_sha
+    preds = run_dir / "eval" / "default" / "predictions.jsonl"
+    assert crypto.is_encrypted(preds) and b"card_lost" not in preds.read_bytes()
+    rows = crypto.read_text_maybe_encrypted(preds).splitlines()
+    assert [json.loads(r)["reference"] for r in rows][:3] == ["card_lost", "fraud_report", "account_access"]
+    assert not list((tmp_path / "scratch").iterdir())  # the decrypted adapter copy is gone

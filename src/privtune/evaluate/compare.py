@@ -29,7 +29,8 @@ def group_by_category(categories: Sequence[str | None]) -> dict[str, list[int]]:
 
 def compare(references: Sequence[str], outputs: Mapping[str, Sequence[str]], categories: Sequence[str | None],
             labels: Sequence[str] | None = None) -> dict:
-    """{"<system>": metrics, ..., "delta" (tuned - base when both), "by_category", "confusion" (label tasks)}.
+    """{"<system>": metrics, ..., "delta" (tuned - base when both), "by_category", and for label tasks
+    "per_label" ({system: {label: precision/recall/f1/support}}) and "confusion".
 
     `outputs` maps a system name ("tuned", "base") to its predictions, aligned with `references`.
     Label metrics use `labels` (the label set of ALL references) to map predictions, so a per-category score
@@ -47,8 +48,9 @@ def compare(references: Sequence[str], outputs: Mapping[str, Sequence[str]], cat
     out["by_category"] = by_cat
     if labels is not None:
         ref_labels = [metrics.label_key(r) for r in references]
+        mapped = {name: [metrics.to_label(p, labels) for p in preds] for name, preds in outputs.items()}
+        out["per_label"] = {name: metrics.per_label_scores(p, ref_labels, labels) for name, p in mapped.items()}
         out["confusion"] = {"labels": [*labels, metrics.OTHER]} | {
-            name: metrics.confusion([metrics.to_label(p, labels) for p in preds], ref_labels, labels)
-            for name, preds in outputs.items()
+            name: metrics.confusion(p, ref_labels, labels) for name, p in mapped.items()
         }
     return out

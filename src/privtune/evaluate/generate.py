@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from privtune import fsio
 from privtune.errors import InputError
 from privtune.models import BaseModel, resolve_base
+from privtune.registry import crypto
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise InputError("run directory not found", where=str(run_dir))
     path = run_dir / "run.json"
+    if not path.is_file():
+        raise InputError("no run.json: not a run directory written by `privtune train`", where=str(path))
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no run.json: not a run directory written by `privtune train`", where=str(path)) from None
+        text = crypto.read_text_maybe_encrypted(path)
     except UnicodeDecodeError as e:
         raise InputError(f"not UTF-8 (byte {e.start})", where=str(path)) from None
     try:
@@ -59,7 +59,8 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any]:
 
 
 def adapter_sha256(run_dir: str | Path) -> str:
-    return fsio.sha256_dir(Path(run_dir) / "adapter")
+    """Over the plaintext, like train records it: the same whether the adapter is encrypted at rest or not."""
+    return crypto.sha256_dir_plaintext(Path(run_dir) / "adapter")
 
 
 def check_adapter_hash(run_dir: str | Path, run: dict[str, Any]) -> str:
@@ -88,9 +89,20 @@ def resolve_run_base(run_dir: str | Path, run: dict[str, Any]) -> BaseModel:
     return base
 
 
-def load_run_model(run_dir: str | Path):
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("no CUDA device is available", field="device")
+    return device
+
+
+def load_run_model(run_dir: str | Path, device: str = "auto"):
     """(PeftModel in eval mode, tokenizer, run.json dict) for a run written by `privtune train`.
 
+    An adapter encrypted at rest is read through `crypto.decrypted_dir` (plaintext only on tmpfs, wiped after).
     The returned run dict gains `_base` (the resolved BaseModel as a dict) and `_adapter_sha256`.
     """
     from peft import PeftModel
@@ -102,22 +114,22 @@ def load_run_model(run_dir: str | Path):
     run = read_run_json(run_dir)
     sha = check_adapter_hash(run_dir, run)
     base = resolve_run_base(run_dir, run)
-    adapter_dir = run_dir / "adapter"
-    if (adapter_dir / "tokenizer_config.json").is_file():  # train saved the tokenizer it used: prefer it
-        tokenizer = AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=False, local_files_only=True)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-    else:
-        tokenizer = load_tokenizer(base)
     model = load_model(base)
-    try:
-        with warnings.catch_warnings():  # PEFT calls a transformers API deprecated in 5.x; nothing for users to do
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-            model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise InputError(f"cannot load the adapter ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
-                         where=str(adapter_dir)) from None
-    model.eval()
+    with crypto.decrypted_dir(run_dir / "adapter") as adapter_dir:
+        if (adapter_dir / "tokenizer_config.json").is_file():  # train saved the tokenizer it used: prefer it
+            tokenizer = AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=False, local_files_only=True)
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+        else:
+            tokenizer = load_tokenizer(base)
+        try:
+            with warnings.catch_warnings():  # PEFT calls a transformers API deprecated in 5.x; nothing to do
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise InputError(f"cannot load the adapter ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
+                             where=str(run_dir / "adapter")) from None
+    model.to(resolve_device(device)).eval()
     run = {**run, "_base": base.to_dict(), "_adapter_sha256": sha}
     return model, tokenizer, run
 

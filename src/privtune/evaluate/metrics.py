@@ -179,6 +179,17 @@ def classification_scores(pred_labels: Sequence[str], ref_labels: Sequence[str])
     }
 
 
+def per_label_scores(pred_labels: Sequence[str], ref_labels: Sequence[str],
+                     labels: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support of each label (which intents the model gets wrong)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, n = precision_recall_fscore_support(list(ref_labels), list(pred_labels), labels=list(labels),
+                                                 zero_division=0)
+    return {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(n[i])}
+            for i, lab in enumerate(labels)}
+
+
 def confusion(pred_labels: Sequence[str], ref_labels: Sequence[str], labels: Sequence[str]) -> list[list[int]]:
     """Rows: reference label, columns: predicted label, in the order of `labels` (+ OTHER last)."""
     from sklearn.metrics import confusion_matrix

@@ -67,25 +67,26 @@ def parse_record(obj: Any, where: str, line: int, default_id: str) -> EvalRecord
 
 def load_records(path: Path) -> list[EvalRecord]:
     """Every record of `path`, each validated (callers cap to the first N, so the choice is deterministic)."""
-    records: list[EvalRecord] = []
+    from privtune.registry import crypto
+
     try:
-        fh = open(path, "rb")
+        blob = crypto.read_bytes_maybe_encrypted(path)  # a dataset encrypted at rest reads like a plaintext one
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", where=str(path)) from None
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(f"not UTF-8 (byte {e.start} of the line)", where=where) from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"invalid JSON ({e.msg}, column {e.colno})", where=where) from None
-            records.append(parse_record(obj, where, lineno, default_id=f"{path.stem}:{lineno}"))
+    records: list[EvalRecord] = []
+    for lineno, raw in enumerate(blob.splitlines(), start=1):
+        where = f"{path}:{lineno}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"not UTF-8 (byte {e.start} of the line)", where=where) from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON ({e.msg}, column {e.colno})", where=where) from None
+        records.append(parse_record(obj, where, lineno, default_id=f"{path.stem}:{lineno}"))
     if not records:
         raise InputError("no records to evaluate", where=str(path))
     return records

@@ -7,6 +7,7 @@ is built in a temp sibling, so a bad input or a crash leaves no report behind.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -21,6 +22,7 @@ from privtune.evaluate import metrics
 from privtune.evaluate.compare import compare
 from privtune.evaluate.generate import check_adapter_hash, generate_detailed, load_run_model, read_run_json
 from privtune.evaluate.records import EvalRecord, load_records, resolve_data_file
+from privtune.registry import crypto
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,19 @@ def _check_name(name: str) -> None:
                          field="name")
 
 
-def _training_split_warning(data_file: Path, run: dict[str, Any]) -> str | None:
-    """Scores on the training split say nothing about generalisation; say so rather than refuse."""
+def input_warnings(run_dir: Path, data_file: Path, run: dict[str, Any]) -> list[str]:
+    """Things worth knowing about the inputs that are not reasons to refuse."""
+    out = []
     dataset = (run.get("dataset") or {}).get("path")
     if dataset and data_file.resolve() == (Path(dataset) / "train.jsonl").resolve():
-        return "evaluating on the training split: scores measure memorisation, not generalisation"
-    return None
+        out.append("evaluating on the training split: scores measure memorisation, not generalisation")
+    if run.get("status", "finished") != "finished":
+        out.append(f"the run's status is '{run.get('status')}': this is the best adapter saved before it stopped")
+    from privtune.forget import retrain_reason
+
+    if reason := retrain_reason(run_dir):
+        out.append(f"the run is flagged retrain_required ({reason})")
+    return out
 
 
 # ------------------------------------------------------------------------------------------- stage
@@ -63,7 +72,7 @@ def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False,
     references = [r.reference for r in records]
     label_task = metrics.is_label_task(references) if cfg.label_task is None else cfg.label_task
     labels = metrics.label_set(references) if label_task else None
-    warnings = [w for w in [_training_split_warning(data_file, run)] if w]
+    warnings = input_warnings(run_dir, data_file, run)
     for w in warnings:
         log.warning(w)
     log.info("eval %s: %d records from %s (%s)", name, len(records), data_file.name,
@@ -71,7 +80,7 @@ def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False,
 
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    model, tokenizer, run = load_run_model(run_dir)
+    model, tokenizer, run = load_run_model(run_dir, device=cfg.device)
     timings = {"load_s": time.perf_counter() - t0}
     prompts = [r.prompt for r in records]
     gens = {"tuned": generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
@@ -91,17 +100,26 @@ def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False,
     report = build_report(name, run_dir, run, data_file, len(in_file), records, cfg, labels, scores, gens, warnings)
     out_dir = eval_dir(run_dir, name)
     with fsio.staged_dir(out_dir) as tmp:
-        fsio.write_jsonl(tmp / "predictions.jsonl", prediction_rows(records, outputs, labels))
+        write_predictions(tmp / "predictions.jsonl", prediction_rows(records, outputs, labels))
         fsio.write_text(tmp / "report.md", render_markdown(report, out_dir))
         timings["total_s"] = time.perf_counter() - t_start
         report["timings"] = {k: round(v, 3) for k, v in timings.items()}
         fsio.write_json(tmp / "report.json", report)
 
+    from privtune.registry import hooks
     from privtune.registry.store import record_eval
 
     record_eval(run_dir, name, out_dir / "report.json", report)
+    hooks.evaluated(run_dir, out_dir / "report.json", report)
     print_summary(report, out_dir)
     return report
+
+
+def write_predictions(path: Path, rows) -> None:
+    """Record text (redacted by prepare, still business data): encrypted when PRIVTUNE_KEY_FILE is set, like the
+    dataset it came from. report.json/md hold only scores, label names, ids and hashes, so they stay plaintext."""
+    body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    crypto.write_text_maybe_encrypted(path, body)
 
 
 def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_in_file: int,
@@ -111,7 +129,7 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
     report: dict[str, Any] = {
         "n": len(records),
         "name": name,
-        "data": {"path": str(data_file.resolve()), "sha256": fsio.sha256_file(data_file),
+        "data": {"path": str(data_file.resolve()), "sha256": crypto.sha256_plaintext(data_file),
                  "records_in_file": records_in_file},
         "run": {"path": str(run_dir.resolve()), "adapter_sha256": run.get("_adapter_sha256") or run.get("adapter_sha256"),
                 "base_name": base.get("name"), "base_sha256": base.get("weights_sha256"),
@@ -125,6 +143,7 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
         report["delta"] = scores["delta"]
     report["by_category"] = scores["by_category"]
     if "confusion" in scores:
+        report["per_label"] = scores["per_label"]
         report["confusion"] = scores["confusion"]
     report["generation"] = {
         "greedy": True, "max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size, "seed": cfg.seed,
@@ -133,6 +152,7 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
         "hit_max_new_tokens": {s: sum(g.hit_limit) for s, g in gens.items()},
     }
     report["metric_scales"] = {m: "0-100 (sacrebleu)" if m == "bleu" else "0-1" for m in report["tuned"]}
+    report["predictions_encrypted"] = crypto.configured_key() is not None
     report["warnings"] = warnings
     report["config"] = cfg.model_dump()
     report["privtune_version"] = __version__
@@ -206,10 +226,20 @@ def render_markdown(report: dict, out_dir: Path) -> str:
             cells = [fmt(m, row[s].get(m)) for m in heads for s in (SYSTEMS if has_base else ("tuned",))]
             lines.append(f"| {_md_cell(cat)} | {row['n']} | " + " | ".join(cells) + " |")
         lines.append("")
+    if report.get("per_label"):
+        systems = [s for s in SYSTEMS if s in report["per_label"]]
+        lines += ["## By label", "", "| label | support | " + " | ".join(f"{s} F1" for s in systems) + " |",
+                  "|---|---:|" + "---:|" * len(systems)]
+        for lab in report["labels"]:
+            cells = [fmt("f1", report["per_label"][s][lab]["f1"]) for s in systems]
+            lines.append(f"| {_md_cell(lab)} | {report['per_label']['tuned'][lab]['support']} | "
+                         + " | ".join(cells) + " |")
+        lines.append("")
+    encrypted = " (encrypted at rest)" if report.get("predictions_encrypted") else ""
     lines += ["## Files", "",
               f"- `{out_dir / 'report.json'}`: every score, per-category scores"
-              + (", confusion matrices" if report["label_task"] else "") + ", hashes, timings",
-              f"- `{out_dir / 'predictions.jsonl'}`: reference and answers per record id",
+              + (", per-label scores, confusion matrices" if report["label_task"] else "") + ", hashes, timings",
+              f"- `{out_dir / 'predictions.jsonl'}`{encrypted}: reference and answers per record id",
               f"- `{out_dir / 'report.md'}`: this summary", ""]
     return "\n".join(lines)
 
@@ -233,7 +263,8 @@ def print_summary(report: dict, out_dir: Path) -> None:
         table.add_column("Δ", justify="right")
     for m, b, t, d in metric_rows(report):
         if has_base:
-            colour = "green" if d.startswith("+") and d.strip("+0.") else "red" if d.startswith("-") else ""
+            change = float(d)
+            colour = "green" if change > 0 and d.strip("+-0.") else "red" if change < 0 and d.strip("+-0.") else ""
             table.add_row(m, b, t, f"[{colour}]{d}[/]" if colour else d)
         else:
             table.add_row(m, t)
