@@ -247,7 +247,13 @@ class Redactor:
                 "entities": self.entities}
 
     def spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Resolved spans per text, with offsets into that text."""
+        """Resolved spans per text, with offsets into that text. Repeated texts (system prompts, instruction
+        templates, short answers) are analysed once: analysis is a pure function of the text."""
+        unique = list(dict.fromkeys(texts))
+        found = dict(zip(unique, self._spans(unique), strict=True))
+        return [list(found[t]) for t in texts]
+
+    def _spans(self, texts: Sequence[str]) -> list[list[Span]]:
         pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
         for i, text in enumerate(texts):
             if text.strip():
