@@ -1,7 +1,7 @@
 """prepare, train, eval and redact run with the egress guard strict and never attempt an outbound connection.
 
-Vanilla Presidio's URL recognizer pulls the public-suffix list through tldextract at run time; the records here
-carry URLs and emails so that code path runs.
+Vanilla Presidio's email recognizer pulls the public-suffix list through tldextract at run time; the records
+here carry URLs and emails so those code paths run.
 """
 
 import json
