@@ -70,7 +70,8 @@ class PrepareConfig(_Strict):
 class LoraConfig(_Strict):
     r: int = Field(default=16, ge=1)
     alpha: int = Field(default=32, ge=1)
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="0 skips the per-layer dropout masks: "
+                           "~10% of a CPU training step on SmolLM2-135M; early stopping guards against overfitting")
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )

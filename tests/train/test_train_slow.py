@@ -38,7 +38,9 @@ def _records(start: int, n: int) -> list[dict]:
 def test_packaged_model_few_steps_lower_val_loss(packaged_base, tmp_path):
     data = write_dataset(tmp_path / "data", _records(0, 24), _records(24, 8))
     out = tmp_path / "run"
-    cfg = dict(base=packaged_base.path, epochs=1, batch_size=4, learning_rate=2e-3, max_seq_len=128, log_every=2)
+    # one thread: on a shared 2-core runner two OpenMP threads contending with other jobs are 3x slower
+    cfg = dict(base=packaged_base.path, epochs=1, batch_size=4, learning_rate=2e-3, max_seq_len=128, log_every=2,
+               num_threads=1)
     run = train(data, out, TrainConfig(**cfg))
     assert run["steps"] == 6 and run["loss_mode"] == "label_positions"
     assert run["final_val_loss"] < 0.8 * run["initial_val_loss"]
