@@ -261,12 +261,20 @@ def keys_list(
 
 @app.command()
 def export(
-    run: Annotated[Path, typer.Option("--run", "-r")],
+    run: Annotated[list[Path], typer.Option("--run", "-r", help="run directory (repeat for vllm multi-LoRA: "
+                                                               "[NAME=]RUN_DIR)")],
     format: Annotated[str, typer.Option("--format", "-f", help="merged|gguf|ollama|vllm")],
-    out: Annotated[Path, typer.Option("--out", "-o")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory to write")],
+    config: ConfigOpt = None,
+    name: Annotated[str | None, typer.Option(help="model name (Ollama/vLLM; default: the run's adapter name)")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the reload-and-compare check")] = False,
 ) -> None:
     """Export a run as a merged model, GGUF, Ollama Modelfile or vLLM launch config."""
-    _not_yet("export", 6)
+    from privtune.config import ExportConfig, load_config
+    from privtune.export import export_run
+
+    cfg = _run(load_config, config, ExportConfig, {"verify": False if no_verify else None})
+    _run(export_run, [str(r) for r in run], format, out, cfg, name=name)
 
 
 log_app = typer.Typer(help="The tamper-evident audit log (hash-chained, HMAC-sealed) of every privtune action.",
