@@ -169,3 +169,33 @@ def test_failed_run_is_marked_failed(learnable_model_dir, label_data, tmp_path):
                                                          max_grad_norm=1e30, warmup_ratio=0.0))
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["status"] == "failed" and run["error"] == "FloatingPointError" and math.isfinite(run["steps"])
+
+
+def test_audit_log_entry_links_dataset_base_and_adapter(learnable_model_dir, label_data, tmp_path):
+    from privtune.registry import auditlog
+
+    run = train(label_data, tmp_path / "run", fast_config(learnable_model_dir, epochs=1))
+    entry = [e for e in auditlog.entries() if e["action"] == "train"][-1]
+    assert entry["outcome"] == "ok"
+    assert entry["inputs"] == {"dataset_manifest": run["dataset"]["manifest_sha256"],
+                               "base_weights": run["base"]["weights_sha256"]}
+    assert entry["outputs"]["adapter"] == run["adapter_sha256"]
+    assert entry["outputs"]["run.json"] == fsio.sha256_file(tmp_path / "run" / "run.json")
+
+
+def test_encrypted_dataset_and_adapter_at_rest(learnable_model_dir, label_data, tmp_path, monkeypatch):
+    """With PRIVTUNE_KEY_FILE: encrypted inputs are read, the adapter is written encrypted, hashes are of plaintext."""
+    from privtune.registry import crypto
+
+    plain = train(label_data, tmp_path / "plain", fast_config(learnable_model_dir, epochs=1))
+    key_file = tmp_path / "keys" / "data.key"
+    crypto.keygen(key_file)
+    monkeypatch.setenv("PRIVTUNE_KEY_FILE", str(key_file))
+    assert crypto.encrypt_tree(label_data) == 3
+    enc = train(label_data, tmp_path / "enc", fast_config(learnable_model_dir, epochs=1))
+
+    adapter_files = [p for p in (tmp_path / "enc" / "adapter").rglob("*") if p.is_file()]
+    assert adapter_files and all(crypto.is_encrypted(p) for p in adapter_files)
+    assert enc["adapter_sha256"] == plain["adapter_sha256"]
+    assert enc["dataset"]["manifest_sha256"] == plain["dataset"]["manifest_sha256"]
+    assert enc["final_val_loss"] == pytest.approx(plain["final_val_loss"], abs=1e-6)

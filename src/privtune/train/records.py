@@ -54,19 +54,21 @@ def parse_record(line: str, where: str) -> ChatRecord:
 
 
 def read_records(path: Path) -> list[ChatRecord]:
-    """Every record of a prepared JSONL file; blank lines are allowed, anything else malformed is an error."""
+    """Every record of a prepared JSONL file (plaintext or encrypted at rest); blank lines are allowed."""
+    from privtune.registry import crypto
+
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found (run `privtune prepare` to create the dataset)", where=str(path))
+    blob = crypto.read_bytes_maybe_encrypted(path)
     records = []
-    with open(path, encoding="utf-8") as fh:
-        lineno = 0
+    for lineno, raw in enumerate(blob.splitlines(), start=1):
         try:
-            for lineno, line in enumerate(fh, start=1):  # noqa: B007 - lineno is used after a decode error
-                if line.strip():
-                    records.append(parse_record(line, f"{path}:{lineno}"))
+            line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise InputError("not valid UTF-8", where=f"{path}:{lineno + 1}") from None
+            raise InputError("not valid UTF-8", where=f"{path}:{lineno}") from None
+        if line.strip():
+            records.append(parse_record(line, f"{path}:{lineno}"))
     if not records:
         raise InputError("no records", where=str(path))
     return records

@@ -23,6 +23,7 @@ from pathlib import Path
 from privtune import __version__, fsio
 from privtune.config import TrainConfig
 from privtune.errors import InputError
+from privtune.registry import crypto, hooks
 from privtune.train.collate import (
     EncodeStats,
     Example,
@@ -76,12 +77,12 @@ def read_dataset_files(data_dir: Path):
         raise InputError("not a prepared dataset: manifest.json is missing (create it with `privtune prepare`)",
                          where=str(manifest))
     try:
-        json.loads(manifest.read_text(encoding="utf-8"))
+        json.loads(crypto.read_text_maybe_encrypted(manifest))
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"manifest is not valid JSON ({e})", where=str(manifest)) from None
     train = read_records(data_dir / "train.jsonl")
     val = read_records(data_dir / "val.jsonl")
-    return train, val, fsio.sha256_file(manifest)
+    return train, val, crypto.sha256_plaintext(manifest)  # plaintext hash: stable across keys and rotations
 
 
 def tokenize_dataset(tokenizer, data_dir: Path, cfg: TrainConfig) -> Dataset:
@@ -164,8 +165,11 @@ def evaluate_loss(model, loss_fn, examples: list[Example], batch_size: int, pad_
 
 
 def save_adapter(model, tokenizer, final: Path) -> None:
-    """PEFT adapter (safetensors) + the base tokenizer and chat template, swapped in atomically."""
-    with fsio.staged_dir(final) as tmp:
+    """PEFT adapter (safetensors) + the base tokenizer and chat template, swapped in atomically.
+
+    With PRIVTUNE_KEY_FILE set the files are encrypted at rest and plaintext only ever exists on tmpfs.
+    """
+    with crypto.encrypted_output(final) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
 
@@ -294,15 +298,20 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
                    error=type(e).__name__, finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
         fsio.write_json(out / "run.json", run)
         _record(out, run)
+        try:
+            hooks.trained(out, run)
+        except Exception as log_error:  # noqa: BLE001 - the training error is the one to report
+            log.error("could not write the audit-log entry for the failed run: %s", log_error)
         raise
 
     run.update(state.summary())
     run["timings"] = {"load_s": round(load_s, 3), "train_s": round(state.train_s, 3),
                       "eval_s": round(state.eval_s, 3), "total_s": round(time.time() - t_start, 3)}
-    run.update(status="finished", adapter_sha256=fsio.sha256_dir(out / "adapter"),
+    run.update(status="finished", adapter_sha256=crypto.sha256_dir_plaintext(out / "adapter"),
                finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
     fsio.write_json(out / "run.json", run)
     _record(out, run)
+    hooks.trained(out, run)  # fail closed: an unrecorded run is an error for a regulated user
     log.info("best val loss %.4f at epoch %d (initial %.4f); adapter %s", run["best_val_loss"], run["best_epoch"],
              run["initial_val_loss"], out / "adapter")
     return run
