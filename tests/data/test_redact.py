@@ -60,7 +60,9 @@ def test_spans_point_into_the_original_text(redactor):
 
 def test_dates_without_digits_are_kept_and_real_dates_redacted(redactor):
     [(red, counts)] = redactor.redact_texts(["The monthly fee went up last Friday; my DOB is 12 March 1984."])
-    assert red == "The monthly fee went up last Friday; my DOB is [DATE_TIME]." and counts == {"DATE_TIME": 1}
+    assert red == "The monthly fee went up last Friday; my DOB is [DATE_OF_BIRTH]." and counts == {"DATE_OF_BIRTH": 1}
+    [(red, counts)] = redactor.redact_texts(["The meeting moved to 03/14/2025."])
+    assert red == "The meeting moved to [DATE_TIME]." and counts == {"DATE_TIME": 1}
 
 
 def test_empty_and_clean_texts_pass_through(redactor):
@@ -80,15 +82,15 @@ def test_mask_and_drop_operators():
     text = "Write to m.okafor@example.org now."
     [(masked, _)] = Redactor(RedactConfig(operator="mask")).redact_texts([text])
     assert masked == "Write to " + "*" * len("m.okafor@example.org") + " now."
-    [(dropped, _)] = Redactor(RedactConfig(operator="drop")).redact_texts([text])
-    assert dropped == "Write to  now."
+    [(dropped, _), (kept, _)] = Redactor(RedactConfig(operator="drop")).redact_texts([text, "nothing here"])
+    assert dropped == "" and kept == "nothing here"
 
 
 @pytest.mark.parametrize(("cfg", "field"), [
     (RedactConfig(entities=["SHOE_SIZE"]), "redact.entities"),
     (RedactConfig(deny=["NOPE"]), "redact.deny"),
     (RedactConfig(spacy_model="xx_not_installed_model"), "redact.spacy_model"),
-    (RedactConfig(operator="pseudonym"), "redact.operator"),
+    (RedactConfig(operator="pseudonym", pseudonym_key_file="/nonexistent/pseudo.key"), "redact.pseudonym_key_file"),
 ])
 def test_bad_redact_config_is_an_input_error(cfg, field):
     with pytest.raises(InputError) as err:

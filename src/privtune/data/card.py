@@ -58,15 +58,16 @@ def render_data_card(manifest: dict[str, Any]) -> str:
 
     lines += ["## Redaction", ""]
     if redactor.get("enabled"):
-        lines += [f"Personal data was replaced ({redactor['operator']}) by Presidio {redactor['presidio_analyzer']} "
-                  f"with spaCy model `{redactor['spacy_model']}`, score threshold {redactor['score_threshold']:g}. "
+        lines += [f"Personal data was replaced ({redactor['operator']}) by privtune's recognizers "
+                  f"and the NER of spaCy model `{redactor['spacy_model']}`, score threshold {redactor['score_threshold']:g}. "
                   "Counts are over the records kept in the splits.", ""]
         red = manifest.get("redaction", {})
         lines += _table(["entity", "replaced"], sorted(red.items(), key=lambda kv: -kv[1])) if red else [
             "Nothing was detected.", ""]
         lines += ["Automated redaction misses some personal data and removes some harmless text. "
                   "`review.csv` holds a seeded sample of redacted records for a person to check "
-                  "(fill in `reviewer_verdict` and `reviewer_notes`). Organisation names are not redacted, "
+                  "(fill in `reviewer_verdict` and `reviewer_notes`). Organisation names are redacted only when "
+                  "ORGANIZATION is listed in `redact.entities`, "
                   "and `metadata` values are passed through as given.", ""]
     else:
         lines += ["**Redaction was disabled** (`--no-redact`): the splits hold the input text as given. "

