@@ -149,13 +149,14 @@ def eval_(
     batch_size: Annotated[int | None, typer.Option(help="prompts generated together")] = None,
     label_task: Annotated[bool | None, typer.Option(
         "--label-task/--free-text", help="score as classification or as free text (default: detect)")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: torch's choice)")] = None,
 ) -> None:
     """Generate on held-out data and score the tuned model (and the base with --baseline)."""
     from privtune.config import EvalConfig, load_config
     from privtune.evaluate.report import evaluate
 
     overrides = {"max_records": max_records, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
-                 "label_task": label_task}
+                 "label_task": label_task, "num_threads": threads}
     cfg = _run(load_config, config, EvalConfig, overrides)
     _run(evaluate, run, data, cfg, baseline=baseline, name=name)
 

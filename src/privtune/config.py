@@ -123,6 +123,7 @@ class EvalConfig(_Strict):
         default=None, description="score as classification (accuracy, macro_f1); None = detect from the references"
     )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = cuda when available")
+    num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads; None = torch default")
 
 
 # ---------------------------------------------------------------------------------------------- serve

@@ -52,8 +52,10 @@ def _write_records(path: Path, n: int = 12, with_category: bool = True) -> Path:
     return path
 
 
-def _make_run(run_dir: Path, model_dir: Path, register: bool = True) -> Path:
-    """RUN_DIR/adapter (random, non-zero LoRA so tuned != base) + run.json with the fields train records."""
+def _make_run(run_dir: Path, model_dir: Path, register: bool = True, *, config_base: str | None = "same",
+              identity: bool = False) -> Path:
+    """RUN_DIR/adapter + run.json with the fields train records. The LoRA is random and non-zero (tuned != base)
+    unless `identity` (PEFT's default init: B = 0, so tuned == base exactly)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -67,12 +69,13 @@ def _make_run(run_dir: Path, model_dir: Path, register: bool = True) -> Path:
     with warnings.catch_warnings():  # PEFT 0.21 calls a transformers 5 API that is deprecated
         warnings.simplefilter("ignore", FutureWarning)
         peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                                                      init_lora_weights=False, task_type="CAUSAL_LM"))
+                                                      init_lora_weights=identity, task_type="CAUSAL_LM"))
     fsio.ensure_private_dir(run_dir)
     peft_model.save_pretrained(run_dir / "adapter", safe_serialization=True)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(run_dir / "adapter")
-    base = resolve_base(str(model_dir))
-    run = {"config": {"base": str(model_dir), "method": "lora"}, "base": base.to_dict(), "method": "lora",
+    config_base = str(model_dir) if config_base == "same" else config_base
+    base = resolve_base(config_base)
+    run = {"config": {"base": config_base, "method": "lora"}, "base": base.to_dict(), "method": "lora",
            "dataset": {"path": str(run_dir.parent / "dataset"), "manifest_sha256": "0" * 64},
            "adapter_sha256": fsio.sha256_dir(run_dir / "adapter"), "status": "finished",
            "best_epoch": 1, "best_val_loss": 1.0}
@@ -92,3 +95,9 @@ def write_records():
 def run_dir(tmp_path, varied_model_dir) -> Path:
     """A registered run with a LoRA adapter on the varied tiny model."""
     return _make_run(tmp_path / "run", varied_model_dir)
+
+
+@pytest.fixture
+def make_run():
+    """make_run(run_dir, model_dir, register=True, *, config_base="same", identity=False)."""
+    return _make_run

@@ -57,8 +57,11 @@ def input_warnings(run_dir: Path, data_file: Path, run: dict[str, Any]) -> list[
 
 
 # ------------------------------------------------------------------------------------------- stage
-def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False, name: str = "default") -> dict:
-    """Score the run's adapter (and the base, with `baseline`) on DATA; returns the report written."""
+def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False, name: str = "default", *,
+             print_table: bool = True) -> dict:
+    """Score the run's adapter (and the base, with `baseline`) on DATA; returns the report written.
+
+    `print_table=False` leaves the summary table to a caller that prints its own (quickstart)."""
     import torch
 
     t_start = time.perf_counter()
@@ -79,16 +82,22 @@ def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False,
              f"label task, {len(labels)} labels" if labels else "free text")
 
     torch.manual_seed(cfg.seed)
-    t0 = time.perf_counter()
-    model, tokenizer, run = load_run_model(run_dir, device=cfg.device)
-    timings = {"load_s": time.perf_counter() - t0}
-    prompts = [r.prompt for r in records]
-    gens = {"tuned": generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
-                                       desc="tuned model")}
-    if baseline:
-        with model.disable_adapter():
-            gens["base"] = generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
-                                             desc="base model")
+    threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        t0 = time.perf_counter()
+        model, tokenizer, run = load_run_model(run_dir, device=cfg.device)
+        timings = {"load_s": time.perf_counter() - t0}
+        prompts = [r.prompt for r in records]
+        gens = {"tuned": generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
+                                           desc="tuned model")}
+        if baseline:
+            with model.disable_adapter():
+                gens["base"] = generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
+                                                 desc="base model")
+    finally:
+        torch.set_num_threads(threads)  # a library call must not change the caller's process settings
     for system, g in gens.items():
         timings[f"generate_{system}_s"] = g.seconds
 
@@ -111,7 +120,8 @@ def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False,
 
     record_eval(run_dir, name, out_dir / "report.json", report)
     hooks.evaluated(run_dir, out_dir / "report.json", report)
-    print_summary(report, out_dir)
+    if print_table:
+        print_summary(report, out_dir)
     return report
 
 
