@@ -57,6 +57,7 @@ def test_eval_with_baseline_writes_private_report_predictions_and_registry_row(t
         assert set(per) == set(report["labels"]) and sum(v["support"] for v in per.values()) == 12
         assert all(0.0 <= v[k] <= 1.0 for v in per.values() for k in ("precision", "recall", "f1"))
     assert report["generation"]["max_new_tokens"] == 6
+    assert report["generation"]["prompt_tokens_shared"]["tuned"] > 0  # the system prompt was computed once a batch
     assert set(report["timings"]) >= {"load_s", "generate_tuned_s", "generate_base_s", "score_s", "total_s"}
 
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]

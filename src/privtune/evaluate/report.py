@@ -141,7 +141,8 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
         "name": name,
         "data": {"path": str(data_file.resolve()), "sha256": crypto.sha256_plaintext(data_file),
                  "records_in_file": records_in_file},
-        "run": {"path": str(run_dir.resolve()), "adapter_sha256": run.get("_adapter_sha256") or run.get("adapter_sha256"),
+        "run": {"path": str(run_dir.resolve()),
+                "adapter_sha256": run.get("_adapter_sha256") or run.get("adapter_sha256"),
                 "base_name": base.get("name"), "base_sha256": base.get("weights_sha256"),
                 "dataset_manifest_sha256": (run.get("dataset") or {}).get("manifest_sha256")},
         "label_task": labels is not None,
@@ -160,6 +161,7 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
         "mean_prompt_tokens": _mean(gens["tuned"].prompt_tokens),
         "mean_new_tokens": {s: _mean(g.new_tokens) for s, g in gens.items()},
         "hit_max_new_tokens": {s: sum(g.hit_limit) for s, g in gens.items()},
+        "prompt_tokens_shared": {s: g.shared_prefix_tokens for s, g in gens.items()},
     }
     report["metric_scales"] = {m: "0-100 (sacrebleu)" if m == "bleu" else "0-1" for m in report["tuned"]}
     report["predictions_encrypted"] = crypto.configured_key() is not None
