@@ -58,6 +58,7 @@ def test_training_learns_and_writes_a_complete_run(learnable_model_dir, label_da
     val_rows = [r for r in rows if r["val_loss"] is not None]
     assert [r["step"] for r in val_rows] == [0, 8, 16, 24, 32] and [r["epoch"] for r in val_rows[1:]] == [1, 2, 3, 4]
     assert all(r["tokens_per_s"] > 0 and r["train_loss"] > 0 and r["lr"] > 0 for r in rows[1:])
+    assert all(r["all_tokens_per_s"] > 3 * r["tokens_per_s"] for r in rows[1:])  # prompts are most tokens
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # one row per step, in order
     assert min(r["val_loss"] for r in val_rows) == pytest.approx(run["best_val_loss"])
 

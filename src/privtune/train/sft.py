@@ -407,7 +407,7 @@ def _loop(model, tokenizer, loss_fn, optim, data: Dataset, cfg: TrainConfig, out
     fsio.append_jsonl(metrics_path, {"step": 0, "epoch": 0.0, "train_loss": None, "val_loss": state.val_loss,
                                      "lr": opt.param_groups[0]["lr"], "tokens_per_s": None,
                                      "elapsed_s": round(time.time() - t0, 3)})
-    win_loss, win_tokens, win_time = 0.0, 0, 0.0  # since the last metrics row
+    win_loss, win_tokens, win_all, win_time = 0.0, 0, 0, 0.0  # since the last metrics row
     model.train()
     with _progress() as progress:
         task = progress.add_task("train", total=total_steps, info=f"val {state.val_loss:.4f}")
@@ -428,6 +428,7 @@ def _loop(model, tokenizer, loss_fn, optim, data: Dataset, cfg: TrainConfig, out
                 state.train_s += dt
                 state.supervised_tokens += n_tok
                 win_loss, win_tokens, win_time = win_loss + loss_sum, win_tokens + n_tok, win_time + dt
+                win_all += sum(int(b["attention_mask"].sum()) for b in micro)
 
                 last_step = state.step >= total_steps
                 evaluated = None
@@ -438,15 +439,16 @@ def _loop(model, tokenizer, loss_fn, optim, data: Dataset, cfg: TrainConfig, out
                     log.info("epoch %d: val loss %.4f%s", epoch, evaluated, " (best)" if state.best_epoch == epoch
                              else f" (best {state.best_val_loss:.4f} at epoch {state.best_epoch})")
                 tps = win_tokens / win_time if win_time > 0 else 0.0
-                info = (f"loss {win_loss / max(win_tokens, 1):.4f} | val {state.val_loss:.4f} | {tps:.0f} tok/s | "
-                        f"lr {lr:.2e}")
+                all_tps = win_all / win_time if win_time > 0 else 0.0
+                info = (f"loss {win_loss / max(win_tokens, 1):.4f} | val {state.val_loss:.4f} | "
+                        f"{tps:.0f} supervised tok/s ({all_tps:.0f} all) | lr {lr:.2e}")
                 if state.step % cfg.log_every == 0 or evaluated is not None:
                     fsio.append_jsonl(metrics_path, {
                         "step": state.step, "epoch": round(epoch - 1 + (gi + 1) / len(groups), 4),
                         "train_loss": win_loss / max(win_tokens, 1), "val_loss": evaluated, "lr": lr,
-                        "tokens_per_s": round(tps, 2), "elapsed_s": round(time.time() - t0, 3),
-                        "grad_norm": round(grad_norm, 6)})
-                    win_loss, win_tokens, win_time = 0.0, 0, 0.0
+                        "tokens_per_s": round(tps, 2), "all_tokens_per_s": round(all_tps, 2),
+                        "elapsed_s": round(time.time() - t0, 3), "grad_norm": round(grad_norm, 6)})
+                    win_loss, win_tokens, win_all, win_time = 0.0, 0, 0, 0.0
                 progress.update(task, advance=1, info=info)
                 if last_step:
                     break
