@@ -18,6 +18,17 @@ TEXTS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy CI machine spinning threads make them 5x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def varied_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """The tiny llama with larger random weights: at the default init every greedy answer is the same newline."""
