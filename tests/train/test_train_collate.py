@@ -173,3 +173,14 @@ def test_collate_pads_right_to_the_longest_in_batch(tok):
     assert batch["input_ids"][0, len(a):].eq(tok.pad_token_id).all()
     assert batch["labels"][0, len(a):].eq(IGNORE).all()
     assert batch["labels"][1].tolist() == b.labels
+
+
+def test_record_refused_by_the_template_is_an_input_error_at_its_line(tiny_model_dir):
+    from privtune.errors import InputError
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.chat_template = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+                         "{% endif %}" + tok.chat_template)
+    recs = [ChatRecord("ok", (MULTI[1], MULTI[2]), "train.jsonl:1"), ChatRecord("sys", tuple(MULTI), "train.jsonl:2")]
+    with pytest.raises(InputError, match="train.jsonl:2: field 'messages': .*System role not supported"):
+        encode_records(tok, recs, 512)

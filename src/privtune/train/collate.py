@@ -132,7 +132,14 @@ def encode_chat(tokenizer, record_id: str, messages: Sequence[dict], max_seq_len
 
 
 def encode_records(tokenizer, records, max_seq_len: int) -> tuple[list[Example], EncodeStats]:
-    """Encode ChatRecords; records left with no supervised token (after truncation) are dropped and counted."""
+    """Encode ChatRecords; records left with no supervised token (after truncation) are dropped and counted.
+
+    A record the chat template refuses (e.g. a system turn for a model without one) is an InputError at its line.
+    """
+    from jinja2 import TemplateError
+
+    from privtune.errors import InputError
+
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("a fast tokenizer (tokenizer.json) is needed to map the chat template to tokens")
     controls = control_tokens(tokenizer)
@@ -142,7 +149,11 @@ def encode_records(tokenizer, records, max_seq_len: int) -> tuple[list[Example],
         stats.records += 1
         if controls and any(c in m["content"] for m in rec.messages for c in controls):
             stats.control_token_records += 1
-        ex, fallback = encode_chat(tokenizer, rec.id, rec.messages, max_seq_len, controls)
+        try:
+            ex, fallback = encode_chat(tokenizer, rec.id, rec.messages, max_seq_len, controls)
+        except TemplateError as e:
+            raise InputError(f"the base model's chat template rejects this record: {e}", where=rec.where,
+                             field="messages") from None
         stats.template_fallback += fallback
         stats.truncated += ex.truncated
         if ex.n_supervised == 0:
