@@ -64,7 +64,7 @@ def quickstart(out: Path, cfg: QuickstartConfig, console: Console | None = None)
     console.print(f"    best val loss {run['best_val_loss']:.4f} at epoch {run['best_epoch']} "
                   f"(from {run.get('initial_val_loss', float('nan')):.4f}; {t_train - t_prep:.0f}s)")
     console.print("3/3 eval     greedy generation on the test split, base and tuned")
-    report = evaluate(run_dir, data_dir, cfg.eval, baseline=True, name="quickstart")
+    report = evaluate(run_dir, data_dir, cfg.eval, baseline=True, name="quickstart", print_table=False)
     t_end = time.time()
     console.print(_table(report))
     report_dir = run_dir / "eval" / "quickstart"
