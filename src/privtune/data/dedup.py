@@ -1,4 +1,4 @@
-"""Duplicate removal. Exact now; near-duplicate (MinHash) detection plugs in beside `exact_dedup`.
+"""Duplicate removal: exact (normalised content hash) and near-duplicate (MinHash LSH, datasketch).
 
 Duplicates are found on the record's full content (every message with its role, chosen/rejected, text),
 normalised so that case, Unicode compatibility forms and whitespace do not hide a copy. The first copy wins.
@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -46,3 +47,112 @@ def exact_dedup(items: Sequence[T], key: Callable[[T], str]) -> DedupResult[T]:
             first[k] = item
             result.kept.append(item)
     return result
+
+
+# ------------------------------------------------------------------------------------------ near duplicates
+def shingles(text: str, n: int) -> set[bytes]:
+    """Word n-grams of the normalised text (the whole text when it has fewer than n words)."""
+    words = normalise_text(text).split()
+    if len(words) <= n:
+        return {" ".join(words).encode("utf-8")}
+    return {" ".join(words[i:i + n]).encode("utf-8") for i in range(len(words) - n + 1)}
+
+
+def content_text(record: dict[str, Any]) -> str:
+    parts = [m["content"] for m in record.get("messages", [])]
+    parts += [record[k] for k in ("chosen", "rejected", "text") if k in record]
+    return "\n".join(parts)
+
+
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) minimising false positives + negatives at `threshold` (datasketch's own optimiser)."""
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+class NearDupIndex:
+    """MinHash (datasketch) signatures banded into LSH buckets, kept as compact arrays so a million records fit
+    in memory: per record only `bands` 64-bit bucket keys stay in RAM; full signatures go to a scratch file and
+    are read back only to verify a candidate pair. `clusters()` runs once, after every record was added."""
+
+    def __init__(self, threshold: float, ngram: int, num_perm: int, scratch: Path, seed: int = 1):
+        self.threshold, self.ngram, self.num_perm, self.seed = threshold, ngram, num_perm, seed
+        self.bands, self.rows = lsh_bands(threshold, num_perm)
+        self._sig_path = scratch
+        self._sig_fh = open(scratch, "wb")  # noqa: SIM115 - closed in clusters()
+        self._keys: list[Any] = []
+        self.n = 0
+
+    def add_many(self, texts: Sequence[str]) -> None:
+        """Signatures for a batch, vectorised over all its shingles (datasketch's permutations and hashing
+        scheme, crc32 shingle hashes); per-record `MinHash.update` would take minutes per million records."""
+        import zlib
+
+        import numpy as np
+        from datasketch import MinHash
+
+        if not texts:
+            return
+        if not hasattr(self, "_perm"):
+            self._perm = MinHash(num_perm=self.num_perm, seed=self.seed).permutations
+        a, b = self._perm
+        prime, max_hash = np.uint64((1 << 61) - 1), np.uint64((1 << 32) - 1)
+        for start in range(0, len(texts), 1024):
+            part = [shingles(t, self.ngram) for t in texts[start:start + 1024]]
+            sizes = np.fromiter((len(p) for p in part), dtype=np.int64, count=len(part))
+            hv = np.fromiter((zlib.crc32(s) for p in part for s in p), dtype=np.uint64, count=int(sizes.sum()))
+            phv = np.bitwise_and((hv[:, None] * a + b) % prime, max_hash)
+            offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+            mat = np.minimum.reduceat(phv, offsets, axis=0).astype(np.uint32)
+            mat.tofile(self._sig_fh)
+            banded = mat[:, :self.bands * self.rows].reshape(len(part), self.bands, self.rows).astype(np.uint64)
+            mult = np.uint64(1000003) ** np.arange(self.rows, dtype=np.uint64)
+            self._keys.append((banded * mult).sum(axis=2, dtype=np.uint64))
+            self.n += len(part)
+
+    def clusters(self) -> list[list[int]]:
+        """Groups (size >= 2, sorted indices) of records whose estimated Jaccard similarity >= threshold."""
+        import numpy as np
+
+        self._sig_fh.close()
+        if self.n < 2:
+            return []
+        keys = np.vstack(self._keys)
+        self._keys = []
+        sigs = np.memmap(self._sig_path, dtype=np.uint32, mode="r", shape=(self.n, self.num_perm))
+        parent = np.arange(self.n, dtype=np.int64)
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = int(parent[x])
+            return x
+
+        checked: set[tuple[int, int]] = set()
+        for b in range(self.bands):
+            col = keys[:, b]
+            order = np.argsort(col, kind="stable")
+            sorted_keys = col[order]
+            starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+            ends = np.r_[starts[1:], len(order)]
+            for s, e in zip(starts, ends, strict=True):
+                if e - s < 2:
+                    continue
+                members = np.sort(order[s:e])
+                head = int(members[0])
+                for m in members[1:]:
+                    m = int(m)
+                    if (head, m) in checked or find(head) == find(m):
+                        continue
+                    checked.add((head, m))
+                    if float(np.mean(sigs[head] == sigs[m])) >= self.threshold:
+                        a, c = find(head), find(m)
+                        parent[max(a, c)] = min(a, c)
+        groups: dict[int, list[int]] = {}
+        for i in range(self.n):
+            root = find(i)
+            if root != i:
+                groups.setdefault(root, [root]).append(i)
+        del sigs
+        return sorted(sorted(g) for g in groups.values())

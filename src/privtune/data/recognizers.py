@@ -154,8 +154,8 @@ class Rule:
     invalid_score: float | None = None  # score when validate fails (None = drop)
 
 
-_SEP = r"\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*"  # "number is", "no.:", "#", "ID:"
-_ID_TOKEN = r"(?P<v>(?=[A-Z0-9-]*\d)[A-Z0-9](?:[A-Z0-9-/.]{2,22}[A-Z0-9]))\b"
+_SEP = r"(?i:\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*)"  # "number is", "no.:", "#", "ID:"
+_ID_TOKEN = r"(?P<v>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9-/.]{2,22}[A-Za-z0-9]))\b"
 
 
 def _after(cues: str, value: str = _ID_TOKEN) -> str:
@@ -175,7 +175,7 @@ def password_like(value: str) -> bool:
 
 RULES: tuple[Rule, ...] = (
     # --- secrets
-    Rule("PRIVATE_KEY", r"-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
+    Rule("PRIVATE_KEY", r"(?i)-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----",
          1.0),
     Rule("API_KEY", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", 1.0),
     Rule("API_KEY", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b", 1.0),
@@ -183,16 +183,18 @@ RULES: tuple[Rule, ...] = (
     Rule("API_KEY", r"\b(?:[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|AIza[0-9A-Za-z_-]{35}|sk-[A-Za-z0-9_-]{20,}"
                     r"|glpat-[A-Za-z0-9_-]{20}|npm_[A-Za-z0-9]{36})\b", 1.0),
     Rule("API_KEY", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}", 1.0),  # JWT
+    Rule("API_KEY", r"(?i:\b(?:token|api[ _-]?key|secret|access key|secret key|key|credential)s?\b\s*(?:is|:|=)?\s*)"
+                    r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
     Rule("API_KEY", r"(?i:\bbearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{16,})", 0.9),
     Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig)[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
                     r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
-    Rule("PASSWORD", _PW_CUE + r"(?:\s+(?:is|was|set to|changed to|to)\b|\s*[:=])\s*[:=]?\s*" + _PW_VALUE, 0.9,
+    Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is|was|set to|changed to|to)\b|\s*[:=])\s*[:=]?\s*" + _PW_VALUE, 0.9,
          lambda v: v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # --- contact
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", 0.95),
-    Rule("URL", r"\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
+    Rule("URL", r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
     Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
     Rule("USERNAME", _after(r"user ?name|user ?id|login|handle|screen ?name|account name|gamertag",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
@@ -207,8 +209,6 @@ RULES: tuple[Rule, ...] = (
          context=("card", "visa", "mastercard", "amex", "credit", "debit", "cc")),
     Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card",
                                r"(?P<v>\d(?:[ -]?\d){11,18})\b"), 1.0),
-    Rule("IBAN_CODE", r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", 0.95, iban_ok),
-    Rule("IBAN_CODE", r"(?<=\bIBAN\b[:#]?\s*(?:is\s+|no\.?\s*)?)[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", 1.0),
     Rule("ROUTING_NUMBER", _after(r"routing|aba|rtn|transit|routing and transit|bank code|blz|bic",
                                   r"(?P<v>\d{9}|\d{8}|[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b"), 0.9),
     Rule("ROUTING_NUMBER", r"(?<!\d)\d{9}(?!\d)", 0.3, aba_ok, context=("routing", "aba", "rtn", "transit")),
@@ -282,6 +282,28 @@ def pattern_spans(text: str) -> Iterator[Span]:
             yield Span(start, end, rule.entity, score)
 
 
+# ----------------------------------------------------------------------------------------------- IBANs
+IBAN_CANDIDATE = regex.compile(r"(?i)\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+IBAN_CUE = ("iban",)
+
+
+def iban_spans(text: str) -> Iterator[Span]:
+    """IBAN-shaped runs, cut back to the longest prefix that passes mod-97 ("GB82 WEST … 32 ASAP" keeps the
+    IBAN, not "ASAP"); after the word IBAN a run that fails the check still counts (a typo is still an IBAN)."""
+    for m in IBAN_CANDIDATE.finditer(text):
+        value = m.group()
+        cut = len(value)
+        while cut >= 15:
+            if iban_ok(value[:cut]):
+                yield Span(m.start(), m.start() + cut, "IBAN_CODE", 0.95)
+                break
+            nxt = value.rfind(" ", 0, cut)
+            cut = nxt if nxt > 0 else cut - 1
+        else:
+            if _context_before(text, m.start(), IBAN_CUE):
+                yield Span(m.start(), m.end(), "IBAN_CODE", 0.8)
+
+
 # ---------------------------------------------------------------------------------------------- phones
 PHONE_CANDIDATE = regex.compile(r"(?<![\w+/.-])(?:\+|\b00)?\(?\d(?:[ ().\-/]{0,3}\d){6,16}"
                                 r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?\b(?![/.-]\d)")
@@ -333,33 +355,41 @@ _STREET_WORDS = (
     "mount|mountain|neck|oval|overpass|pines|plains|prairie|radial|ramp|ranch|rapids|rest|route|shoals?|shores?|"
     "skyway|springs?|squares|stravenue|stream|streets|throughway|trace|track|trafficway|tunnel|underpass|union|"
     "unions|viaduct|ville|ways|wells?|terr|blvd\\.|hwy")
-_UNIT = r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#|no\.?)\.?\s*#?\s*[\w-]{1,6})"
-_CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:[\p{L}.'-]+[ \t]){0,3}[\p{L}.'-]+,?[ \t]*"
-              r"(?:[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?|\d{4,5}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
-              r"|(?:\d{4,5}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2})[ \t]+[\p{Lu}][\p{L}.'-]+(?:[ \t][\p{Lu}][\p{L}.'-]+){0,2}))")
-_STREET_PLAIN = "street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl|terrace|parkway"
+_UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#|no\.?|piso|planta|puerta|"
+         r"escalera|esc\.|stiege|stock|etage|app\.?|interno|int\.|scala|bis|bldg|building)\.?[ \t]*#?[ \t]*[\w/-]{1,6}"
+         r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?)")
+_POST = r"(?:\d{4,5}(?:-\d{3,4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
+_CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
+              + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{L}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
+              r"|(?:[\p{L}.'-]+[ \t]){0,2}[\p{L}.'-]+[ \t]*[- ][ \t]*\d{6}))")
+_STREET_PLAIN = _STREET_WORDS
 _ADDR_WORD = r"(?:\p{Lu}[\p{L}'.-]*|\d+(?:st|nd|rd|th)|[NSEW]\.?)"
-_LOWER_STOP = r"(?:the|a|an|on|in|at|to|of|my|your|our|per|for|from|and|or|by|with|this|that|every|each|last|next)"
+_LOWER_STOP = (r"(?:the|a|an|on|in|at|to|of|my|your|our|per|for|from|and|or|by|with|this|that|every|each|last|next|"
+               r"is|was|are|be|it|its|i|we|you|he|she|they|than|then|more|less|about|over|under|after|before)")
+_ROMANCE = ("via|viale|vicolo|piazza|piazzale|corso|contrada|borgo|strada|calle|camino|carretera|ronda|rambla|glorieta|"
+            "callejón|avenida|avda\\.|paseo|pasaje|plaza|travesía|urbanización|alameda|vía|cuesta|rua|travessa|largo|"
+            "praça|estrada|ulica|ul\\.|aleja|rue|chemin|allée|impasse|quai")
+_ROMANCE_FORMS = "|".join(sorted({f(w) for w in _ROMANCE.split("|") for f in (str.capitalize, str.upper, str.lower)}
+                                 - {"via", "plaza", "largo", "corso", "borgo"}, key=len, reverse=True))
+_GERMANIC = "straße|strasse|str\\.|weg|gasse|platz|allee|damm|ufer|laan|straat|gracht|plein|vej|gade|gatan|vägen|veien"
+_INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|vihar|enclave|circle|cross|main"
 ADDRESS_RULES = (
     # "841 6th St", "0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "12 Baker Street, London NW1 6XE"
-    regex.compile(r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r"[ \t]+){0,4}?"
-                  r"(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
-    # lower case: "12 baker street" (words before the street type are not stop words)
+    regex.compile(r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
+                  r"(?=\p{Lu})(?i:" + _STREET_WORDS + "|" + _INDIAN + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
+    # lower case: "46690 jody inlet suite 225" (words before the street type are not stop words)
     regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)[a-z]+[ \t]+){1,3}(?:" + _STREET_PLAIN
                   + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
-    # "Hauptstraße 12", "Via Roma 5", "Calle Mayor 7, 28013 Madrid"
-    regex.compile(r"\b(?:[\p{Lu}][\p{L}-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|damm|ufer|laan|"
-                  r"straat|gracht|plein|vej|gade|gatan|vägen|veien)|(?:Via|Viale|Piazza|Corso|Calle|Avenida|"
-                  r"Avda\.|Rua|Plaza|Paseo|Carrer|Travessa|Largo|Ulica|ul\.)[ \t]+(?:(?:d[aeio]l?|de[il]?|la|le|"
-                  r"dos|das)[ \t]+)*\p{Lu}[\p{L}'.-]*(?:[ \t]+\p{Lu}[\p{L}'.-]*){0,2},?)[ \t]+\d{1,4}[a-zA-Z]?\b"
-                  + _UNIT + r"?" + _CITY_LINE + r"?"),
-    # "12 rue de la Paix, 75002 Paris", "5 bis avenue Victor Hugo"
-    regex.compile(r"(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:rue|avenue|boulevard|bd|chemin|place|allée|"
-                  r"impasse|quai|cours)[ \t]+(?:(?:de|du|des|la|le|l'|d')[ \t]*)*\p{Lu}[\p{L}'’.-]*"
-                  r"(?:[ \t]+[\p{L}'’.-]+){0,4}?(?=[,\n]|$|\.\s)" + _CITY_LINE + r"?"),
+    # "Hauptstraße 12", "Karl-Dieter-Allee 5-2", "winklerallee 8/7"
+    regex.compile(r"\b\p{L}[\p{L}-]*(?i:" + _GERMANIC + r")[ \t]+\d{1,4}[a-zA-Z]?(?:[/-]\d{1,4})?\b" + _UNIT + r"?"
+                  + _CITY_LINE + r"?"),
+    # "Via Roma 5", "Calle Mayor 7, 28013 Madrid", "Vicolo Morpurgo, 8", "12 rue de la Paix, 75002 Paris"
+    regex.compile(r"(?:(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+)?\b(?:" + _ROMANCE_FORMS + r")[ \t]+"
+                  r"(?:(?:d[aeio]l?|de[il]?|la|le|l'|d'|dos|das|of)[ \t]*)*\p{L}[\p{L}'’.-]*(?:[ \t]+[\p{L}'’.-]+){0,4}?"
+                  r"(?:,?[ \t]+(?:n\.?[ºo°]?[ \t]*)?\d{1,4}[a-zA-Z]?\b|(?=[ \t]*[,\n]))" + _UNIT + r"?" + _CITY_LINE + r"?"),
     # "PO Box 123", military "USNS Brown\nFPO AE 04521", "PSC 1234, Box 5678\nAPO AA 12345"
     regex.compile(r"\b(?i:p\.?\s?o\.?\s?box|post office box|postfach|boîte postale)[ \t]*\d{1,6}\b" + _CITY_LINE + r"?"),
-    regex.compile(r"\b(?:USNS|USNV|USS|USCGC|PSC|Unit)[ \t]+[\w ]{1,30}?,?(?:[ \t]*Box[ \t]*\d+)?[ \t]*\n?[ \t]*"
+    regex.compile(r"(?i)\b(?:USNS|USNV|USS|USCGC|PSC|Unit)[ \t]+[\w ]{1,30}?,?(?:[ \t]*Box[ \t]*\d+)?[ \t]*\n?[ \t]*"
                   r"(?:APO|FPO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b"),
 )
 POSTCODE_RULES = (
@@ -407,12 +437,13 @@ def date_spans(text: str) -> Iterator[Span]:
 
 
 # ---------------------------------------------------------------------------------------------------- names
-TITLES = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev|Fr|Sr|Sra|Srta|Herr|Frau|Mme|Mlle|M|Dott|Mister|Madam|"
+TITLES = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev|Fr|Sr|Sra|Srta|Herr|Frau|Mme|Mlle|M|Dott|Dott\.ssa|Sig|Sig\.ra|"
+          r"Ing|Dipl\.-Ing|Mag|Shri|Smt|Kumari|Sri|Mister|Madam|Don|Doña|Dña|Dª|"
           r"Doctor|Professor|Nurse|Capt|Sgt|Lt|Col|Hon|Judge|Officer|Detective|Pastor|Rabbi|Imam)")
 _CAP = r"\p{Lu}[\p{Ll}'’-]*\p{Ll}[\p{L}'’-]*"  # "Anna", "O'Neil", "McDonald"
 _INITIAL = r"\p{Lu}\."
 TITLE_NAME = regex.compile(r"\b" + TITLES + r"\.?[ \t]+(?:(?:" + _CAP + r"|" + _INITIAL + r")[ \t]+){0,2}" + _CAP
-                           + r"(?:-" + _CAP + r")?")
+                           + r"(?:-" + _CAP + r")?|\b(?i:" + TITLES + r")\.?[ \t]+(?:\p{Lu}\.?[ \t]+)?\p{Lu}{2,}(?:[ \t-]\p{Lu}{2,})?\b")
 _NAME_TAIL = (r"(?:" + _CAP + r"|\p{Lu}{2,})(?:[ \t]+(?:" + _INITIAL + r"[ \t]+)?(?:" + _CAP + r"|\p{Lu}{2,}))"
               r"{0,3}(?!\w)")
 STRONG_NAME_CUE = regex.compile(
@@ -421,7 +452,8 @@ STRONG_NAME_CUE = regex.compile(
     r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 WEAK_NAME_CUE = regex.compile(
     r"(?<=(?i:\bhi|\bhello|\bhey|\bfrom:|\bto:|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with)|"
-    r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bmr|\bmrs|\bms)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
+    r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bask|\btell|\bthank|\bthanks)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
+LOWER_AFTER_CUE = regex.compile(STRONG_NAME_CUE.pattern.split(")" + _NAME_TAIL)[0] + r")\p{Ll}[\p{Ll}'-]+(?:[ \t]+\p{Ll}[\p{Ll}'-]+)?")
 WORD = regex.compile(r"[\p{L}'’-]+")
 NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_IE", "en_NG", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR",
                 "pt_PT", "nl_NL", "pl_PL", "sv_SE", "da_DK", "no_NO", "fi_FI", "cs_CZ", "tr_TR", "id_ID", "ro_RO",
@@ -479,6 +511,28 @@ COMMON_WORDS = {
 }
 
 
+ORG_WORDS = frozenset({
+    "inc", "ltd", "llc", "plc", "gmbh", "ag", "sa", "corp", "corporation", "company", "co", "group", "bank", "trust",
+    "university", "college", "school", "hospital", "clinic", "institute", "foundation", "association", "council",
+    "ministry", "department", "agency", "committee", "party", "club", "fc", "united", "records", "studios", "media",
+    "news", "times", "post", "journal", "tv", "radio", "airlines", "airways", "motors", "systems", "labs",
+    "technologies", "solutions", "services", "holdings", "partners", "capital", "fund", "church", "center",
+    "centre", "society", "union", "league", "team", "band", "network", "government", "police", "army", "navy",
+})
+
+
+def person_like(text: str) -> bool:
+    """1-3 alphabetic words, no organisation word, at least one a known first or last name."""
+    words = text.replace("’", "'").split()
+    if not 1 <= len(words) <= 3 or any(not w.replace("'", "").replace("-", "").isalpha() for w in words):
+        return False
+    low = [w.lower().strip("'") for w in words]
+    if any(w in ORG_WORDS for w in low):
+        return False
+    first, last = name_lists()
+    return any(w in first or w in last for w in low)
+
+
 def _cap(word: str) -> bool:
     return len(word) > 1 and word[0].isupper() and word[1:].islower()
 
@@ -520,6 +574,11 @@ def name_spans(text: str) -> Iterator[Span]:
                 continue
             known = any(w.lower() in first or w.lower() in last for w in words)
             yield Span(m.start(), m.end(), "PERSON", 0.7 if known else unknown_score)
+    for m in LOWER_AFTER_CUE.finditer(text):
+        words = m.group().split()
+        if words[0] in first or words[0] in last:
+            end = m.end() if len(words) == 2 and (words[1] in last or words[1] in first) else m.start() + len(words[0])
+            yield Span(m.start(), end, "PERSON", 0.6)
     yield from gazetteer_spans(text)
 
 
@@ -528,6 +587,7 @@ def rule_spans(text: str) -> list[Span]:
     """Everything privtune's recognizers find in `text` (unresolved: overlaps are merged by the redactor)."""
     out = list(pattern_spans(text))
     out += phone_spans(text)
+    out += iban_spans(text)
     out += address_spans(text)
     out += date_spans(text)
     out += name_spans(text)

@@ -28,7 +28,7 @@ import regex
 from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
-from privtune.data.recognizers import Span, rule_spans
+from privtune.data.recognizers import Span, person_like, rule_spans
 from privtune.errors import InputError
 
 if TYPE_CHECKING:
@@ -259,8 +259,11 @@ class Redactor:
         if doc is not None:
             for ent in doc.ents:
                 etype = NER_ENTITY_MAP.get(ent.label_)
+                score = NER_SCORE
+                if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
+                    etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
                 if etype is not None and "_" not in ent.text:  # snake_case is an identifier, not a name
-                    out.append(Span(ent.start_char, ent.end_char, etype, NER_SCORE))
+                    out.append(Span(ent.start_char, ent.end_char, etype, score))
         out += rule_spans(text)
         keep = []
         for s in out:

