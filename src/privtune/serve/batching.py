@@ -17,6 +17,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -144,6 +145,56 @@ def trim_cache(cache, start: int):
     return DynamicCache(ddp_cache_data=[(k[:, :, start:], v[:, :, start:]) for k, v, _ in cache])
 
 
+class PrefixCache:
+    """Recent prompts' KV per adapter: a new prompt that starts like one of them (the chat template's system
+    prompt, a shared instruction) is prefilled only from where they diverge. Bounded by total cached tokens."""
+
+    def __init__(self, max_tokens: int = 16384, min_prefix: int = 8):
+        self.max_tokens, self.min_prefix = max_tokens, min_prefix
+        self._entries: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+        self._tokens = 0
+        self.hits = self.reused_tokens = 0
+
+    def lookup(self, adapter: str | None, ids: list[int]) -> tuple[tuple | None, int]:
+        """(entry key, usable prefix length); at least one prompt token is always left to prefill."""
+        best, best_len = None, 0
+        for key in self._entries:
+            if key[0] != adapter:
+                continue
+            n = 0
+            for a, b in zip(key[1], ids, strict=False):
+                if a != b:
+                    break
+                n += 1
+            n = min(n, len(ids) - 1)
+            if n > best_len:
+                best, best_len = key, n
+        if best is None or best_len < self.min_prefix:
+            return None, 0
+        self._entries.move_to_end(best)
+        self.hits += 1
+        self.reused_tokens += best_len
+        return best, best_len
+
+    def kv(self, key: tuple, length: int, rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first `length` positions of an entry, repeated for `rows` batch rows."""
+        return [(k[:, :length].unsqueeze(0).expand(rows, -1, -1, -1).contiguous(),
+                 v[:, :length].unsqueeze(0).expand(rows, -1, -1, -1).contiguous()) for k, v in self._entries[key]]
+
+    def store(self, adapter: str | None, ids: list[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        if len(ids) < self.min_prefix or len(ids) > self.max_tokens:
+            return
+        key = (adapter, tuple(ids))
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return
+        self._entries[key] = kv
+        self._tokens += len(ids)
+        while self._tokens > self.max_tokens:
+            old, _ = self._entries.popitem(last=False)
+            self._tokens -= len(old[1])
+
+
 @dataclass(eq=False)
 class _Batch:
     """The rows decoding together, with their shared (left-padded) KV cache."""
@@ -162,7 +213,7 @@ class Engine:
     def __init__(self, forward: ForwardFn, decode: Callable[[list[int]], str], eos_ids: set[int], pad_id: int,
                  max_context: int, max_batch_size: int = 16, batch_wait_ms: float = 5.0, max_queue: int = 256,
                  mixed_adapters: bool = True, prefill_token_budget: int = 8192,
-                 observe_batch: Callable[[int], None] | None = None):
+                 prefix_cache_tokens: int = 16384, observe_batch: Callable[[int], None] | None = None):
         self.forward = forward
         self.decode = decode
         self.eos_ids = set(eos_ids)
@@ -174,6 +225,7 @@ class Engine:
         self.mixed_adapters = mixed_adapters
         self.prefill_token_budget = prefill_token_budget
         self.observe_batch = observe_batch
+        self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         self._inbox: queue.Queue[GenRequest | None] = queue.Queue()
         self._batches: dict[str, _Batch] = {}
         self._stopping = threading.Event()
@@ -282,20 +334,40 @@ class Engine:
             self._prefill(batch, chunk)
 
     def _prefill(self, batch: _Batch, new: list[GenRequest]) -> None:
-        n = max(len(r.prompt_ids) for r in new)
-        ids = torch.full((len(new), n), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(new), n), dtype=torch.long)
-        for i, r in enumerate(new):
-            ids[i, n - len(r.prompt_ids):] = torch.tensor(r.prompt_ids, dtype=torch.long)
-            mask[i, n - len(r.prompt_ids):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        """Prefill new rows, grouped by the cached prompt prefix they can start from."""
+        groups: dict[tuple, list[GenRequest]] = {}
+        for r in new:
+            key, length = self.prefix_cache.lookup(r.adapter, r.prompt_ids) if self.prefix_cache else (None, 0)
+            groups.setdefault((key, length), []).append(r)
+        for (key, length), rows in groups.items():
+            self._prefill_group(batch, rows, key, length)
+
+    def _prefill_group(self, batch: _Batch, new: list[GenRequest], key: tuple | None, p: int) -> None:
+        """Rows laid out as [cached prefix p][left padding][rest of the prompt]; masks hide the padding."""
         from transformers import DynamicCache
 
-        logits, cache = self.forward(ids, mask, pos, DynamicCache(), [r.adapter for r in new])
+        n = max(len(r.prompt_ids) - p for r in new)
+        ids = torch.full((len(new), n), self.pad_id, dtype=torch.long)
+        tail = torch.zeros((len(new), n), dtype=torch.long)
+        for i, r in enumerate(new):
+            rest = r.prompt_ids[p:]
+            ids[i, n - len(rest):] = torch.tensor(rest, dtype=torch.long)
+            tail[i, n - len(rest):] = 1
+        pos = p + (tail.cumsum(-1) - 1).clamp(min=0)
+        if p:
+            cache = DynamicCache(ddp_cache_data=self.prefix_cache.kv(key, p, len(new)))
+            mask = torch.cat([torch.ones((len(new), p), dtype=torch.long), tail], dim=1)
+        else:
+            cache, mask = DynamicCache(), tail
+        logits, cache = self.forward(ids, mask, pos, cache, [r.adapter for r in new])
+        if self.prefix_cache is not None:
+            for i, r in enumerate(new):
+                cols = mask[i].nonzero().squeeze(-1)
+                self.prefix_cache.store(r.adapter, r.prompt_ids, [(k[i][:, cols], v[i][:, cols]) for k, v, _ in cache])
         tokens = sample_next(logits, new)
         next_pos = mask.sum(-1)
         if batch.rows:
-            t = max(batch.mask.shape[1], n)
+            t = max(batch.mask.shape[1], mask.shape[1])
             batch.cache = merge_caches(batch.cache, cache)
             batch.mask = torch.cat([_left_pad(batch.mask, t, 1), _left_pad(mask, t, 1)])
             batch.next_pos = torch.cat([batch.next_pos, next_pos])
