@@ -38,3 +38,14 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(f, TrainConfig)
     with pytest.raises(InputError, match="not found"):
         load_config(tmp_path / "nope.yaml", TrainConfig)
+
+
+def test_quickstart_yaml_keeps_quickstart_defaults_for_unset_fields(tmp_path):
+    from privtune.config import QuickstartConfig
+
+    f = tmp_path / "q.yaml"
+    f.write_text("train:\n  num_threads: 1\n")
+    cfg = load_config(f, QuickstartConfig)
+    assert cfg.train.num_threads == 1
+    assert cfg.train.epochs == 2 and cfg.train.learning_rate == 1e-3 and cfg.eval.max_new_tokens == 12
+    assert load_config(None, QuickstartConfig).train.epochs == 2
