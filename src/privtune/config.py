@@ -157,12 +157,30 @@ class ExportConfig(_Strict):
 
 
 # ----------------------------------------------------------------------------------------- quickstart
+QUICKSTART_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "max_seq_len": 256, "patience": 1},
+    "eval": {"max_new_tokens": 12},
+}
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 class QuickstartConfig(_Strict):
+    """The quickstart's own defaults; a YAML that sets one field of a section keeps the others."""
+
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
-    train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, max_seq_len=256)
-    )
-    eval: EvalConfig = Field(default_factory=lambda: EvalConfig(max_new_tokens=12))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(**QUICKSTART_DEFAULTS["train"]))
+    eval: EvalConfig = Field(default_factory=lambda: EvalConfig(**QUICKSTART_DEFAULTS["eval"]))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        return _deep_merge(QUICKSTART_DEFAULTS, data) if isinstance(data, dict) else data
 
 
 M = TypeVar("M", bound=BaseModel)
