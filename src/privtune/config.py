@@ -88,6 +88,45 @@ class LoraConfig(_Strict):
     )
 
 
+class QLoraConfig(_Strict):
+    """4-bit base weights (bitsandbytes, CUDA only) under a LoRA adapter, as in the QLoRA paper."""
+    quant_type: Literal["nf4", "fp4"] = Field(default="nf4", description="NF4 suits normally distributed weights")
+    double_quant: bool = Field(default=True, description="quantise the quantisation constants too (~0.4 bit/param)")
+    compute_dtype: Literal["bfloat16", "float16", "float32"] = Field(default="bfloat16",
+                                                                      description="dtype of the matmuls")
+
+
+class CPTConfig(_Strict):
+    """Continued pre-training on raw text: documents joined with EOS and cut into fixed-length blocks."""
+    block_size: int = Field(default=512, ge=8, description="tokens per training block")
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0, description="share of the blocks held out for val "
+                                "when the input is a directory of .txt/.md files (no prepared val split)")
+
+
+class DPOConfig(_Strict):
+    """Direct preference optimisation (TRL DPOTrainer) on prompt/chosen/rejected records, LoRA on the policy."""
+    beta: float = Field(default=0.1, gt=0.0, description="strength of the pull towards the reference model")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=0.5, description="assumed share of flipped preferences "
+                                   "(robust/sigmoid)")
+    gradient_checkpointing: bool = Field(default=False, description="recompute activations (less memory, ~20% "
+                                         "slower); off by default for small models")
+
+
+class DistillConfig(_Strict):
+    """The teacher answers the training prompts; the student learns those answers with the SFT recipe."""
+    teacher: str | None = Field(default=None, description="larger local model dir or .gguf, or a tuned run dir")
+    max_new_tokens: int = Field(default=256, ge=1, description="longest teacher answer, in tokens")
+    batch_size: int = Field(default=8, ge=1, description="prompts the teacher answers together")
+    relabel_val: bool = Field(default=True, description="the teacher also answers the val prompts, so val loss "
+                              "measures how well the student imitates it")
+
+
+# learning rates that suit each method when the config does not name one (LoRA tolerates 1e-4..1e-3; full
+# fine-tuning and DPO move every weight / a sharp preference margin and want much smaller steps)
+METHOD_LEARNING_RATE = {"full": 2e-5, "dpo": 5e-5}
+
+
 class TrainConfig(_Strict):
     method: Literal["lora", "qlora", "dora", "full", "cpt", "dpo", "distill"] = "lora"
     base: str | None = Field(default=None, description="local HF dir or .gguf; None = packaged SmolLM2-135M")
@@ -110,6 +149,18 @@ class TrainConfig(_Strict):
     group_by_length: bool = Field(default=True, description="batch records of similar length (less padding)")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = cuda when available")
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    qlora: QLoraConfig = Field(default_factory=QLoraConfig)
+    cpt: CPTConfig = Field(default_factory=CPTConfig)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_learning_rate(cls, data: Any) -> Any:
+        """full and dpo default to smaller learning rates; an explicit learning_rate always wins."""
+        if isinstance(data, dict) and data.get("learning_rate") is None and data.get("method") in METHOD_LEARNING_RATE:
+            data = {**data, "learning_rate": METHOD_LEARNING_RATE[data["method"]]}
+        return data
 
 
 # ----------------------------------------------------------------------------------------------- eval
