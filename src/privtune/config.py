@@ -122,6 +122,29 @@ class DistillConfig(_Strict):
                               "measures how well the student imitates it")
 
 
+class DPConfig(_Strict):
+    """DP-SGD over the LoRA parameters (per-record clipping + Gaussian noise, Poisson sampling); on when epsilon
+    or noise_multiplier is set. The guarantee is per training record: a person in many records gets less."""
+    epsilon: float | None = Field(default=None, gt=0.0, description="target ε for the whole run; None = no DP")
+    delta: float | None = Field(default=None, gt=0.0, lt=1.0, description="None = min(1e-5, 1/(10·n_train))")
+    max_grad_norm: float = Field(default=1.0, gt=0.0, description="per-record gradient clipping norm C")
+    noise_multiplier: float | None = Field(default=None, ge=0.0, description="σ; None = the smallest σ that meets "
+                                           "epsilon by the accountant. Setting it instead of epsilon is for experiments")
+    accountant: Literal["rdp", "prv"] = Field(default="rdp", description="Opacus privacy accountant")
+    noise_seed: int | None = Field(default=None, description="None = a secret seed from os.urandom (kept only in the "
+                                   "checkpoints); a known seed makes the noise predictable: tests only")
+
+    @property
+    def enabled(self) -> bool:
+        return self.epsilon is not None or self.noise_multiplier is not None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DPConfig:
+        if self.epsilon is not None and self.noise_multiplier is not None:
+            raise ValueError("set epsilon or noise_multiplier, not both")
+        return self
+
+
 # learning rates that suit each method when the config does not name one (LoRA tolerates 1e-4..1e-3; full
 # fine-tuning and DPO move every weight / a sharp preference margin and want much smaller steps)
 METHOD_LEARNING_RATE = {"full": 2e-5, "dpo": 5e-5}
@@ -153,6 +176,17 @@ class TrainConfig(_Strict):
     cpt: CPTConfig = Field(default_factory=CPTConfig)
     dpo: DPOConfig = Field(default_factory=DPOConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    dp: DPConfig = Field(default_factory=DPConfig)
+    adapter_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description=
+                                     "name of the adapter on its base (e.g. a department: finance); None = RUN_DIR name")
+    checkpoint_every: int = Field(default=50, ge=1, description="optimizer steps between resumable checkpoints "
+                                  "(also at each epoch end)")
+    keep_checkpoints: int = Field(default=2, ge=1, description="most recent checkpoints kept while training; all "
+                                  "are deleted when the run finishes")
+    gradient_checkpointing: bool = Field(default=False, description="recompute activations in the backward pass "
+                                         "(less memory, ~20-30% slower)")
+    bf16: Literal["auto", "on", "off"] = Field(default="auto", description="bfloat16 autocast; auto = on CUDA with "
+                                               "bf16 support, off on CPU")
 
     @model_validator(mode="before")
     @classmethod
