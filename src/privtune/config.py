@@ -131,8 +131,9 @@ class DPConfig(_Strict):
     noise_multiplier: float | None = Field(default=None, ge=0.0, description="σ; None = the smallest σ that meets "
                                            "epsilon by the accountant. Setting it instead of epsilon is for experiments")
     accountant: Literal["rdp", "prv"] = Field(default="rdp", description="Opacus privacy accountant")
-    noise_seed: int | None = Field(default=None, description="None = a secret seed from os.urandom (kept only in the "
-                                   "checkpoints); a known seed makes the noise predictable: tests only")
+    seed: int | None = Field(default=None, description="seed of the Poisson sampling and the noise; None = a secret "
+                             "one from os.urandom (kept only in the checkpoints). A known seed voids the guarantee: "
+                             "tests only")
 
     @property
     def enabled(self) -> bool:
