@@ -14,7 +14,6 @@ import logging
 import math
 import random
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as dist_version
@@ -32,6 +31,7 @@ from privtune.train.collate import (
     length_grouped_batches,
     sorted_batches,
 )
+from privtune.train.methods import artefact_dir, check_method, setup_model
 from privtune.train.records import read_records
 
 log = logging.getLogger(__name__)
@@ -213,30 +213,30 @@ def _versions() -> dict:
 
 
 # ------------------------------------------------------------------------------------------ recipe
-def train(data_dir: Path, out: Path, cfg: TrainConfig) -> dict:
-    """Train a LoRA adapter on DATA_DIR into RUN_DIR=out; returns the content of run.json."""
+def train(data_dir: Path, out: Path, cfg: TrainConfig, build_dataset=None) -> dict:
+    """Train on DATA_DIR into RUN_DIR=out (an adapter, or the full model for method 'full'); returns run.json.
+
+    `build_dataset(tokenizer, data_dir, cfg) -> Dataset` replaces the chat tokenisation (cpt.py packs raw text).
+    """
     import torch
 
     t_start = time.time()
     data_dir, out = Path(data_dir), Path(out)
-    if cfg.method != "lora":
-        raise InputError(f"method '{cfg.method}' is not implemented yet (issue #4)", field="method")
+    if cfg.method == "dpo":
+        raise InputError("method 'dpo' trains with privtune.train.dpo, not the SFT loop", field="method")
+    check_method(cfg)
     check_run_dir(out)
     threads = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        return _train(data_dir, out, cfg, t_start)
+        return _train(data_dir, out, cfg, t_start, build_dataset or tokenize_dataset)
     finally:
         torch.set_num_threads(threads)  # a library call must not change the caller's process settings
 
 
-def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
-    import torch
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
-
-    from privtune.models import load_model, load_tokenizer, resolve_base
+def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_dataset) -> dict:
+    from privtune.models import load_tokenizer, resolve_base
     from privtune.train.loss import make_loss_fn
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -245,21 +245,12 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
 
     base = resolve_base(cfg.base)
     tokenizer = load_tokenizer(base)
-    if not getattr(tokenizer, "chat_template", None):
+    if build_dataset is tokenize_dataset and not getattr(tokenizer, "chat_template", None):
         raise InputError("the base model has no chat template; SFT needs one", where=base.path)
-    data = tokenize_dataset(tokenizer, data_dir, cfg)
+    data = build_dataset(tokenizer, data_dir, cfg)
     pad_id = tokenizer.pad_token_id
 
-    model = load_model(base)
-    model.config.use_cache = False
-    targets = lora_targets(model, cfg.lora.target_modules)
-    torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn from the global generator
-    with warnings.catch_warnings():  # PEFT still calls a transformers API deprecated in 5.x
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        model = get_peft_model(model, PeftLoraConfig(task_type="CAUSAL_LM", r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
-                                                     lora_dropout=cfg.lora.dropout, target_modules=targets,
-                                                     bias="none"))
-    model.to(device)
+    model, targets = setup_model(base, cfg, device, lora_targets)  # per method: methods.py
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_total = sum(p.numel() for p in model.parameters())
     probe_idx = sorted_batches([len(e) for e in data.val], min(cfg.eval_batch_size, 4))[-1]
@@ -281,7 +272,8 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
     fsio.ensure_private_dir(out)
     state = LoopState()
     run = {
-        "status": "running", "privtune_version": __version__, "method": "lora", "adapter_name": out.name,
+        "status": "running", "privtune_version": __version__, "method": cfg.method,
+        "artefact": artefact_dir(cfg.method), "adapter_name": out.name,
         "config": cfg.model_dump(), "base": base.to_dict(),
         "dataset": {"path": str(data_dir.resolve()), "manifest_sha256": data.manifest_sha256,
                     "n_train": len(data.train), "n_val": len(data.val)},
@@ -307,13 +299,14 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float) -> dict:
     run.update(state.summary())
     run["timings"] = {"load_s": round(load_s, 3), "train_s": round(state.train_s, 3),
                       "eval_s": round(state.eval_s, 3), "total_s": round(time.time() - t_start, 3)}
-    run.update(status="finished", adapter_sha256=crypto.sha256_dir_plaintext(out / "adapter"),
+    artefact_sha = crypto.sha256_dir_plaintext(out / run["artefact"])
+    run.update(status="finished", **{f"{run['artefact']}_sha256": artefact_sha},
                finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
     fsio.write_json(out / "run.json", run)
     _record(out, run)
     hooks.trained(out, run)  # fail closed: an unrecorded run is an error for a regulated user
-    log.info("best val loss %.4f at epoch %d (initial %.4f); adapter %s", run["best_val_loss"], run["best_epoch"],
-             run["initial_val_loss"], out / "adapter")
+    log.info("best val loss %.4f at epoch %d (initial %.4f); %s %s", run["best_val_loss"], run["best_epoch"],
+             run["initial_val_loss"], run["artefact"], out / run["artefact"])
     return run
 
 
@@ -435,7 +428,7 @@ def _loop(model, tokenizer, loss_fn, optim, data: Dataset, cfg: TrainConfig, out
                 if gi == len(groups) - 1 or last_step:
                     evaluated = run_eval()
                     if record_val(state, evaluated, epoch, cfg.min_delta, cfg.patience, last_step):
-                        save_adapter(model, tokenizer, out / "adapter")
+                        save_adapter(model, tokenizer, out / artefact_dir(cfg.method))
                     log.info("epoch %d: val loss %.4f%s", epoch, evaluated, " (best)" if state.best_epoch == epoch
                              else f" (best {state.best_val_loss:.4f} at epoch {state.best_epoch})")
                 tps = win_tokens / win_time if win_time > 0 else 0.0

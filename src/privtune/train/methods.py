@@ -1,0 +1,104 @@
+"""Model setup per training method: which weights train, how the base is loaded, where the result is saved.
+
+| method | base weights | trained | saved as |
+|---|---|---|---|
+| lora, cpt, distill | float32 | LoRA A/B | RUN_DIR/adapter (PEFT) |
+| dora | as lora | LoRA A/B + magnitude vector (weight-decomposed LoRA) | RUN_DIR/adapter (PEFT) |
+| qlora | 4-bit NF4, double quant (bitsandbytes, CUDA only) | LoRA A/B | RUN_DIR/adapter (PEFT) |
+| full | float32 | every weight | RUN_DIR/model (safetensors + tokenizer) |
+| dpo | as lora; see dpo.py (TRL DPOTrainer) | LoRA A/B | RUN_DIR/adapter (PEFT) |
+
+The checks that can fail on user input (`check_method`) run before RUN_DIR is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+from privtune.config import QLoraConfig, TrainConfig
+from privtune.errors import InputError
+
+log = logging.getLogger(__name__)
+
+ADAPTER_METHODS = ("lora", "dora", "qlora", "cpt", "distill", "dpo")
+QLORA_NEEDS_CUDA = "QLoRA needs a CUDA GPU with bitsandbytes; use --method lora on CPU"
+
+
+def artefact_dir(method: str) -> str:
+    """Name of the trained artefact inside RUN_DIR: `model` for full fine-tuning, `adapter` otherwise."""
+    return "model" if method == "full" else "adapter"
+
+
+def check_method(cfg: TrainConfig, *, cuda_available: bool | None = None, bnb_available: bool | None = None) -> None:
+    """Refuse a method this machine cannot run, in one line, before anything is loaded or written."""
+    if cfg.method != "qlora":
+        return
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    if bnb_available is None:
+        import importlib.util
+
+        bnb_available = importlib.util.find_spec("bitsandbytes") is not None
+    if not cuda_available or cfg.device == "cpu":
+        raise InputError(QLORA_NEEDS_CUDA, field="method")
+    if not bnb_available:
+        raise InputError("QLoRA needs bitsandbytes: pip install bitsandbytes (CUDA build)", field="method")
+
+
+def bnb_4bit_kwargs(q: QLoraConfig) -> dict[str, Any]:
+    """Keyword arguments of transformers.BitsAndBytesConfig for a QLoRA base (pure: testable without CUDA)."""
+    import torch
+
+    return {"load_in_4bit": True, "bnb_4bit_quant_type": q.quant_type, "bnb_4bit_use_double_quant": q.double_quant,
+            "bnb_4bit_compute_dtype": getattr(torch, q.compute_dtype)}
+
+
+def peft_lora_config(cfg: TrainConfig, targets: list[str]):
+    """The PEFT LoraConfig of an adapter method (DoRA is LoRA with the weight decomposition switched on)."""
+    from peft import LoraConfig as PeftLoraConfig
+
+    return PeftLoraConfig(task_type="CAUSAL_LM", r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
+                          lora_dropout=cfg.lora.dropout, target_modules=targets, bias="none",
+                          use_dora=cfg.method == "dora")
+
+
+def load_base_for(base, cfg: TrainConfig):
+    """The base model as the method needs it: 4-bit on the GPU for qlora, float32 otherwise."""
+    if cfg.method != "qlora":
+        from privtune.models import load_model
+
+        return load_model(base)
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    model = AutoModelForCausalLM.from_pretrained(
+        base.path, quantization_config=BitsAndBytesConfig(**bnb_4bit_kwargs(cfg.qlora)), device_map={"": 0},
+        dtype=getattr(torch, cfg.qlora.compute_dtype), trust_remote_code=False, local_files_only=True)
+    # casts norms to fp32 and enables input grads; gradient checkpointing stays a separate choice
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+def setup_model(base, cfg: TrainConfig, device, lora_targets) -> tuple[Any, list[str]]:
+    """(model ready to train, LoRA target modules) for cfg.method; `lora_targets(model, wanted)` picks targets."""
+    import torch
+    from peft import get_peft_model
+
+    model = load_base_for(base, cfg)
+    model.config.use_cache = False
+    if cfg.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model.to(device), []
+    targets = lora_targets(model, cfg.lora.target_modules)
+    torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn from the global generator
+    with warnings.catch_warnings():  # PEFT still calls a transformers API deprecated in 5.x
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = get_peft_model(model, peft_lora_config(cfg, targets))
+    if cfg.method != "qlora":  # a 4-bit model is already placed by device_map and cannot be moved
+        model.to(device)
+    return model, targets
