@@ -7,6 +7,7 @@ is built in a temp sibling, so a bad input or a crash leaves no report behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -19,8 +20,10 @@ from privtune import __version__, fsio
 from privtune.config import EvalConfig
 from privtune.errors import InputError
 from privtune.evaluate import metrics
-from privtune.evaluate.compare import compare
+from privtune.evaluate.compare import bootstrap, compare, worst_records
 from privtune.evaluate.generate import check_adapter_hash, generate_detailed, load_run_model, read_run_json
+from privtune.evaluate.overfit import detect as detect_overfitting
+from privtune.evaluate.overfit import read_metrics
 from privtune.evaluate.records import EvalRecord, load_records, resolve_data_file
 from privtune.registry import crypto
 
@@ -105,12 +108,28 @@ def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False,
     outputs = {system: g.texts for system, g in gens.items()}
     scores = compare(references, outputs, [r.category for r in records], labels)
     timings["score_s"] = time.perf_counter() - t0
+    if cfg.bootstrap_resamples and len(records) > 1:
+        t0 = time.perf_counter()
+        scores["bootstrap"] = bootstrap(references, outputs, labels, cfg.bootstrap_resamples, cfg.seed)
+        timings["bootstrap_s"] = time.perf_counter() - t0
+    scores["worst_examples"] = worst_examples(records, outputs, labels, cfg)
+    loss_rows = read_metrics(run_dir)
+    scores["overfitting"] = detect_overfitting(loss_rows, cfg.overfit_tolerance)
+    if scores["overfitting"]["detected"]:
+        warnings.append(scores["overfitting"]["message"])
+        log.warning(scores["overfitting"]["message"])
 
     report = build_report(name, run_dir, run, data_file, len(in_file), records, cfg, labels, scores, gens, warnings)
     out_dir = eval_dir(run_dir, name)
     with fsio.staged_dir(out_dir) as tmp:
         write_predictions(tmp / "predictions.jsonl", prediction_rows(records, outputs, labels))
         fsio.write_text(tmp / "report.md", render_markdown(report, out_dir))
+        if cfg.html:
+            from privtune.evaluate.html import render_html
+
+            t0 = time.perf_counter()
+            fsio.write_text(tmp / "report.html", render_html(report, loss_rows))
+            timings["html_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         report["timings"] = {k: round(v, 3) for k, v in timings.items()}
         fsio.write_json(tmp / "report.json", report)
@@ -152,6 +171,14 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
     if "base" in scores:
         report["base"] = scores["base"]
         report["delta"] = scores["delta"]
+    if "bootstrap" in scores:
+        boot = scores["bootstrap"]
+        report["ci"] = boot["ci"]
+        if "delta_ci" in boot:
+            report["delta_ci"] = boot["delta_ci"]
+            report["p_delta_le_0"] = boot["p_delta_le_0"]
+        report["bootstrap"] = {k: boot[k] for k in ("n_resamples", "seed", "confidence")} | {
+            "method": "paired percentile bootstrap over records"}
     report["by_category"] = scores["by_category"]
     if "confusion" in scores:
         report["per_label"] = scores["per_label"]
@@ -163,6 +190,8 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
         "hit_max_new_tokens": {s: sum(g.hit_limit) for s, g in gens.items()},
         "prompt_tokens_shared": {s: g.shared_prefix_tokens for s, g in gens.items()},
     }
+    report["worst_examples"] = scores["worst_examples"]
+    report["overfitting"] = scores["overfitting"]
     report["metric_scales"] = {m: "0-100 (sacrebleu)" if m == "bleu" else "0-1" for m in report["tuned"]}
     report["predictions_encrypted"] = crypto.configured_key() is not None
     report["warnings"] = warnings
@@ -186,6 +215,57 @@ def prediction_rows(records: list[EvalRecord], outputs: dict[str, list[str]], la
             for system, preds in outputs.items():
                 row[f"{system}_label"] = metrics.to_label(preds[i], labels)
         yield row
+
+
+# ------------------------------------------------------------------------------------- worst examples
+EXAMPLE_CHARS = 600  # enough of a prompt to see what went wrong, short enough for a report
+
+
+@functools.lru_cache(maxsize=1)
+def _redactor():
+    from privtune.data.redact import Redactor
+
+    return Redactor()
+
+
+def _last_user(record: EvalRecord) -> str:
+    return next((m["content"] for m in reversed(record.prompt) if m["role"] == "user"), "")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " …"
+
+
+def worst_examples(records: list[EvalRecord], outputs: dict[str, list[str]], labels: list[str] | None,
+                   cfg: EvalConfig) -> list[dict]:
+    """The tuned model's worst records with their scores. The text is passed through the redactor (eval data
+    need not come from `prepare`); with encryption at rest configured it is left out (predictions.jsonl holds it,
+    encrypted), since report.json/md/html are plaintext."""
+    if not cfg.worst_examples:
+        return []
+    rows = worst_records([r.reference for r in records], outputs["tuned"], labels, cfg.worst_examples)
+    out = []
+    for i, s in rows:
+        r = records[i]
+        ex = {"id": r.id, "category": r.category, "line": r.line, "scores": {k: round(v, 4) for k, v in s.items()},
+              "prompt": _clip(_last_user(r)), "reference": _clip(r.reference), "tuned": _clip(outputs["tuned"][i])}
+        if "base" in outputs:
+            ex["base"] = _clip(outputs["base"][i])
+        out.append(ex)
+    text_keys = ("prompt", "reference", "tuned", "base")
+    if crypto.configured_key() is not None:
+        for ex in out:
+            for k in text_keys:
+                ex.pop(k, None)
+            ex["text"] = "omitted: data is encrypted at rest; see predictions.jsonl"
+    elif cfg.redact_examples and out:
+        slots = [(ex, k) for ex in out for k in text_keys if k in ex]
+        redacted = _redactor().redact_texts([ex[k] for ex, k in slots])
+        for (ex, k), (text, _) in zip(slots, redacted, strict=True):
+            ex[k] = text
+    for ex in out:
+        ex["redacted"] = bool(cfg.redact_examples) and "text" not in ex
+    return out
 
 
 # ---------------------------------------------------------------------------------------- rendering
@@ -220,15 +300,22 @@ def render_markdown(report: dict, out_dir: Path) -> str:
         "",
     ]
     lines += [f"> warning: {w}" for w in report.get("warnings", [])]
-    lines += ["## Scores", ""]
+    lines += ["", "## Scores", ""] if report.get("warnings") else ["## Scores", ""]
     if has_base:
-        lines += ["| metric | base | tuned | Δ |", "|---|---:|---:|---:|"]
-        lines += [f"| {m} | {b} | {t} | {d} |" for m, b, t, d in metric_rows(report)]
+        lines += ["| metric | base | tuned | Δ | 95% CI of Δ | |", "|---|---:|---:|---:|---:|---|"]
+        lines += [f"| {m} | {b} | {t} | {d} | {ci_text(report, m)} | {verdict(report, m)} |"
+                  for m, b, t, d in metric_rows(report)]
     else:
-        lines += ["| metric | tuned |", "|---|---:|"]
-        lines += [f"| {m} | {t} |" for m, _, t, _ in metric_rows(report)]
+        lines += ["| metric | tuned | 95% CI |", "|---|---:|---:|"]
+        lines += [f"| {m} | {t} | {ci_text(report, m, 'tuned')} |" for m, _, t, _ in metric_rows(report)]
     lines += ["", "All metrics are in [0, 1] except bleu (sacrebleu corpus BLEU, 0-100). "
-              "Label metrics map each answer to a known label first; unmappable answers count as wrong.", ""]
+              "Label metrics map each answer to a known label first; unmappable answers count as wrong."]
+    if report.get("bootstrap"):
+        b = report["bootstrap"]
+        lines += [f"CIs: {b['method']}, {b['n_resamples']} resamples, seed {b['seed']}; a Δ whose CI excludes 0 "
+                  "is marked better/worse."]
+    lines.append("")
+    lines += render_overfitting_md(report.get("overfitting") or {})
     if report["by_category"]:
         heads = headline_metrics(report)
         cols = [f"{s} {m}" for m in heads for s in (SYSTEMS if has_base else ("tuned",))]
@@ -247,13 +334,73 @@ def render_markdown(report: dict, out_dir: Path) -> str:
             lines.append(f"| {_md_cell(lab)} | {report['per_label']['tuned'][lab]['support']} | "
                          + " | ".join(cells) + " |")
         lines.append("")
+    lines += render_worst_md(report.get("worst_examples") or [], has_base)
     encrypted = " (encrypted at rest)" if report.get("predictions_encrypted") else ""
     lines += ["## Files", "",
               f"- `{out_dir / 'report.json'}`: every score, per-category scores"
               + (", per-label scores, confusion matrices" if report["label_task"] else "") + ", hashes, timings",
               f"- `{out_dir / 'predictions.jsonl'}`{encrypted}: reference and answers per record id",
-              f"- `{out_dir / 'report.md'}`: this summary", ""]
+              f"- `{out_dir / 'report.md'}`: this summary",
+              f"- `{out_dir / 'report.html'}`: the same with loss curves, metric bars and confusion matrices", ""]
     return "\n".join(lines)
+
+
+def ci_text(report: dict, metric: str, system: str | None = None) -> str:
+    ci = (report.get("ci") or {}).get(system, {}).get(metric) if system else (report.get("delta_ci") or {}).get(metric)
+    if not ci:
+        return "-"
+    return f"[{fmt(metric, ci[0], signed=system is None)}, {fmt(metric, ci[1], signed=system is None)}]"
+
+
+def verdict(report: dict, metric: str) -> str:
+    """'better' / 'worse' when the delta's CI excludes 0, '' otherwise (not distinguishable on this data)."""
+    ci = (report.get("delta_ci") or {}).get(metric)
+    if not ci:
+        return ""
+    return "better" if ci[0] > 0 else "worse" if ci[1] < 0 else "n.s."
+
+
+def render_overfitting_md(ov: dict) -> list[str]:
+    if not ov.get("epochs"):
+        return []
+    lines = ["## Training curve", ""]
+    if ov.get("detected"):
+        lines += [f"> **{ov['message']}**", ""]
+    elif "best_epoch" in ov:
+        lines += [f"No overfitting signal: best val loss {ov['best_val_loss']:.4f} at epoch {ov['best_epoch']}, "
+                  f"last {ov['last_val_loss']:.4f} at epoch {ov['last_epoch']}.", ""]
+    lines += ["| epoch | train loss | val loss | val − train |", "|---:|---:|---:|---:|"]
+    for e in ov["epochs"]:
+        t = "-" if e["train_loss"] is None else f"{e['train_loss']:.4f}"
+        g = "-" if e["train_loss"] is None else f"{e['val_loss'] - e['train_loss']:+.4f}"
+        mark = " (best)" if e["epoch"] == ov.get("best_epoch") else ""
+        lines.append(f"| {e['epoch']}{mark} | {t} | {e['val_loss']:.4f} | {g} |")
+    return [*lines, ""]
+
+
+def render_worst_md(examples: list[dict], has_base: bool) -> list[str]:
+    if not examples:
+        return []
+    lines = [f"## {len(examples)} worst examples (tuned model)", "",
+             "Lowest-scoring test records" + (", text redacted" if examples[0].get("redacted") else "") + ".", ""]
+    for ex in examples:
+        s = ex["scores"]
+        score = ", ".join(f"{k} {v:.2f}" for k, v in s.items())
+        lines.append(f"### `{ex['id']}`" + (f" ({_md_cell(ex['category'])})" if ex.get("category") else "")
+                     + f": {score}")
+        if "text" in ex:
+            lines += [f"- {ex['text']}", ""]
+            continue
+        lines += [f"- prompt: {_md_quote(ex['prompt'])}", f"- reference: {_md_quote(ex['reference'])}",
+                  f"- tuned: {_md_quote(ex['tuned'])}"]
+        if has_base and "base" in ex:
+            lines.append(f"- base: {_md_quote(ex['base'])}")
+        lines.append("")
+    return lines
+
+
+def _md_quote(text: str) -> str:
+    return "`" + text.replace("`", "'").replace("\n", " ⏎ ") + "`" if text else "(empty)"
 
 
 def _md_cell(text: str) -> str:
