@@ -36,6 +36,8 @@ from privtune.train.records import read_records
 
 log = logging.getLogger(__name__)
 
+# what a run directory may already hold when training starts: inputs derived for this run (distill.py)
+RUN_DIR_INPUTS = ("distill_data",)
 METRIC_KEYS = ("step", "epoch", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
 
 
@@ -53,7 +55,7 @@ def check_run_dir(out: Path) -> None:
     """Never overwrite a run silently: RUN_DIR must be new or empty."""
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", where=str(out))
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or all(p.name in RUN_DIR_INPUTS for p in out.iterdir()):
         return
     run_json = out / "run.json"
     status = None
