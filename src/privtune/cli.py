@@ -107,7 +107,9 @@ def train(
     data: Annotated[Path, typer.Option("--data", "-d", help="dataset directory written by `privtune prepare`")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
     base: Annotated[str | None, typer.Option(help="local HF model dir or .gguf (default: packaged SmolLM2-135M)")] = None,
-    method: Annotated[str | None, typer.Option(help="lora (more methods: issue #4)")] = None,
+    method: Annotated[str | None, typer.Option(
+        help="lora | qlora (CUDA) | dora | full | cpt (raw text) | dpo (prompt/chosen/rejected) | distill")] = None,
+    teacher: Annotated[str | None, typer.Option(help="distill: teacher model dir, .gguf or run dir")] = None,
     config: ConfigOpt = None,
     epochs: Annotated[int | None, typer.Option(help="number of epochs")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
@@ -119,22 +121,20 @@ def train(
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: all cores)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="resume RUN_DIR from its last checkpoint")] = False,
 ) -> None:
-    """Fine-tune the base model on a prepared dataset (LoRA SFT)."""
+    """Fine-tune the base model on a prepared dataset (LoRA SFT by default; --method picks another recipe)."""
     from privtune.config import TrainConfig, load_config
-    from privtune.train.sft import train as run_train
+    from privtune.train.methods import run as run_train
 
-    overrides = {"base": base, "method": method, "epochs": epochs, "max_steps": max_steps,
+    overrides = {"base": base, "method": method, "distill.teacher": teacher, "epochs": epochs, "max_steps": max_steps,
                  "learning_rate": learning_rate, "batch_size": batch_size, "grad_accum": grad_accum,
                  "max_seq_len": max_seq_len, "seed": seed, "num_threads": threads}
     cfg = _run(load_config, config, TrainConfig, overrides)
-    if cfg.method != "lora":
-        _not_yet(f"train --method {cfg.method}", 4)
     if resume:
         _not_yet("train --resume", 4)
     run = _run(run_train, data, out, cfg)
     typer.echo(f"{out}: best val loss {run['best_val_loss']:.4f} at epoch {run['best_epoch']} "
                f"(from {run['initial_val_loss']:.4f}), {run['steps']} steps in {run['timings']['total_s']:.0f}s; "
-               f"adapter {out / 'adapter'}")
+               f"{run.get('artefact', 'adapter')} {out / run.get('artefact', 'adapter')}")
 
 
 @app.command("eval")

@@ -102,3 +102,16 @@ def setup_model(base, cfg: TrainConfig, device, lora_targets) -> tuple[Any, list
     if cfg.method != "qlora":  # a 4-bit model is already placed by device_map and cannot be moved
         model.to(device)
     return model, targets
+
+
+def run(data_dir, out, cfg: TrainConfig) -> dict:
+    """`privtune train`: the recipe for cfg.method (sft.py for the SFT family, cpt/dpo/distill for the others)."""
+    if cfg.method == "dpo":
+        from privtune.train.dpo import train
+    elif cfg.method == "cpt":
+        from privtune.train.cpt import train
+    elif cfg.method == "distill":
+        from privtune.train.distill import train
+    else:  # lora, dora, qlora, full
+        from privtune.train.sft import train
+    return train(data_dir, out, cfg)
