@@ -64,25 +64,35 @@ def prepare(
                                                       "chat messages, prompt/chosen/rejected, text)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory to write")],
     config: ConfigOpt = None,
-    base: Annotated[str | None, typer.Option(help="base model whose tokenizer measures lengths (not used yet)")] = None,
+    base: Annotated[str | None, typer.Option(help="model whose tokenizer measures lengths (default: packaged)")] = None,
     seed: Annotated[int | None, typer.Option(help="split seed")] = None,
     no_redact: Annotated[bool, typer.Option("--no-redact", help="skip PII redaction (not recommended)")] = False,
+    operator: Annotated[str | None, typer.Option(help="placeholder | mask | pseudonym | drop")] = None,
     stratify_by: Annotated[str | None, typer.Option(help="metadata field to stratify the split by")] = None,
+    balance: Annotated[bool, typer.Option("--balance", help="record oversampling weights for rare classes")] = False,
+    min_tokens: Annotated[int | None, typer.Option(help="reject records with fewer tokens (default 20)")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="reject records with more tokens (default 4096)")] = None,
+    near_threshold: Annotated[float | None, typer.Option(help="near-duplicate Jaccard threshold (default 0.85)")] = None,
+    no_near_dedup: Annotated[bool, typer.Option("--no-near-dedup", help="keep near-duplicates")] = False,
+    workers: Annotated[int | None, typer.Option(help="redaction worker processes")] = None,
+    engine: Annotated[str | None, typer.Option(help="local | ray (Ray Data; pip install 'privtune[ray]')")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="fail on the first rejected record; write nothing")] = False,
 ) -> None:
-    """Validate, redact PII, deduplicate and split raw records into a dataset directory."""
+    """Validate, redact PII, deduplicate, check quality and split raw records into a dataset directory."""
     from privtune.config import PrepareConfig, load_config
     from privtune.data.prepare import prepare as run_prepare
 
-    overrides = {"split.seed": seed, "split.stratify_by": stratify_by, "redact.enabled": False if no_redact else None,
+    overrides = {"base": base, "split.seed": seed, "split.stratify_by": stratify_by,
+                 "redact.enabled": False if no_redact else None, "redact.operator": operator,
+                 "split.balance": True if balance else None, "quality.min_tokens": min_tokens,
+                 "quality.max_tokens": max_tokens, "dedup.threshold": near_threshold,
+                 "dedup.near": False if no_near_dedup else None, "redact.workers": workers, "engine": engine,
                  "strict": True if strict else None}
     cfg = _run(load_config, config, PrepareConfig, overrides)
-    if base:
-        logging.getLogger("privtune").warning("--base is not used by prepare yet; lengths are not measured")
     m = _run(run_prepare, inputs, out, cfg)
     c = m["counts"]
     typer.echo(f"{out}: train {c['train']} / val {c['val']} / test {c['test']} "
-               f"({c['rejected']} rejected, {c['duplicates']} duplicates)")
+               f"({c['rejected']} rejected, {c['duplicates']} duplicates, {c['near_duplicates']} near-duplicates)")
 
 
 @app.command()
@@ -90,16 +100,19 @@ def redact(
     input: Annotated[Path, typer.Argument(help="JSONL with `id` and `text`, or a plain text file (one text per line)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output JSONL file")],
     spans: Annotated[bool, typer.Option("--spans", help="write detected spans instead of redacted text")] = False,
+    operator: Annotated[str | None, typer.Option(help="placeholder | mask | pseudonym | drop")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Find and remove personal data from text."""
     from privtune.config import RedactConfig, load_config
     from privtune.data.redact import redact_file
 
-    cfg = _run(load_config, config, RedactConfig)
+    cfg = _run(load_config, config, RedactConfig, {"operator": operator, "workers": workers})
     summary = _run(redact_file, input, out, cfg, spans=spans)
     found = ", ".join(f"{k}={v}" for k, v in summary["redaction"].items()) or "no personal data found"
-    typer.echo(f"{out}: {summary['n']} texts ({found})")
+    dropped = f", {summary['dropped']} dropped" if summary.get("dropped") else ""
+    typer.echo(f"{out}: {summary['n']} texts ({found}{dropped})")
 
 
 @app.command()

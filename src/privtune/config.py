@@ -46,10 +46,22 @@ class RedactConfig(_Strict):
 
 class DedupConfig(_Strict):
     exact: bool = True
-    near: bool = False
-    threshold: float = Field(default=0.85, gt=0.0, le=1.0)
-    ngram: int = Field(default=5, ge=1)
+    near: bool = Field(default=True, description="near-duplicates by MinHash LSH (datasketch); one kept per cluster")
+    threshold: float = Field(default=0.85, gt=0.0, le=1.0, description="estimated Jaccard similarity")
+    ngram: int = Field(default=5, ge=1, description="word n-grams (shingles)")
     num_perm: int = Field(default=128, ge=16)
+
+
+class QualityConfig(_Strict):
+    enabled: bool = True
+    lengths: bool = Field(default=True, description="measure token lengths with the base model's tokenizer")
+    min_tokens: int = Field(default=20, ge=0, description="records with fewer tokens are rejected")
+    max_tokens: int | None = Field(default=4096, ge=1, description="records with more tokens are rejected")
+    label_conflicts: bool = Field(default=True, description="reject every record of an input with conflicting outputs")
+    copies: bool = Field(default=True, description="reject outputs that repeat the prompt")
+    copy_min_chars: int = Field(default=50, ge=1, description="an output this long found inside the prompt is a copy")
+    noise: bool = Field(default=True, description="reject records that are mostly not text")
+    max_noise_ratio: float = Field(default=0.3, gt=0.0, le=1.0)
 
 
 class SplitConfig(_Strict):
@@ -58,6 +70,8 @@ class SplitConfig(_Strict):
     test: float = Field(default=0.1, ge=0.0, le=1.0)
     seed: int = 42
     stratify_by: str | None = "category"
+    balance: bool = Field(default=False, description="record oversampling weights for rare classes (train split)")
+    max_weight: float = Field(default=5.0, ge=1.0, description="cap on a class's oversampling weight")
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitConfig:
@@ -69,7 +83,12 @@ class SplitConfig(_Strict):
 class PrepareConfig(_Strict):
     redact: RedactConfig = Field(default_factory=RedactConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    base: str | None = Field(default=None, description="model whose tokenizer measures lengths; None = packaged")
+    engine: Literal["local", "ray"] = Field(default="local", description="where redaction runs: local processes or "
+                                            "Ray Data (pip install 'privtune[ray]')")
+    chunk_records: int = Field(default=4096, ge=1, description="records processed per streaming step")
     max_record_chars: int = Field(default=200_000, ge=1, description="longer records are rejected")
     text_field: str = Field(default="text", description="field holding raw text for continued pre-training")
     strict: bool = Field(default=False, description="any rejected record fails the whole run; nothing is written")

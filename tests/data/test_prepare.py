@@ -16,7 +16,9 @@ from privtune.config import PrepareConfig, SplitConfig
 from privtune.data.prepare import prepare
 from privtune.errors import InputError
 
-OUTPUTS = {"train.jsonl", "val.jsonl", "test.jsonl", "rejected.jsonl", "manifest.json", "data_card.md", "review.csv"}
+OUTPUTS = {"train.jsonl", "val.jsonl", "test.jsonl", "rejected.jsonl", "manifest.json", "data_card.md", "review.csv",
+           "data_card.html", "data_card_lengths.png", "data_card_redaction.png", "data_card_categories.png",
+           "subjects.idx.jsonl"}
 
 
 def _mode(path) -> int:
@@ -85,7 +87,7 @@ def test_records_are_normalised_redacted_and_keep_provenance(prepared):
 
 def test_no_raw_pii_in_any_output_file(prepared):
     tmp, _, _ = prepared
-    blob = "\n".join((tmp / "ds" / name).read_text() for name in OUTPUTS)
+    blob = "\n".join((tmp / "ds" / name).read_text() for name in OUTPUTS if not name.endswith(".png"))
     for person in PEOPLE:
         for value in pii_values(person):
             assert value not in blob, value
@@ -120,7 +122,7 @@ def test_review_csv_is_a_redacted_sample(prepared):
 def test_data_card_reports_counts_and_redaction(prepared):
     tmp, _, manifest = prepared
     card = (tmp / "ds" / "data_card.md").read_text()
-    assert "| 63 | 61 | 2 | 1 | 48 | 6 | 6 |" in card
+    assert "| 63 | 61 | 2 | 1 | 0 | 48 | 6 | 6 |" in card
     assert f"| EMAIL_ADDRESS | {manifest['redaction']['EMAIL_ADDRESS']} |" in card
     assert "| card_lost |" in card and "stratified by `metadata.category`" in card
 
@@ -169,7 +171,7 @@ def test_mixed_files_and_formats_are_all_redacted(tmp_path):
                                         "output": "Customer asks for a call back."}]}))
     cs = tmp_path / "c.csv"
     cs.write_text("prompt,completion,category\nMy account 87654321 is locked,I can help,account_locked\n")
-    manifest = prepare([jsonl, js, cs], tmp_path / "ds", PrepareConfig())
+    manifest = prepare([jsonl, js, cs], tmp_path / "ds", PrepareConfig(quality={"min_tokens": 0}))
     assert manifest["counts"]["by_format"] == {"alpaca": 1, "preference": 1, "prompt_completion": 1, "text": 1}
     assert [s["n_records"] for s in manifest["sources"]] == [2, 1, 1]
     blob = "".join((tmp_path / "ds" / f"{s}.jsonl").read_text() for s in ("train", "val", "test"))

@@ -129,6 +129,6 @@ def test_success_prints_one_summary_line(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", _good(10))
     res = _prepare(str(src), "--out", str(tmp_path / "ds"), "--seed", "3", "--stratify-by", "category")
     assert res.exit_code == 0, res.output
-    assert f"{tmp_path / 'ds'}: train 8 / val 1 / test 1 (0 rejected, 0 duplicates)" in res.output
+    assert f"{tmp_path / 'ds'}: train 8 / val 1 / test 1 (0 rejected, 0 duplicates, 0 near-duplicates)" in res.output
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["config"]["split"]["seed"] == 3 and manifest["config"]["strict"] is False

@@ -145,7 +145,10 @@ class ConflictTracker:
 
     def conflicting(self, record: dict[str, Any]) -> bool:
         key = input_key(record)
-        return key is not None and self._seen.get(key) == self.CONFLICT
+        return key is not None and self.conflicting_key(key)
+
+    def conflicting_key(self, key: str) -> bool:
+        return self._seen.get(key) == self.CONFLICT
 
     @property
     def n_conflicting_inputs(self) -> int:
