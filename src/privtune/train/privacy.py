@@ -44,7 +44,11 @@ class DPPlan:
     unit: str = "training record"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "opacus_version": dist_version("opacus")}
+        """JSON-safe: ε is null when infinite (no noise), with `epsilon_infinite` saying so."""
+        d = asdict(self)
+        infinite = d["epsilon"] is not None and not math.isfinite(d["epsilon"])
+        return {**d, "epsilon": None if infinite else d["epsilon"], "epsilon_infinite": infinite,
+                "opacus_version": dist_version("opacus")}
 
 
 def default_delta(n_train: int) -> float:

@@ -586,7 +586,8 @@ class Loop:
             loss_sum, grad_norm, clipped, lr = privacy.dp_step(self.loss_fn, samples, params, opt, sched, self.dp,
                                                                self.dp_seed, st.step + 1)
             n_all = sum(len(e) for e in records)
-            extra = {"epsilon": round(self.dp.epsilon, 6), "clipped_frac": round(clipped, 4),
+            eps = self.dp.epsilon
+            extra = {"epsilon": round(eps, 6) if math.isfinite(eps) else None, "clipped_frac": round(clipped, 4),
                      "batch_records": len(records)}
         else:
             micro = [to_device(collate([self.data.train[i] for i in b], pad_id), self.device) for b in group]
