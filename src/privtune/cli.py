@@ -117,8 +117,9 @@ def redact(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option("--data", "-d", help="dataset directory written by `privtune prepare`")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="dataset directory written by `privtune prepare`")
+                    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory to write")] = None,
     base: Annotated[str | None, typer.Option(help="local HF model dir or .gguf (default: packaged SmolLM2-135M)")] = None,
     method: Annotated[str | None, typer.Option(
         help="lora | qlora (CUDA) | dora | full | cpt (raw text) | dpo (prompt/chosen/rejected) | distill")] = None,
@@ -132,7 +133,15 @@ def train(
     max_seq_len: Annotated[int | None, typer.Option(help="longer records are truncated (tokens)")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: all cores)")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="resume RUN_DIR from its last checkpoint")] = False,
+    adapter_name: Annotated[str | None, typer.Option(
+        help="name of the adapter on its base, e.g. a department (default: the RUN_DIR name)")] = None,
+    dp_epsilon: Annotated[float | None, typer.Option(help="differentially private training (DP-SGD) to this ε")] = None,
+    dp_delta: Annotated[float | None, typer.Option(help="δ of the DP guarantee (default min(1e-5, 1/(10·n)))")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="steps between resumable checkpoints (default 50)")
+                                ] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="continue the unfinished run in RUN_DIR from its last checkpoint (data and config come "
+        "from its run.json)", metavar="RUN_DIR")] = None,
 ) -> None:
     """Fine-tune the base model on a prepared dataset (LoRA SFT by default; --method picks another recipe)."""
     from privtune.config import TrainConfig, load_config
@@ -140,11 +149,21 @@ def train(
 
     overrides = {"base": base, "method": method, "distill.teacher": teacher, "epochs": epochs, "max_steps": max_steps,
                  "learning_rate": learning_rate, "batch_size": batch_size, "grad_accum": grad_accum,
-                 "max_seq_len": max_seq_len, "seed": seed, "num_threads": threads}
-    cfg = _run(load_config, config, TrainConfig, overrides)
-    if resume:
-        _not_yet("train --resume", 4)
-    run = _run(run_train, data, out, cfg)
+                 "max_seq_len": max_seq_len, "seed": seed, "num_threads": threads, "adapter_name": adapter_name,
+                 "dp.epsilon": dp_epsilon, "dp.delta": dp_delta, "checkpoint_every": checkpoint_every}
+    if resume is not None:
+        from privtune.train.sft import resume as resume_run
+
+        given = [f"--{k.replace('_', '-')}" for k, v in {"data": data, "config": config, **overrides}.items()
+                 if v is not None and k != "num_threads"]
+        if given or (out is not None and out != resume):
+            _fail(2, f"--resume takes the data and config from {resume / 'run.json'}; drop {', '.join(given) or '--out'}")
+        run, out = _run(resume_run, resume, threads), resume
+    elif data is None or out is None:
+        _fail(2, "--data and --out are required (or --resume RUN_DIR)")
+    else:
+        cfg = _run(load_config, config, TrainConfig, overrides)
+        run = _run(run_train, data, out, cfg)
     typer.echo(f"{out}: best val loss {run['best_val_loss']:.4f} at epoch {run['best_epoch']} "
                f"(from {run['initial_val_loss']:.4f}), {run['steps']} steps in {run['timings']['total_s']:.0f}s; "
                f"{run.get('artefact', 'adapter')} {out / run.get('artefact', 'adapter')}")
