@@ -147,8 +147,8 @@ def clipped_grad_sum(sample_loss: SampleLoss, samples: Sequence[dict], params: S
         grads = torch.autograd.grad(s / max(n, 1), params)
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
         factor = clip_factor(norm, max_norm)
-        for s, g in zip(summed, grads, strict=True):
-            s.add_(g * factor.to(g.dtype))
+        for acc, g in zip(summed, grads, strict=True):
+            acc.add_(g * factor.to(g.dtype))
         norms.append(float(norm))
         loss_sum += float(s.detach())
     return summed, norms, loss_sum
