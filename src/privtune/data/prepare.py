@@ -148,8 +148,8 @@ class Redaction:
         from privtune.forget import subject_key
 
         self.subject_key = subject_key()
-        self.info = {"enabled": True, "engine": cfg.engine, "workers": cfg.redact.workers,
-                     **self.pool.local.description}
+        self.info = {**self.pool.local.description, "enabled": True, "runner": cfg.engine,
+                     "workers": cfg.redact.workers}
 
     def run(self, records: list[Record], allow: list[str]) -> list[tuple[Counter[str], list[str]]]:
         """Per record: (entity counts, subject fingerprints of the original values found)."""

@@ -21,10 +21,11 @@ class _SpanActor:
     def __init__(self, cfg_json: str):
         self.redactor = Redactor(RedactConfig.model_validate_json(cfg_json))
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        allow = list(batch["allow"][0]) if len(batch["allow"]) else []
+    def __call__(self, batch: Any) -> Any:
+        allow = list(batch["allow"].iloc[0]) if len(batch) else []
         spans = self.redactor.spans(list(batch["text"]), allow)
-        return {"i": batch["i"], "spans": [[[s.start, s.end, s.entity_type, s.score] for s in doc] for doc in spans]}
+        return batch[["b", "i"]].assign(spans=[[[s.start, s.end, s.entity_type, s.score] for s in doc]
+                                              for doc in spans])
 
 
 class RaySpans:
@@ -45,28 +46,20 @@ class RaySpans:
             self._started = True
 
     def map(self, batches: Sequence[tuple[list[str], list[str]]]) -> Iterator[list[list[Span]]]:
+        """Spans for each (texts, allow terms) batch, in order (rows carry their position; the result is
+        re-ordered by it, whatever order Ray returns blocks in)."""
         import ray
 
         rows = [{"b": b, "i": i, "text": t, "allow": list(allow)} for b, (texts, allow) in enumerate(batches)
                 for i, t in enumerate(texts)]
-        if not rows:
-            for _ in batches:
-                yield []
-            return
-        ds = ray.data.from_items(rows).map_batches(
-            _SpanActor, fn_constructor_args=(self.cfg.model_dump_json(),), batch_size=self.cfg.batch_size * 4,
-            concurrency=self.workers, batch_format="numpy")
         found: dict[tuple[int, int], list[Span]] = {}
-        out_rows = ds.take_all()
-        for row, src in zip(sorted(out_rows, key=lambda r: 0), out_rows, strict=True):
-            del row, src
-        by_order = iter(rows)
-        del by_order
-        results = ds.take_all() if not out_rows else out_rows
-        # map_batches keeps row order within the dataset; index by (batch, i) to be safe
-        flat = [(r["b"], r["i"]) for r in rows]
-        for key, res in zip(flat, results, strict=True):
-            found[key] = [Span(int(s[0]), int(s[1]), str(s[2]), float(s[3])) for s in res["spans"]]
+        if rows:
+            ds = ray.data.from_items(rows).map_batches(
+                _SpanActor, fn_constructor_args=(self.cfg.model_dump_json(),), batch_size=self.cfg.batch_size * 4,
+                concurrency=self.workers, batch_format="pandas")
+            for res in ds.iter_rows():
+                found[(int(res["b"]), int(res["i"]))] = [Span(int(s[0]), int(s[1]), str(s[2]), float(s[3]))
+                                                         for s in res["spans"]]
         for b, (texts, _) in enumerate(batches):
             yield [found[(b, i)] for i in range(len(texts))]
 
