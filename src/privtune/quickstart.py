@@ -1,6 +1,7 @@
 """`privtune quickstart`: the whole pipeline on the bundled bank-tickets example, offline, on the packaged model.
 
-prepare (validate, redact, dedup, split) → train (LoRA SFT) → eval (base vs tuned on the held-out test split).
+prepare (validate, redact, dedup, split) → train (LoRA SFT) → eval (base vs tuned on the held-out test split)
+→ model card. Each stage is the same function its CLI verb calls, so the quickstart shows the real thing.
 """
 
 from __future__ import annotations
@@ -65,10 +66,16 @@ def quickstart(out: Path, cfg: QuickstartConfig, console: Console | None = None)
                   f"(from {run.get('initial_val_loss', float('nan')):.4f}; {t_train - t_prep:.0f}s)")
     console.print("3/3 eval     greedy generation on the test split, base and tuned")
     report = evaluate(run_dir, data_dir, cfg.eval, baseline=True, name="quickstart", print_table=False)
+    from privtune.card import write_card
+
+    card_md, _ = write_card(run_dir, intended_use="Demonstration: triage of fictional bank support tickets into "
+                            "8 categories. Not for production use.", limitations=[
+                                "Trained on 384 synthetic tickets; real customer language is more varied."])
     t_end = time.time()
     console.print(_table(report))
     report_dir = run_dir / "eval" / "quickstart"
     console.print(f"Reports: {report_dir / 'report.md'} (and report.json, predictions.jsonl)")
+    console.print(f"Model card (EU AI Act Annex IV headings): {card_md} (and card.html)")
     console.print(f"Dataset: {data_dir} (manifest.json, data_card.md, review.csv)   Run: {run_dir}")
     console.print(f"Total {t_end - t0:.0f}s (prepare {t_prep - t0:.0f}s, train {t_train - t_prep:.0f}s, "
                   f"eval {t_end - t_train:.0f}s). `privtune runs` lists it.")
