@@ -221,10 +221,15 @@ def print_runs(as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"privtune runs ({registry_url().split('://')[0]})")
+    table = Table(title=f"privtune runs ({registry_url().split('://')[0]}), grouped by base and adapter name")
     for col in ("id", "adapter", "method", "base", "data", "best val loss", "eval (tuned)", "created", "path"):
         table.add_column(col)
-    for r in rows:
+    previous = None
+    for r in group_runs(rows):
+        group = (r["base_sha256"], r["adapter_name"])
+        if previous is not None and group != previous:
+            table.add_section()  # adapters of one base (e.g. one per department) sit together, newest last
+        previous = group
         scores = r["eval"] or {}
         shown = ", ".join(f"{k}={v:.3f}" for k, v in scores.items() if k in ("accuracy", "macro_f1", "rouge_l",
                                                                            "token_f1") and v is not None)
@@ -232,6 +237,11 @@ def print_runs(as_json: bool = False) -> None:
                       r["dataset_sha256"], "-" if r["best_val_loss"] is None else f"{r['best_val_loss']:.4f}",
                       shown or "-", r["created_at"], r["path"])
     Console().print(table)
+
+
+def group_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs ordered by base model, then adapter name, then creation: the versions of each named adapter together."""
+    return sorted(rows, key=lambda r: (r["base"], r["base_sha256"], r["adapter_name"] or "", r["created_at"], r["id"]))
 
 
 def _run_row(run: Run) -> dict[str, Any]:
