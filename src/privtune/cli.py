@@ -77,6 +77,8 @@ def prepare(
     workers: Annotated[int | None, typer.Option(help="redaction worker processes")] = None,
     engine: Annotated[str | None, typer.Option(help="local | ray (Ray Data; pip install 'privtune[ray]')")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="fail on the first rejected record; write nothing")] = False,
+    canaries: Annotated[int | None, typer.Option(help="add N random-secret canary records to train (for `privtune "
+                                                      "audit`; secrets sealed in canaries.sealed.json)")] = None,
 ) -> None:
     """Validate, redact PII, deduplicate, check quality and split raw records into a dataset directory."""
     from privtune.config import PrepareConfig, load_config
@@ -87,7 +89,7 @@ def prepare(
                  "split.balance": True if balance else None, "quality.min_tokens": min_tokens,
                  "quality.max_tokens": max_tokens, "dedup.threshold": near_threshold,
                  "dedup.near": False if no_near_dedup else None, "redact.workers": workers, "engine": engine,
-                 "strict": True if strict else None}
+                 "strict": True if strict else None, "canaries": canaries}
     cfg = _run(load_config, config, PrepareConfig, overrides)
     m = _run(run_prepare, inputs, out, cfg)
     c = m["counts"]
@@ -218,9 +220,30 @@ def runs(
 
 
 @app.command()
-def audit(run: Annotated[Path, typer.Option("--run", "-r")]) -> None:
-    """Privacy audit of a run: canary exposure, membership inference, PII regurgitation."""
-    _not_yet("audit", 5)
+def audit(
+    run: Annotated[Path, typer.Option("--run", "-r", help="run directory written by `privtune train`")],
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="dataset dir (default: the run's)")] = None,
+    config: ConfigOpt = None,
+    candidates: Annotated[int | None, typer.Option(help="random secrets each canary is ranked against")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: torch's choice)")] = None,
+) -> None:
+    """Privacy audit of a run: canary exposure, membership inference, PII regurgitation.
+
+    Exit code 3 when a release gate fails (canary exposure, membership AUC, regurgitated identifiers);
+    2 for bad input, as everywhere."""
+    from privtune.audit.report import GATE_EXIT_CODE
+    from privtune.audit.report import audit as run_audit
+    from privtune.config import AuditConfig, load_config
+
+    cfg = _run(load_config, config, AuditConfig, {"canary_candidates": candidates, "num_threads": threads})
+    report = _run(run_audit, run, data, cfg)
+    for name, g in report["gates"].items():
+        if name != "passed":
+            status = "skipped" if g["passed"] is None else "pass" if g["passed"] else "FAIL"
+            typer.echo(f"{name}: {status} (value {g['value']}, threshold {g['threshold']})")
+    typer.echo(f"audit {'passed' if report['passed'] else 'FAILED'}: {run / 'audit' / 'audit.md'}")
+    if not report["passed"]:
+        raise typer.Exit(GATE_EXIT_CODE)
 
 
 @app.command()

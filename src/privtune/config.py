@@ -92,6 +92,8 @@ class PrepareConfig(_Strict):
     max_record_chars: int = Field(default=200_000, ge=1, description="longer records are rejected")
     text_field: str = Field(default="text", description="field holding raw text for continued pre-training")
     strict: bool = Field(default=False, description="any rejected record fails the whole run; nothing is written")
+    canaries: int = Field(default=0, ge=0, description="random-secret canary records added to train for "
+                          "`privtune audit` (each repeated 10 or 1 times); secrets sealed in canaries.sealed.json")
     review_min: int = Field(default=20, ge=0, description="review.csv holds max(review_min, review_fraction·n) rows")
     review_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
 

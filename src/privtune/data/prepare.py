@@ -438,6 +438,10 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
             "redaction": dict(sorted(redaction.items())), "redactor": st.redactor_info,
             "encrypted": key is not None,
         }
+        if cfg.canaries:  # after redaction (it would mask the secrets); secrets sealed outside card and manifest
+            from privtune.audit.canaries import insert_canaries
+
+            manifest["canaries"] = insert_canaries(tmp / "train.jsonl", cfg.canaries, cfg.split.seed, tmp, key=key)
         manifest["files"] = {p.name: crypto.sha256_plaintext(p, key) for p in sorted(tmp.iterdir())}
         manifest["plots"] = write_plots(tmp, manifest)
         fsio.write_text(tmp / "data_card.md", render_data_card(manifest))
