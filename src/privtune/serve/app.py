@@ -438,6 +438,10 @@ async def _stream(state: ServerState, job: _Job, call: _Call, chat: bool, includ
         if include_usage:
             yield _sse(_chunk(state, call, kind, created, [], _usage(call), True))
         yield _sse("[DONE]")
+    except Exception:  # headers are sent: the error travels in the stream, as OpenAI sends it
+        log.exception("stream %s failed", call.id)
+        call.status, call.code = 500, "internal_error"
+        yield _sse(ApiError(500, "internal server error", type="server_error", code="internal_error").body())
     finally:
         if None in finish and call.status < 400:  # the client went away mid-stream
             call.status, call.code = 499, "client_closed_request"
