@@ -29,7 +29,6 @@ import copy
 import json
 import math
 import random
-import secrets as _secrets
 import string
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -92,15 +91,16 @@ def canary_records(canaries: Sequence[Canary]) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ prepare hook
 def insert_canaries(train_path: str | Path, n: int, seed: int, out_dir: str | Path,
-                    repeats: Sequence[int] = REPEATS, *, key=None) -> dict:
+                    repeats: Sequence[int] = REPEATS, *, key=None, rng: random.Random | None = None) -> dict:
     """Add n canaries (each repeated k times) to train.jsonl at seeded random positions and seal their secrets
     in out_dir/canaries.sealed.json. Returns the manifest entry: counts, format and the sealed file's name and
-    hash, never a secret. Secrets come from the OS's CSPRNG: the split seed is public, the secrets must not be."""
+    hash, never a secret. Secrets come from the OS's CSPRNG (the split seed is public, the secrets must not be);
+    `rng` is for tests only."""
     from privtune import fsio
     from privtune.registry import crypto
 
     train_path, out_dir = Path(train_path), Path(out_dir)
-    canaries = make_canaries(n, random.Random(_secrets.randbits(64)), repeats=repeats)
+    canaries = make_canaries(n, rng or random.SystemRandom(), repeats=repeats)
     blob = crypto.read_bytes_maybe_encrypted(train_path) if train_path.exists() else b""
     lines = [ln for ln in blob.decode("utf-8").splitlines() if ln.strip()]
     rng = random.Random(seed)

@@ -13,6 +13,7 @@ produced it and the raw file:line where it occurs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -36,7 +37,7 @@ def truncate_words(text: str, fraction: float) -> str:
     """The first `fraction` of the text's characters, cut back to a word boundary (at least one word)."""
     cut = max(1, int(len(text) * fraction))
     head = text[:cut]
-    if cut < len(text) and " " in head:
+    if cut < len(text) and not text[cut].isspace() and " " in head:  # mid-word: back to the word's start
         head = head[:head.rfind(" ")]
     return head.rstrip()
 
@@ -117,9 +118,17 @@ def scan(redactor, probes: Sequence[Probe], outputs: Sequence[str], raw: RawInde
     return findings
 
 
+@functools.lru_cache(maxsize=2)
+def _redactor(cfg_json: str):
+    """Loading spaCy takes seconds; one redactor per configuration and process."""
+    from privtune.config import RedactConfig
+    from privtune.data.redact import Redactor
+
+    return Redactor(RedactConfig.model_validate_json(cfg_json))
+
+
 def regurgitation(model, tokenizer, train_records: Sequence[dict], manifest: dict | None, cfg) -> dict:
     """Generate on the probes, scan, match against the raw inputs (cfg: AuditConfig)."""
-    from privtune.data.redact import Redactor
     from privtune.evaluate.generate import generate_detailed
 
     probes = build_probes(train_records, cfg.regurgitation_prefixes, cfg.prefix_fraction, cfg.generic_prompts,
@@ -127,7 +136,7 @@ def regurgitation(model, tokenizer, train_records: Sequence[dict], manifest: dic
     gen = generate_detailed(model, tokenizer, [p.messages for p in probes], cfg.max_new_tokens, cfg.batch_size,
                             desc="regurgitation probes")
     raw = load_raw_index(manifest)
-    findings = scan(Redactor(cfg.redact), probes, gen.texts, raw)
+    findings = scan(_redactor(cfg.redact.model_dump_json()), probes, gen.texts, raw)
     return {"probes": len(probes), "record_probes": sum(p.source.startswith("record:") for p in probes),
             "generic_probes": len(cfg.generic_prompts), "max_new_tokens": cfg.max_new_tokens,
             "raw_sources": [f[0] for f in raw.files] if raw else [],
