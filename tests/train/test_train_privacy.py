@@ -125,3 +125,38 @@ def test_dp_refuses_full_fine_tuning(learnable_model_dir, dp_data, tmp_path):
         train(dp_data, tmp_path / "run", dp_config(learnable_model_dir, epsilon=8.0).model_copy(
             update={"method": "full"}))
     assert not (tmp_path / "run").exists()
+
+
+def _crash_at(monkeypatch, step: int) -> None:
+    """Stop the loop with an exception before optimizer step `step` (the kill -9 path is tested in
+    test_train_resume.py; here what matters is what the checkpoint carries for DP)."""
+    from privtune.train.sft import Loop
+
+    real = Loop.step
+
+    def step_or_crash(self, group):
+        if self.state.step + 1 == step:
+            raise KeyboardInterrupt
+        return real(self, group)
+
+    monkeypatch.setattr(Loop, "step", step_or_crash)
+
+
+def test_dp_run_resumes_with_its_secret_seed(learnable_model_dir, dp_data, tmp_path, monkeypatch):
+    import shutil
+
+    from privtune.train.sft import resume
+
+    cfg = dp_config(learnable_model_dir, epsilon=8.0).model_copy(update={"epochs": 1, "checkpoint_every": 3})
+    _crash_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        train(dp_data, tmp_path / "a", cfg)
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["status"] == "interrupted"
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    a, b = resume(tmp_path / "a"), resume(tmp_path / "b")
+    # the secret seed came from the checkpoint, not a fresh draw: both continuations sample and noise alike
+    assert a["adapter_sha256"] == b["adapter_sha256"] and a["steps"] == 8
+    assert a["dp"]["steps"] == 8 and a["dp"]["epsilon"] == pytest.approx(privacy.epsilon_spent(
+        a["dp"]["noise_multiplier"], a["dp"]["sample_rate"], 8, a["dp"]["delta"]), rel=1e-9)
+    assert a["resumes"][0]["from_step"] == 3
