@@ -200,7 +200,7 @@ RULES: tuple[Rule, ...] = (
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS),
     Rule("IP_ADDRESS", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)", 0.9, ip_ok),
-    Rule("IP_ADDRESS", r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?:::?[0-9A-Fa-f]{1,4}){0,5}(?![\w:])",
+    Rule("IP_ADDRESS", r"(?<![\w:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{3,39}(?![\w:])",
          0.85, lambda v: ":" in v and ip_ok(v) and not re.fullmatch(r"\d{1,2}:\d{2}(?::\d{2})?", v)),
     Rule("MAC_ADDRESS", r"\b[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}\b|"
                         r"\b[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\b", 0.9),
@@ -217,7 +217,7 @@ RULES: tuple[Rule, ...] = (
                            r"konto|compte)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
                            r"(?P<v>(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19})\b", 1.0),
     # --- government ids
-    Rule("US_SSN", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|(?<![\d ])\d{3} \d{2} \d{4}(?![\d ])", 0.6,
+    Rule("US_SSN", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|(?<!\d)(?<!\d )\d{3} \d{2} \d{4}(?![\d ])", 0.6,
          lambda v: ssn_ok(v) or itin_ok(v), context=("ssn", "social security", "social", "taxpayer", "itin")),
     Rule("US_SSN", _after(r"ssn|social security|social sec|ss#", r"(?P<v>\d{3}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
     Rule("US_ITIN", _after(r"itin|individual taxpayer", r"(?P<v>9\d{2}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
@@ -228,10 +228,10 @@ RULES: tuple[Rule, ...] = (
                           r"vat|vat reg(?:istration)?|utr|steuer-?id|steuernummer|nif|cpf|abn|tfn"), 0.9),
     Rule("TAX_ID", r"(?<![\d-])\d{2}-\d{7}(?![\d-])", 0.3, context=("ein", "tax", "employer", "tin")),
     Rule("NATIONAL_ID", r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", 0.85),
-    Rule("NATIONAL_ID", r"(?<![\d ])[2-9]\d{3} ?\d{4} ?\d{4}(?![\d])", 0.85, verhoeff_ok,
+    Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )[2-9]\d{3} ?\d{4} ?\d{4}(?![\d])", 0.85, verhoeff_ok,
          context=("aadhaar", "aadhar", "uid", "uidai")),
     Rule("NATIONAL_ID", r"\b[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]\b", 0.85),  # Indian PAN
-    Rule("NATIONAL_ID", r"(?<![\d ])\d{3} ?\d{3} ?\d{4}(?![\d])", 0.3, nhs_ok, context=("nhs", "nhs number", "nhs no")),
+    Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )\d{3} ?\d{3} ?\d{4}(?![\d])", 0.5, nhs_ok, context=("nhs", "nhs number", "nhs no")),
     Rule("NATIONAL_ID", _after(r"nhs|national id|national identity|national insurance|ni|nino|id card|identity card|"
                                r"identity number|personal id|personnummer|bsn|dni|nie|nric|sin|citizen id|"
                                r"aadhaar|aadhar|pan|pan card|cnp|pesel|codice fiscale|insee|ahv|cpr"), 0.9),
@@ -309,6 +309,7 @@ PHONE_CANDIDATE = regex.compile(r"(?<![\w+/.-])(?:\+|\b00)?\(?\d(?:[ ().\-/]{0,3
                                 r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?\b(?![/.-]\d)")
 PHONE_CONTEXT = ("phone", "telephone", "tel", "mobile", "cell", "call", "reach", "contact", "number", "fax",
                  "whatsapp", "ring", "text", "landline", "sms", "tél", "handy", "móvil", "telefon", "ph")
+PHONE_MAX = 0.85  # below every cue-introduced id (0.9), so "routing number 011000015" stays a routing number
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "CA", "IE")
 _DATE_LIKE = regex.compile(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}")
 
@@ -339,7 +340,7 @@ def phone_spans(text: str) -> Iterator[Span]:
         if value.startswith("+") and n >= 8:
             score = max(score, 0.6)
         if _context_before(text, m.start(), PHONE_CONTEXT):
-            score = min(1.0, score + CONTEXT_BOOST)
+            score = min(PHONE_MAX, score + CONTEXT_BOOST)
         yield Span(m.start(), m.end(), "PHONE_NUMBER", score)
 
 
@@ -360,7 +361,7 @@ _UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|ro
          r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?)")
 _POST = r"(?:\d{4,5}(?:-\d{3,4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
 _CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
-              + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{L}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
+              + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{Lu}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
               r"|(?:[\p{L}.'-]+[ \t]){0,2}[\p{L}.'-]+[ \t]*[- ][ \t]*\d{6}))")
 _STREET_PLAIN = _STREET_WORDS
 _ADDR_WORD = r"(?:\p{Lu}[\p{L}'.-]*|\d+(?:st|nd|rd|th)|[NSEW]\.?)"

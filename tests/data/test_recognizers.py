@@ -1,0 +1,118 @@
+"""privtune's own recognizers (no spaCy): checksums, every entity type, and the look-alikes they must skip."""
+
+from __future__ import annotations
+
+import pytest
+
+from privtune.data import recognizers as R
+from privtune.data.redact import is_bare_label, resolve_spans
+
+THRESHOLD = 0.4
+
+
+def _found(text: str) -> list[tuple[str, str]]:
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= THRESHOLD], text)
+    return [(text[s.start:s.end], s.entity_type) for s in spans]
+
+
+def _verhoeff_complete(body: str) -> str:
+    return next(body + d for d in "0123456789" if R.verhoeff_ok(body + d))
+
+
+def test_checksums_accept_valid_and_reject_altered_numbers():
+    assert R.luhn_ok("4111 1111 1111 1111") and not R.luhn_ok("4111 1111 1111 1112")
+    assert R.iban_ok("GB82 WEST 1234 5698 7654 32") and not R.iban_ok("GB82 WEST 1234 5698 7654 33")
+    assert R.aba_ok("011000015") and not R.aba_ok("011000016")
+    assert R.nhs_ok("943 476 5919") and not R.nhs_ok("943 476 5918")
+    aadhaar = _verhoeff_complete("23412341234")
+    assert R.verhoeff_ok(aadhaar) and not R.verhoeff_ok(aadhaar[:-1] + str((int(aadhaar[-1]) + 1) % 10))
+    assert R.ssn_ok("123-45-6789") and not R.ssn_ok("666-45-6789") and not R.ssn_ok("123-00-6789")
+    assert R.itin_ok("912-70-1234") and not R.itin_ok("912-40-1234")
+    assert R.looks_secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY") and not R.looks_secret("aaaaaaaaaaaaaaaaaaaa")
+
+
+CASES = [
+    ("Ship it to 841 6th St, Boston", "841 6th St", "STREET_ADDRESS"),
+    ("Send to:\n0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "0175 Williams Summit Apt. 282\nNorth Sarah, "
+     "IL 52791", "STREET_ADDRESS"),
+    ("Wohnhaft Hauptstraße 12\n10115 Berlin seit Mai", "Hauptstraße 12\n10115 Berlin", "STREET_ADDRESS"),
+    ("livrer au 12 rue de la Paix, 75002 Paris", "12 rue de la Paix, 75002 Paris", "STREET_ADDRESS"),
+    ("my zip code is 02118", "02118", "POSTCODE"),
+    ("Postcode SW1A 1AA please", "SW1A 1AA", "POSTCODE"),
+    ("Mail jane@corp.internal now", "jane@corp.internal", "EMAIL_ADDRESS"),
+    ("call me on +44 20 7946 0958 today", "+44 20 7946 0958", "PHONE_NUMBER"),
+    ("Card 4111 1111 1111 1111 declined", "4111 1111 1111 1111", "CREDIT_CARD"),
+    ("refund to GB82WEST12345698765432 ASAP", "GB82WEST12345698765432", "IBAN_CODE"),
+    ("routing number 011000015 for the wire", "011000015", "ROUTING_NUMBER"),
+    ("sort code 20-00-00 and", "20-00-00", "SORT_CODE"),
+    ("account no. 44019283", "44019283", "US_BANK_NUMBER"),
+    ("SSN 123-45-6789 on file", "123-45-6789", "US_SSN"),
+    ("passport number X1234567 expired", "X1234567", "PASSPORT"),
+    ("Driver's license D1234567 scanned", "D1234567", "DRIVER_LICENSE"),
+    ("Our EIN: 12-3456789", "12-3456789", "TAX_ID"),
+    ("NI number AB 12 34 56 C", "AB 12 34 56 C", "NATIONAL_ID"),
+    ("PAN ABCPE1234F for KYC", "ABCPE1234F", "NATIONAL_ID"),
+    ("NHS number 943 476 5919", "943 476 5919", "NATIONAL_ID"),
+    ("MRN: 00482913 admitted", "00482913", "MEDICAL_RECORD"),
+    ("insurance policy number HX-204719 covers", "HX-204719", "INSURANCE_ID"),
+    ("employee id e-99812 on leave", "e-99812", "EMPLOYEE_ID"),
+    ("Customer ID: C84417 escalated", "C84417", "CUSTOMER_ID"),
+    ("date of birth: 14 March 1984.", "14 March 1984", "DATE_OF_BIRTH"),
+    ("blocked 192.168.10.24 twice", "192.168.10.24", "IP_ADDRESS"),
+    ("from 2001:db8::8a2e:370:7334 only", "2001:db8::8a2e:370:7334", "IP_ADDRESS"),
+    ("device 00:1A:2B:3C:4D:5E unknown", "00:1A:2B:3C:4D:5E", "MAC_ADDRESS"),
+    ("see https://intranet.example.com/u/42 now", "https://intranet.example.com/u/42", "URL"),
+    ("username: jdoe_77 cannot log in", "jdoe_77", "USERNAME"),
+    ("ping @anna_k on the forum", "anna_k", "USERNAME"),
+    ("my password is hunter2, thanks", "hunter2", "PASSWORD"),
+    ("pwd: Tr0ub4dor", "Tr0ub4dor", "PASSWORD"),
+    ("key AKIAIOSFODNN7EXAMPLE leaked", "AKIAIOSFODNN7EXAMPLE", "API_KEY"),
+    ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789 in log", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "API_KEY"),
+    ("slack xoxb-12345678901-abcdefghijklmnop here", "xoxb-12345678901-abcdefghijklmnop", "API_KEY"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijklmnop end",
+     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijklmnop", "API_KEY"),
+    ("export DB_SECRET=9fK2mQ7xLp4Rt8Vw3Zb6", "9fK2mQ7xLp4Rt8Vw3Zb6", "API_KEY"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----",
+     "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----", "PRIVATE_KEY"),
+    ("Dr. Rosa Fernandez will call", "Dr. Rosa Fernandez", "PERSON"),
+    ("APPOINTMENT FOR MRS. AYALA, DOB UNKNOWN", "MRS. AYALA", "PERSON"),
+    ("CLIENT JOHN SMITH CALLED", "JOHN SMITH", "PERSON"),
+    ("i met anna smith yesterday", "anna smith", "PERSON"),
+    ("Kind regards,\nAmara Nwosu", "Amara Nwosu", "PERSON"),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "entity"), CASES, ids=[c[2] + ":" + c[1][:12] for c in CASES])
+def test_each_entity_type_is_found_with_its_label(text, value, entity):
+    assert (value, entity) in _found(text), _found(text)
+
+
+@pytest.mark.parametrize("text", [
+    "My password was reset yesterday and the password policy is strict.",
+    "I waited 20 minutes on the street outside the branch.",
+    "Order 4111 1111 1111 1112 was shipped.",  # fails Luhn, no card cue
+    "The meeting is at 10:30 in room 4.",
+    "We paid 1250 euros for 3 nights.",
+    "Classify the ticket and answer with the label.",
+    "Will you reset the limit for May?",
+])
+def test_look_alikes_are_not_redacted(text):
+    assert _found(text) == []
+
+
+def test_context_word_lifts_a_weak_pattern():
+    assert _found("reference 011000015") == [] or all(t != "ROUTING_NUMBER" for _, t in _found("reference 011000015"))
+    assert ("011000015", "ROUTING_NUMBER") in _found("ABA routing: 011000015")
+
+
+def test_iban_is_cut_back_to_the_valid_prefix():
+    assert _found("IBAN GB82 WEST 1234 5698 7654 32 ASAP") == [("GB82 WEST 1234 5698 7654 32", "IBAN_CODE")]
+
+
+@pytest.mark.parametrize(("text", "category", "expected"), [
+    ("loan_inquiry", None, True), ("card-lost", None, True), ("fraud", None, True), ("Fraud report", "Fraud report", True),
+    ("FRAUD_REPORT", None, True), ("Anna Smith", None, False), ("Call 555-0100", None, False),
+    ("label_2", None, False), ("Thanks, we will call you back.", None, False), ("Paris", None, False),
+])
+def test_bare_labels_are_recognised(text, category, expected):
+    assert is_bare_label(text, category) is expected
