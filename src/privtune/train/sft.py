@@ -321,7 +321,7 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
 
     model, targets = setup_model(base, cfg, device, lora_targets)  # per method: methods.py
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_total = sum(p.numel() for p in model.parameters())
     probe_idx = sorted_batches([len(e) for e in data.val], min(cfg.eval_batch_size, 4))[-1]
@@ -435,6 +435,15 @@ def _check_same_inputs(run: dict, manifest_sha: str, weights_sha: str, data_dir:
                          where=str(data_dir / "manifest.json"))
     if run.get("base", {}).get("weights_sha256") != weights_sha:
         raise InputError("the base model's weights changed since the run started; cannot resume", field="base")
+
+
+def enable_activation_checkpointing(model) -> None:
+    """Recompute each decoder layer's activations in the backward pass (non-reentrant: fine with frozen bases)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.x name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def autocast_dtype(setting: str, device):
