@@ -79,16 +79,17 @@ def metric_bars(scores: dict[str, dict[str, float]], ci: dict[str, dict[str, lis
 
 
 def confusion_heatmap(labels: list[str], matrix: list[list[int]], title: str) -> str:
-    """Rows = reference label, columns = predicted label, counts written in the cells."""
+    """Rows = reference label, columns = predicted label, counts written in the cells. The last label is
+    `<other>`: a column (answers that map to no label) but never a reference, so it gets no row."""
     import numpy as np
 
     plt = _plt()
-    m = np.asarray(matrix)
+    m = np.asarray(matrix)[:-1]
     size = 1.6 + 0.55 * len(labels)
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
     im = ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels) - 1), labels[:-1])
     ax.set_xlabel("predicted")
     ax.set_ylabel("reference")
     ax.set_title(title)
