@@ -82,11 +82,6 @@ def check_quality(record: dict[str, Any], n_tokens: int | None, cfg: Any) -> Ver
     out = output_of(record)
     if out is not None and not out.strip():
         return Verdict(EMPTY_OUTPUT, "the output is empty or whitespace", "output")
-    if n_tokens is not None:
-        if n_tokens < cfg.min_tokens:
-            return Verdict(TOO_FEW_TOKENS, f"{n_tokens} tokens, fewer than quality.min_tokens={cfg.min_tokens}")
-        if cfg.max_tokens is not None and n_tokens > cfg.max_tokens:
-            return Verdict(TOO_MANY_TOKENS, f"{n_tokens} tokens, more than quality.max_tokens={cfg.max_tokens}")
     if cfg.copies and out is not None:
         users = [m["content"] for m in record.get("messages", []) if m["role"] == "user"]
         o = normalise_text(out)
@@ -100,6 +95,11 @@ def check_quality(record: dict[str, Any], n_tokens: int | None, cfg: Any) -> Ver
         if len(text) >= 20 and ratio > cfg.max_noise_ratio:
             return Verdict(NOISE, f"{ratio:.0%} of the characters are not text (quality.max_noise_ratio="
                            f"{cfg.max_noise_ratio:g})")
+    if n_tokens is not None:
+        if n_tokens < cfg.min_tokens:
+            return Verdict(TOO_FEW_TOKENS, f"{n_tokens} tokens, fewer than quality.min_tokens={cfg.min_tokens}")
+        if cfg.max_tokens is not None and n_tokens > cfg.max_tokens:
+            return Verdict(TOO_MANY_TOKENS, f"{n_tokens} tokens, more than quality.max_tokens={cfg.max_tokens}")
     return None
 
 
