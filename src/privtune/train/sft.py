@@ -27,7 +27,7 @@ from privtune import __version__, fsio
 from privtune.config import TrainConfig
 from privtune.errors import InputError
 from privtune.registry import crypto, hooks
-from privtune.train import checkpoint, privacy
+from privtune.train import checkpoint, distributed, privacy
 from privtune.train.collate import (
     EncodeStats,
     Example,
@@ -156,19 +156,23 @@ def to_device(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def evaluate_loss(model, loss_fn, examples: list[Example], batch_size: int, pad_id: int, device) -> float:
-    """Mean loss per supervised token over all examples."""
+def evaluate_loss(model, loss_fn, examples: list[Example], batch_size: int, pad_id: int, device,
+                  dist: distributed.Dist | None = None) -> float:
+    """Mean loss per supervised token over all examples (each process of a data-parallel run takes a share)."""
     import torch
 
     was_training = model.training
     model.eval()
     total, n = 0.0, 0
+    batches = sorted_batches([len(e) for e in examples], batch_size)
     with torch.no_grad():
-        for idx in sorted_batches([len(e) for e in examples], batch_size):
+        for idx in dist.shard(batches) if dist else batches:
             s, k = loss_fn(to_device(collate([examples[i] for i in idx], pad_id), device))
             total += float(s)
             n += k
     model.train(was_training)
+    if dist:
+        total, n = dist.all_sum([total, n], device)
     return total / max(n, 1)
 
 
@@ -182,7 +186,7 @@ def save_adapter(model, tokenizer, final: Path) -> None:
         tokenizer.save_pretrained(tmp)
 
 
-def _progress():
+def _progress(disable: bool = False):
     from rich import get_console
     from rich.progress import (
         BarColumn,
@@ -195,7 +199,7 @@ def _progress():
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=get_console())  # the console RichHandler logs to
+                    TimeRemainingColumn(), console=get_console(), disable=disable)  # the console RichHandler logs to
 
 
 def make_optimizer(model, cfg: TrainConfig, total_steps: int):
@@ -257,6 +261,8 @@ def resume(run_dir: Path, num_threads: int | None = None, build_dataset=None) ->
                              where=str(run_json)) from None
         if run.get("status") == "finished":
             raise InputError("the run has already finished; nothing to resume", where=str(run_dir))
+        if cfg.method == "dpo":
+            raise InputError("DPO runs (TRL's trainer) cannot be resumed; start them again", where=str(run_dir))
         ckpt = checkpoint.latest(run_dir)
         if ckpt is None:
             raise InputError("no checkpoint to resume from (the run stopped before its first one); start it again "
@@ -307,7 +313,8 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
     from privtune.train.loss import make_loss_fn
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    device = pick_device(cfg.device)
+    dist, dist_device = distributed.setup(cfg.device)  # accelerate launch / torchrun: one process per device
+    device = dist_device or pick_device(cfg.device)
     seed_everything(cfg.seed)
 
     base = resolve_base(cfg.base)
@@ -337,6 +344,9 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
     if cfg.dp.enabled:
         if cfg.method == "full":
             raise InputError("DP-SGD trains adapter parameters; use --method lora or dora", field="dp")
+        if dist.world > 1:
+            raise InputError("DP-SGD runs in one process (per-record gradients); launch without accelerate",
+                             field="dp")
         dp = privacy.plan(cfg.dp, len(data.train), logical_batch, total_steps)
     optim = make_optimizer(model, cfg, total_steps)
     load_s = time.time() - t_start
@@ -351,7 +361,8 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
 
     # Inputs are all valid from here on: RUN_DIR is created.
     fsio.ensure_private_dir(out)
-    with contextlib.nullcontext() if locked else _run_lock(out):
+    main = dist.main  # only process 0 of a data-parallel run writes files
+    with contextlib.nullcontext() if locked or not main else _run_lock(out):
         state = LoopState()
         dp_seed = cfg.dp.seed if cfg.dp.seed is not None else privacy.new_secret_seed()
         if resumed:
@@ -362,8 +373,9 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
             optim[2].load_state_dict(payload["scheduler"])
             state = LoopState(**payload["loop"])
             dp_seed = payload["dp_seed"]
-            checkpoint.remove_stale_temps(out)
-            checkpoint.truncate_metrics(out / "metrics.jsonl", state.step)
+            if main:
+                checkpoint.remove_stale_temps(out)
+                checkpoint.truncate_metrics(out / "metrics.jsonl", state.step)
             run.setdefault("resumes", []).append({"at": started_at, "from_step": state.step,
                                                   "checkpoint": resumed[1].name})
             run.update(status="running")
@@ -388,11 +400,12 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
             dp.epsilon = privacy.epsilon_spent(dp.noise_multiplier, dp.sample_rate, state.step, dp.delta,
                                                dp.accountant)
             run["dp"] = dp.to_dict()
-        fsio.write_json(out / "run.json", run)  # status "running": the directory is visibly taken
+        if main:
+            fsio.write_json(out / "run.json", run)  # status "running": the directory is visibly taken
         if resumed:
             checkpoint.restore_rng(payload["rng"])  # last: nothing may draw from the generators before the loop
         loop = Loop(model, tokenizer, loss_fn, optim, data, cfg, out, device, total_steps, steps_per_epoch, state,
-                    dp, dp_seed)
+                    dp, dp_seed, dist)
         try:
             loop.run()
         except BaseException as e:
@@ -400,6 +413,8 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
                        error=type(e).__name__, finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
             if dp:
                 run["dp"] = dp.to_dict()
+            if not main:
+                raise
             fsio.write_json(out / "run.json", run)
             _record(out, run)
             try:
@@ -413,6 +428,9 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
             run["dp"] = dp.to_dict()
         run["timings"] = {"load_s": round(load_s, 3), "train_s": round(state.train_s, 3),
                           "eval_s": round(state.eval_s, 3), "total_s": round(time.time() - t_start, 3)}
+        if not main:
+            dist.barrier()  # process 0 is writing the artefacts
+            return run
         artefact_sha = crypto.sha256_dir_plaintext(out / run["artefact"])
         run.update(status="finished", **{f"{run['artefact']}_sha256": artefact_sha},
                    finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -421,6 +439,7 @@ def _train(data_dir: Path, out: Path, cfg: TrainConfig, t_start: float, build_da
         _record(out, run)
         hooks.trained(out, run)  # fail closed: an unrecorded run is an error for a regulated user
         (out / LOCK_FILE).unlink(missing_ok=True)
+        dist.barrier()
     log.info("best val loss %.4f at epoch %d (initial %.4f); %s %s", run["best_val_loss"], run["best_epoch"],
              run["initial_val_loss"], run["artefact"], out / run["artefact"])
     if dp:
@@ -526,10 +545,11 @@ def record_val(state: LoopState, val: float, epoch: int, min_delta: float, patie
 
 
 def train_step(loss_fn, micro_batches: list[dict], n_supervised: int, params, opt, sched, max_grad_norm: float,
-               step: int) -> tuple[float, float, float]:
+               step: int, sync=None) -> tuple[float, float, float]:
     """One optimizer step over accumulated micro-batches; the loss is the mean over all their supervised tokens.
 
-    Returns (sum of token losses, grad norm before clipping, learning rate used).
+    `sync(params)` sums the gradients over data-parallel processes before clipping. Returns (sum of token losses,
+    grad norm before clipping, learning rate used).
     """
     import torch
 
@@ -541,6 +561,8 @@ def train_step(loss_fn, micro_batches: list[dict], n_supervised: int, params, op
         loss_sum += float(s.detach())
     if not math.isfinite(loss_sum):
         raise FloatingPointError(f"training loss is {loss_sum} at step {step}; lower the learning rate")
+    if sync:
+        sync(params)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
     lr = opt.param_groups[0]["lr"]
     opt.step()
@@ -566,6 +588,7 @@ class Loop:
     state: LoopState
     dp: privacy.DPPlan | None = None
     dp_seed: int = 0
+    dist: distributed.Dist = field(default_factory=distributed.Dist)
 
     def epoch_groups(self, epoch: int) -> list[list[list[int]]]:
         """The epoch's optimizer steps, each a list of micro-batches of record indices (seeded, reproducible)."""
@@ -580,7 +603,7 @@ class Loop:
     def evaluate(self) -> float:
         te = time.time()
         v = evaluate_loss(self.model, self.loss_fn, self.data.val, self.cfg.eval_batch_size,
-                          self.tokenizer.pad_token_id, self.device)
+                          self.tokenizer.pad_token_id, self.device, self.dist)
         self.state.eval_s += time.time() - te
         return v
 
@@ -598,11 +621,15 @@ class Loop:
             eps = self.dp.epsilon
             extra = {"epsilon": round(eps, 6) if math.isfinite(eps) else None, "clipped_frac": round(clipped, 4),
                      "batch_records": len(records)}
-        else:
-            micro = [to_device(collate([self.data.train[i] for i in b], pad_id), self.device) for b in group]
+        else:  # data-parallel: each process its share of every micro-batch; n_tok is the step's total
+            shares = [self.dist.shard(b) for b in group]
+            micro = [to_device(collate([self.data.train[i] for i in b], pad_id), self.device) for b in shares if b]
             loss_sum, grad_norm, lr = train_step(self.loss_fn, micro, n_tok, params, opt, sched, cfg.max_grad_norm,
-                                                 st.step + 1)
+                                                 st.step + 1, sync=self.dist.sum_grads)
             n_all = sum(int(b["attention_mask"].sum()) for b in micro)
+            if self.dist.world > 1:
+                loss_sum, n_all = self.dist.all_sum([loss_sum, n_all], self.device)
+                n_all = int(n_all)
             extra = {}
         st.win_loss, st.win_tokens, st.win_all = st.win_loss + loss_sum, st.win_tokens + n_tok, st.win_all + n_all
         st.supervised_tokens += n_tok
@@ -616,16 +643,18 @@ class Loop:
             "dp_seed": self.dp_seed}, self.cfg.keep_checkpoints)
 
     def run(self) -> None:
-        cfg, st = self.cfg, self.state
+        cfg, st, main = self.cfg, self.state, self.dist.main
         metrics_path = self.out / "metrics.jsonl"
         t0 = time.time() - st.elapsed_s
         if st.step == 0 and st.epochs_run == 0:
             st.initial_val_loss = st.val_loss = self.evaluate()
-            fsio.append_jsonl(metrics_path, {"step": 0, "epoch": 0.0, "train_loss": None, "val_loss": st.val_loss,
-                                             "lr": self.optim[1].param_groups[0]["lr"], "tokens_per_s": None,
-                                             "elapsed_s": round(time.time() - t0, 3)})
+            if main:
+                fsio.append_jsonl(metrics_path, {
+                    "step": 0, "epoch": 0.0, "train_loss": None, "val_loss": st.val_loss,
+                    "lr": self.optim[1].param_groups[0]["lr"], "tokens_per_s": None,
+                    "elapsed_s": round(time.time() - t0, 3)})
         self.model.train()
-        with _progress() as progress:
+        with _progress(disable=not main) as progress:
             task = progress.add_task("train", total=self.total_steps, completed=st.step, info=f"val {st.val_loss:.4f}")
             while True:
                 if st.epochs_run == 0 or st.groups_done >= self.steps_per_epoch:
@@ -646,7 +675,7 @@ class Loop:
                     evaluated = None
                     if gi == len(groups) - 1 or last_step:
                         evaluated = self.evaluate()
-                        if record_val(st, evaluated, epoch, cfg.min_delta, cfg.patience, last_step):
+                        if record_val(st, evaluated, epoch, cfg.min_delta, cfg.patience, last_step) and main:
                             save_adapter(self.model, self.tokenizer, self.out / artefact_dir(cfg.method))
                         log.info("epoch %d: val loss %.4f%s", epoch, evaluated, " (best)" if st.best_epoch == epoch
                                  else f" (best {st.best_val_loss:.4f} at epoch {st.best_epoch})")
@@ -657,14 +686,15 @@ class Loop:
                     if self.dp:
                         info += f" | ε {self.dp.epsilon:.2f}"
                     st.elapsed_s = time.time() - t0
-                    if st.step % cfg.log_every == 0 or evaluated is not None:
+                    if main and (st.step % cfg.log_every == 0 or evaluated is not None):
                         fsio.append_jsonl(metrics_path, {
                             **row, "step": st.step, "epoch": round(epoch - 1 + (gi + 1) / len(groups), 4),
                             "train_loss": st.win_loss / max(st.win_tokens, 1), "val_loss": evaluated,
                             "tokens_per_s": round(tps, 2), "all_tokens_per_s": round(all_tps, 2),
                             "elapsed_s": round(st.elapsed_s, 3)})
+                    if st.step % cfg.log_every == 0 or evaluated is not None:
                         st.win_loss, st.win_tokens, st.win_all, st.win_time = 0.0, 0, 0, 0.0
-                    if st.step % cfg.checkpoint_every == 0 or evaluated is not None:
+                    if main and (st.step % cfg.checkpoint_every == 0 or evaluated is not None):
                         self.save_checkpoint()
                     progress.update(task, advance=1, info=info)
                     if last_step or (evaluated is not None and st.stopped_early):
