@@ -420,13 +420,17 @@ def print_summary(report: dict, out_dir: Path) -> None:
     table.add_column("tuned", justify="right")
     if has_base:
         table.add_column("Δ", justify="right")
+        table.add_column("95% CI of Δ", justify="right")
     for m, b, t, d in metric_rows(report):
         if has_base:
-            change = float(d)
-            colour = "green" if change > 0 and d.strip("+-0.") else "red" if change < 0 and d.strip("+-0.") else ""
-            table.add_row(m, b, t, f"[{colour}]{d}[/]" if colour else d)
+            v = verdict(report, m)  # colour only a difference the bootstrap CI separates from 0
+            colour = "green" if v == "better" else "red" if v == "worse" else ""
+            table.add_row(m, b, t, f"[{colour}]{d}[/]" if colour else d, ci_text(report, m))
         else:
             table.add_row(m, t)
     console = Console()
     console.print(table)
-    console.print(f"report: {out_dir / 'report.md'}")
+    for w in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"report: {out_dir / 'report.md'}" + (f" and {out_dir / 'report.html'}"
+                                                        if (out_dir / "report.html").is_file() else ""))
