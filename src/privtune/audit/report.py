@@ -88,6 +88,7 @@ def audit(run_dir: str | Path, data: str | Path | None, cfg: AuditConfig) -> dic
     from privtune.audit.membership import membership_inference
     from privtune.audit.regurgitation import regurgitation
     from privtune.evaluate.generate import check_adapter_hash, load_run_model, read_run_json
+    from privtune.registry import crypto
 
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -97,7 +98,7 @@ def audit(run_dir: str | Path, data: str | Path | None, cfg: AuditConfig) -> dic
     warnings: list[str] = []
     manifest = None
     if (data_dir / "manifest.json").is_file():
-        manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads(crypto.read_text_maybe_encrypted(data_dir / "manifest.json"))
         recorded = (run.get("dataset") or {}).get("manifest_sha256")
         if recorded and fsio.sha256_file(data_dir / "manifest.json") != recorded:
             warnings.append("the dataset's manifest differs from the one the run trained on: results describe "
