@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,25 +92,50 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(learnable_mod
     assert not (run_dir / checkpoint.CHECKPOINTS).exists()  # a finished run keeps only its best adapter
 
 
-def test_checkpoints_are_atomic_kept_bounded_and_resume_refuses_what_it_cannot_continue(learnable_model_dir, data,
-                                                                                         tmp_path):
+def test_only_the_newest_checkpoints_are_kept_and_resume_refuses_what_it_cannot_continue(
+        learnable_model_dir, data, tmp_path, monkeypatch):
+    from privtune.train.sft import Loop
+
+    real = Loop.step
+
+    def crash_before_step_12(self, group):
+        if self.state.step == 11:
+            raise KeyboardInterrupt
+        return real(self, group)
+
+    monkeypatch.setattr(Loop, "step", crash_before_step_12)
     out = tmp_path / "run"
-    run = train(data, out, fast_config(learnable_model_dir, epochs=1, batch_size=4, max_steps=12,
-                                       checkpoint_every=5, keep_checkpoints=2))
-    assert run["status"] == "finished" and not (out / "checkpoints").exists()
+    cfg = fast_config(learnable_model_dir, epochs=1, batch_size=4, checkpoint_every=2, keep_checkpoints=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(data, out, cfg)
+    monkeypatch.undo()
+    assert [p.name for p in checkpoint.checkpoint_dirs(out)] == ["step-00000008", "step-00000010"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["steps"] == 11
+    with pytest.raises(InputError, match="not empty .* --resume"):
+        train(data, out, cfg)
+    finished = resume(out)
+    assert finished["status"] == "finished" and finished["steps"] == STEPS_PER_EPOCH
+    assert finished["resumes"] == [{"at": finished["resumes"][0]["at"], "from_step": 10, "checkpoint": "step-00000010"}]
+    assert not (out / "checkpoints").exists() and not (out / ".lock").exists()
     with pytest.raises(InputError, match="already finished"):
         resume(out)
     with pytest.raises(InputError, match="not a run directory"):
         resume(tmp_path / "nothing")
 
-    # a run that "crashed" after step 12: recreate its state by hand from a fresh partial run
-    partial = tmp_path / "partial"
-    cfg = fast_config(learnable_model_dir, epochs=1, batch_size=4, checkpoint_every=5, keep_checkpoints=2)
-    run_json = dict(run, status="running", config=cfg.model_dump())
+    partial = tmp_path / "partial"  # stopped before its first checkpoint
     fsio.ensure_private_dir(partial)
-    fsio.write_json(partial / "run.json", run_json)
+    fsio.write_json(partial / "run.json", dict(run, status="running"))
     with pytest.raises(InputError, match="no checkpoint"):
         resume(partial)
+
+    changed = tmp_path / "changed"  # the dataset was edited since the run started
+    shutil.copytree(tmp_path / "run", changed)
+    fsio.write_json(changed / "run.json", dict(run, status="running", dataset={**run["dataset"],
+                                                                             "manifest_sha256": "0" * 64}))
+    checkpoint.save(changed, {"step": 1, "model": {}, "loop": {}}, keep=1)
+    with pytest.raises(InputError, match="dataset changed"):
+        resume(changed)
 
 
 def test_checkpoint_files(tmp_path, monkeypatch):
