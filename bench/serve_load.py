@@ -286,7 +286,9 @@ def main() -> int:
                 f"base, greedy, max_tokens={args.max_tokens}; {args.rounds} alternating rounds of {args.requests} "
                 f"requests per phase; output guard {'on' if args.guard else 'off'} in the batched phases.\n\n"
                 f"{table(phases)}\n"
-                f"**Batched vs one-at-a-time at concurrency {args.concurrency}: {speedup:.2f}x tokens/s.** "
+                f"**Batched vs one-at-a-time at concurrency {args.concurrency}: {speedup:.2f}x tokens/s**"
+                + (f" (per round: {', '.join(f'{b / a:.2f}x' for a, b in zip(base_r['rounds_tokens_per_s'], batch_r['rounds_tokens_per_s'], strict=True))})"
+                   if "rounds_tokens_per_s" in base_r else "") + ". "
                 + (f"Burst of {args.burst} concurrent streams: {burst['errors']} errors. " if burst else "")
                 + "Raw numbers: `bench/results/serve_load.json`. Rerun: `.venv/bin/python bench/serve_load.py`.\n")
         update_readme(Path(args.readme), body)

@@ -300,7 +300,8 @@ class ExportConfig(_Strict):
     verify: bool = True
     verify_prompts: int = Field(default=5, ge=1, le=20)
     verify_max_new_tokens: int = Field(default=24, ge=1)
-    q8_min_match: float = Field(default=0.6, ge=0.0, le=1.0, description="least q8_0 greedy agreement accepted")
+    q8_min_agreement: float = Field(default=0.9, ge=0.0, le=1.0,
+                                    description="least q8_0 next-token agreement with the merged model (teacher-forced)")
     copy_base: bool = Field(default=True, description="vllm: copy the base weights so the dir is self-contained")
     vllm_dtype: str = "bfloat16"
 

@@ -19,7 +19,7 @@ from privtune.export import export_run
 from privtune.export.gguf import gguf_name, rope_interleave
 from privtune.export.ollama import go_template, probe_shape, render_go, verify_template
 
-FAST = ExportConfig(q8_min_match=0.0, verify_max_new_tokens=16)  # q8_0 of a random tiny model: near-ties flip
+FAST = ExportConfig(verify_max_new_tokens=16)
 
 
 def _modes_private(root):
@@ -71,7 +71,8 @@ def test_gguf_f16_and_q8_0_reload_and_match(tiny_run, tmp_path):
     assert f16["verify"]["weights_max_rel_error"] == 0.0  # exactly the f16-rounded merged weights
     assert f16["verify"]["greedy"]["match_rate"] == 1.0 and f16["verify"]["greedy"]["prompts"] == 5
     assert 0 < q8["verify"]["weights_max_rel_error"] < 0.01  # q8_0 error bound: 1/127 of each block's max
-    assert 0.0 <= q8["verify"]["greedy"]["match_rate"] <= 1.0
+    assert 0.0 <= q8["verify"]["greedy"]["match_rate"] <= 1.0  # reported; q8_0 is gated on next-token agreement
+    assert q8["verify"]["next_token_agreement"] >= 0.9 and f16["verify"]["next_token_agreement"] == 1.0
     for rec in (f16, q8):
         assert rec["verify"]["tokenizer"]["same_ids"] == rec["verify"]["tokenizer"]["texts"]
         assert rec["verify"]["tokenizer"]["chat_template_equal"]

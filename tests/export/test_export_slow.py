@@ -39,7 +39,7 @@ def test_packaged_gguf_roundtrip_f16_exact_q8_close(packaged_run, tmp_path):
     f16, q8 = report["gguf"]["f16"], report["gguf"]["q8_0"]
     assert report["verify"]["match_rate"] == 1.0  # merged == base+adapter
     assert f16["verify"]["greedy"]["match_rate"] == 1.0 and f16["verify"]["weights_max_rel_error"] == 0.0
-    assert q8["verify"]["greedy"]["match_rate"] >= 0.6
+    assert q8["verify"]["next_token_agreement"] >= 0.9
     assert f16["pre_tokenizer"] == "smollm"  # copied from the packaged GGUF
     for rec in (f16, q8):
         tok = rec["verify"]["tokenizer"]

@@ -131,7 +131,16 @@ def source_gguf(base: dict) -> Path | None:
         except InputError:
             return None
     p = Path(source)
-    return p if p.suffix.lower() == ".gguf" and p.is_file() else None
+    if p.suffix.lower() == ".gguf" and p.is_file():
+        return p
+    meta = Path(str(base.get("path") or "")) / "privtune_model.json"  # a cache dir converted from a GGUF
+    if meta.is_file():
+        try:
+            origin = Path(json.loads(meta.read_text()).get("source") or "")
+        except (OSError, ValueError):
+            return None
+        return origin if origin.suffix.lower() == ".gguf" and origin.is_file() else None
+    return None
 
 
 def source_pre(base: dict) -> str | None:
@@ -269,7 +278,7 @@ def verify_gguf(path: Path, merged_dir: Path, prompts: list[list[int]], referenc
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from privtune.export.merge import agreement, greedy
+    from privtune.export.merge import agreement, greedy, next_token_agreement
 
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
                                                  local_files_only=True)
@@ -289,7 +298,8 @@ def verify_gguf(path: Path, merged_dir: Path, prompts: list[list[int]], referenc
                 worst = max(worst, diff / scale)
     got = greedy(model, prompts, max_new_tokens, stops)
     out: dict[str, Any] = {"loader": "transformers gguf_file", "weights_max_rel_error": float(f"{worst:.3g}"),
-                           "greedy": agreement(reference, got)}
+                           "greedy": agreement(reference, got),
+                           "next_token_agreement": next_token_agreement(model, prompts, reference)}
     tok_hf = AutoTokenizer.from_pretrained(merged_dir, local_files_only=True)
     tok_g = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
     texts = []

@@ -90,6 +90,23 @@ def greedy(model, prompts: list[list[int]], max_new_tokens: int, stop_ids: list[
     return out
 
 
+def next_token_agreement(model, prompts: list[list[int]], reference: list[list[int]]) -> float:
+    """Teacher-forced: fed the reference continuation, how often the model's top-1 next token is the reference's.
+    Robust where greedy exact match is not: one early near-tie flip does not fail a whole sequence."""
+    import torch
+
+    hits = total = 0
+    with torch.inference_mode():
+        for ids, ref in zip(prompts, reference, strict=True):
+            if not ref:
+                continue
+            seq = torch.tensor([ids + ref])
+            pred = model(input_ids=seq).logits[0, len(ids) - 1:-1].argmax(-1).tolist()
+            hits += sum(int(p == r) for p, r in zip(pred, ref, strict=True))
+            total += len(ref)
+    return round(hits / total, 4) if total else 1.0
+
+
 def agreement(a: list[list[int]], b: list[list[int]]) -> dict[str, Any]:
     """Exact-match rate of two sets of generations, and how many leading tokens agree on average."""
     same = [x == y for x, y in zip(a, b, strict=True)]
