@@ -50,3 +50,17 @@ def test_adapter_name_defaults_to_the_run_dir_and_bad_names_are_refused(tiny_mod
                                  str(tiny_model_dir), "--adapter-name", "fin ance"])
     assert r.exit_code == 2 and "adapter_name" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_dp_and_adapter_name(tiny_model_dir, tmp_path):
+    import json
+
+    data = write_dataset(tmp_path / "d", [record(i, i % 4) for i in range(32)], [record(i, i % 4) for i in range(32, 36)])
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(out), "--base", str(tiny_model_dir),
+                                 "--epochs", "1", "--threads", "1", "--batch-size", "4", "--adapter-name", "finance",
+                                 "--dp-epsilon", "4", "--dp-delta", "1e-4"])
+    assert r.exit_code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["adapter_name"] == "finance" and run["config"]["dp"]["epsilon"] == 4.0
+    assert run["dp"]["delta"] == 1e-4 and 0 < run["dp"]["epsilon"] <= 4.0 and run["dp"]["steps"] == 8
