@@ -100,7 +100,7 @@ def audit(run_dir: str | Path, data: str | Path | None, cfg: AuditConfig) -> dic
     if (data_dir / "manifest.json").is_file():
         manifest = json.loads(crypto.read_text_maybe_encrypted(data_dir / "manifest.json"))
         recorded = (run.get("dataset") or {}).get("manifest_sha256")
-        if recorded and fsio.sha256_file(data_dir / "manifest.json") != recorded:
+        if recorded and crypto.sha256_plaintext(data_dir / "manifest.json") != recorded:
             warnings.append("the dataset's manifest differs from the one the run trained on: results describe "
                             "this dataset, not necessarily the training data")
     train = _read_jsonl(data_dir / "train.jsonl")
@@ -144,7 +144,7 @@ def audit(run_dir: str | Path, data: str | Path | None, cfg: AuditConfig) -> dic
             "run": {"path": str(run_dir.resolve()), "adapter_sha256": run.get("_adapter_sha256"),
                     "base_name": base.get("name"), "base_sha256": base.get("weights_sha256")},
             "data": {"path": str(data_dir.resolve()), "train_records": len(train), "test_records": len(test),
-                     "manifest_sha256": fsio.sha256_file(data_dir / "manifest.json") if manifest else None},
+                     "manifest_sha256": crypto.sha256_plaintext(data_dir / "manifest.json") if manifest else None},
             **report, "warnings": warnings, "config": cfg.model_dump(mode="json"), "privtune_version": __version__,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     out = audit_dir(run_dir)
