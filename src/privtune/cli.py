@@ -1,6 +1,7 @@
 """One Typer app; each verb is a thin call into its stage module (`privtune prepare` → data/prepare.py).
 
-Exit codes: 0 ok, 2 bad input or usage (one line naming file:line and field), 1 internal error.
+Exit codes: 0 ok, 2 bad input or usage (one line naming file:line and field), 1 internal error,
+3 `privtune audit` ran but a release gate failed (canary exposure, membership AUC, regurgitated PII).
 """
 
 from __future__ import annotations
