@@ -143,7 +143,8 @@ def audit(run_dir: str | Path, data: str | Path | None, cfg: AuditConfig) -> dic
     full = {"passed": gates["passed"], "gates": gates,
             "run": {"path": str(run_dir.resolve()), "adapter_sha256": run.get("_adapter_sha256"),
                     "base_name": base.get("name"), "base_sha256": base.get("weights_sha256")},
-            "data": {"path": str(data_dir.resolve()), "train_records": len(train), "test_records": len(test),
+            "data": {"path": str(data_dir.resolve()), "train_records": len(train),
+                     "canary_records": len(train) - len(members_all), "test_records": len(test),
                      "manifest_sha256": crypto.sha256_plaintext(data_dir / "manifest.json") if manifest else None},
             **report, "warnings": warnings, "config": cfg.model_dump(mode="json"), "privtune_version": __version__,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -206,8 +207,8 @@ def render_markdown(r: dict) -> str:
     lines = [f"# privtune audit: {'PASSED' if r['passed'] else 'FAILED'}", "",
              f"- run: `{r['run']['path']}` (adapter sha256 `{str(r['run']['adapter_sha256'])[:12]}`), base "
              f"{r['run']['base_name']}",
-             f"- data: `{r['data']['path']}` ({r['data']['train_records']} train / {r['data']['test_records']} test "
-             "records)", ""]
+             f"- data: `{r['data']['path']}` ({r['data']['train_records']} train records, "
+             f"{r['data'].get('canary_records', 0)} of them canaries; {r['data']['test_records']} test records)", ""]
     lines += [f"> warning: {w}" for w in r.get("warnings", [])]
     lines += ["## Gates", "", "| gate | value | threshold | rule | result |", "|---|---:|---:|---|---|"]
     for name in ("canary_exposure", "membership_auc", "regurgitation"):
