@@ -251,7 +251,8 @@ def resume(run_dir: Path, num_threads: int | None = None, build_dataset=None) ->
     run_json = run_dir / "run.json"
     if not run_json.is_file():
         raise InputError("not a run directory: run.json is missing", where=str(run_dir))
-    with _run_lock(run_dir):
+    first_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun/accelerate only process 0 locks
+    with _run_lock(run_dir) if first_process else contextlib.nullcontext():
         try:
             run = json.loads(run_json.read_text(encoding="utf-8"))
             cfg = TrainConfig(**run["config"])
