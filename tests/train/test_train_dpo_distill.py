@@ -156,3 +156,10 @@ def test_distill_needs_a_teacher(learnable_model_dir, label_data, tmp_path):
         distill.train(label_data, tmp_path / "r", fast_config(learnable_model_dir, method="distill",
                                                               distill={"teacher": str(tmp_path / "nope")}))
     assert not (tmp_path / "r").exists()
+
+
+def test_dpo_refuses_differential_privacy(learnable_model_dir, pref_data, tmp_path):
+    cfg = fast_config(learnable_model_dir, method="dpo", dp={"epsilon": 8.0})
+    with pytest.raises(InputError, match="not available for DPO"):
+        dpo.train(pref_data, tmp_path / "run", cfg)
+    assert not (tmp_path / "run").exists()

@@ -135,6 +135,9 @@ def train(data_dir: Path, out: Path, cfg: TrainConfig) -> dict:
     data_dir, out = Path(data_dir), Path(out)
     if cfg.method != "dpo":
         raise InputError(f"dpo.train got method '{cfg.method}'", field="method")
+    if cfg.dp.enabled:  # TRL's loop has no per-record clipping/noise: refusing beats a silent non-private run
+        raise InputError("differential privacy is not available for DPO; use --method lora or dora with "
+                         "--dp-epsilon", field="dp")
     check_run_dir(out)
     threads = torch.get_num_threads()
     if cfg.num_threads:
