@@ -39,6 +39,7 @@ def test_ray_engine_gives_identical_outputs(tmp_path):
     assert local["counts"] == ray_m["counts"] and ray_m["redactor"]["runner"] == "ray"
 
 
+@pytest.mark.slow  # two full prepares, one in 5 chunks
 def test_chunk_size_does_not_change_the_dataset(tmp_path):
     src = _tickets(tmp_path)
     prepare([src], tmp_path / "big", PrepareConfig(chunk_records=4096))

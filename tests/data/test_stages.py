@@ -188,6 +188,7 @@ def test_balance_weights_are_inverse_frequency_and_capped(tmp_path):
     assert "Oversampling weights" in (tmp_path / "ds" / "data_card.md").read_text()
 
 
+@pytest.mark.plots
 def test_data_card_html_is_self_contained_with_plots_and_no_text(tmp_path):
     rows = [ticket(i) for i in range(30)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
