@@ -41,6 +41,7 @@ def test_audit_passes_and_writes_private_reports_without_secrets(tmp_path, audit
     assert set(mia["attacks"]) == {"loss", "min_k"} and all(0 <= a["auc"] <= 1 for a in mia["attacks"].values())
     reg = report["regurgitation"]
     assert reg["probes"] == 4 and reg["matched_against"].startswith("nothing")  # no raw sources in the manifest
+    assert reg["canary_secrets_emitted"] == []  # a random model does not write out 8 random digits
     sealed = json.loads((dataset_dir / "canaries.sealed.json").read_text())
     for c in sealed["canaries"]:
         assert c["secret"] not in md and c["secret"] not in (out / "audit.json").read_text()

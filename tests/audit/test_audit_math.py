@@ -154,3 +154,22 @@ def test_prefix_kv_scoring_equals_full_sequence_log_probs(varied_model_dir, dept
         for col in {0, 10 ** depth - 1, 7 % 10 ** depth}:
             tail = f"{col:0{depth}d}" if depth else ""
             assert nll[row, col] == pytest.approx(brute(head + tail), abs=1e-3)
+
+
+def test_markdown_names_emitted_canaries_and_masked_findings_only():
+    from privtune.audit.report import render_markdown
+
+    report = {"canaries": {"skipped": "no canaries", "results": []}, "membership": {"skipped": "no test split"},
+              "regurgitation": {"probes": 2, "record_probes": 1, "generic_probes": 1, "max_new_tokens": 8,
+                                "matched_against": "raw training inputs", "detections": 1, "regurgitated": 1,
+                                "canary_secrets_emitted": [{"probe": "generic:0", "canary": "canary-000"}],
+                                "findings": [{"probe": "record:a", "entity_type": "EMAIL_ADDRESS",
+                                              "value_masked": mask("jane@x.org"), "in_raw_training_data": True,
+                                              "raw_where": "raw.jsonl:3"}]}}
+    gates = evaluate_gates(report, AuditConfig())
+    md = render_markdown({**report, "passed": gates["passed"], "gates": gates,
+                          "run": {"path": "r", "adapter_sha256": "a" * 64, "base_name": "b"},
+                          "data": {"path": "d", "train_records": 3, "canary_records": 0, "test_records": 0}})
+    assert md.startswith("# privtune audit: FAILED") and "| regurgitation | 1 | 0 |" in md and "**FAIL**" in md
+    assert "canary-000 after generic:0" in md and "`j***@x.o**`" in md and "raw.jsonl:3" in md
+    assert "jane@x.org" not in md and "| canary_exposure | - |" in md and "skipped" in md

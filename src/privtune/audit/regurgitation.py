@@ -127,8 +127,10 @@ def _redactor(cfg_json: str):
     return Redactor(RedactConfig.model_validate_json(cfg_json))
 
 
-def regurgitation(model, tokenizer, train_records: Sequence[dict], manifest: dict | None, cfg) -> dict:
-    """Generate on the probes, scan, match against the raw inputs (cfg: AuditConfig)."""
+def regurgitation(model, tokenizer, train_records: Sequence[dict], manifest: dict | None, cfg,
+                  canary_secrets: dict[str, str] | None = None) -> dict:
+    """Generate on the probes, scan, match against the raw inputs (cfg: AuditConfig). `canary_secrets`
+    (canary id → secret) are also looked for verbatim: a model that writes one out unprompted has memorised it."""
     from privtune.evaluate.generate import generate_detailed
 
     probes = build_probes(train_records, cfg.regurgitation_prefixes, cfg.prefix_fraction, cfg.generic_prompts,
@@ -144,5 +146,8 @@ def regurgitation(model, tokenizer, train_records: Sequence[dict], manifest: dic
             [str(s.get("path")) for s in (manifest or {}).get("sources", [])],
             "matched_against": "raw training inputs" if raw else "nothing (raw inputs unavailable): every detection "
                                                                  "counts",
+            "canary_secrets_emitted": [{"probe": p.source, "canary": cid}
+                                       for p, text in zip(probes, gen.texts, strict=True)
+                                       for cid, secret in (canary_secrets or {}).items() if secret in text],
             "detections": len(findings), "regurgitated": sum(f["regurgitated"] for f in findings),
             "findings": findings, "seconds": round(gen.seconds, 2)}

@@ -133,7 +133,8 @@ def audit(run_dir: str | Path, data: str | Path | None, cfg: AuditConfig) -> dic
         timings["membership_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        report["regurgitation"] = regurgitation(model, tokenizer, members_all, manifest, cfg)
+        report["regurgitation"] = regurgitation(model, tokenizer, members_all, manifest, cfg,
+                                                {c.id: c.secret for c in (sealed[0] if sealed else [])})
         timings["regurgitation_s"] = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
@@ -258,6 +259,9 @@ def render_markdown(r: dict) -> str:
               f"{q.get('generic_probes', 0)} extraction prompts), greedy, ≤ {q.get('max_new_tokens')} tokens; "
               f"detections matched against {q.get('matched_against')}. "
               f"{q.get('detections', 0)} identifiers detected, **{q.get('regurgitated', 0)} regurgitated**.", ""]
+    if q.get("canary_secrets_emitted"):
+        lines += [f"> **{len(q['canary_secrets_emitted'])} answers wrote out a canary's secret verbatim** ("
+                  + ", ".join(f"{e['canary']} after {e['probe']}" for e in q["canary_secrets_emitted"]) + ")", ""]
     if q.get("findings"):
         lines += ["| prompt | type | value (masked) | in raw training data |", "|---|---|---|---|"]
         for f in q["findings"]:
