@@ -294,6 +294,27 @@ def test_concurrent_streams_are_batched_and_each_matches_its_solo_answer(api, ti
     assert rows / steps > 1.5  # requests really shared decode steps
 
 
+def test_client_that_gives_up_frees_its_batch_rows(api, tiny_served):
+    import copy
+    import time
+
+    slow = copy.copy(tiny_served)  # the same model, 20 ms a step, so the client surely gives up first
+    slow.forward = lambda *args: (time.sleep(0.02), tiny_served.forward(*args))[1]
+    cfg = ServeConfig(request_log=str(api["root"] / "slow.jsonl"), guard={"enabled": False})
+    with running_server(slow, api["keys_file"], cfg) as (url, state):
+        body = {"model": "support", "messages": HELLO, "max_tokens": 400, "temperature": 0}
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(url + "/v1/chat/completions", json=body, timeout=1.0,
+                       headers={"Authorization": f"Bearer {api['keys']['all']}"})
+        deadline = time.time() + 5
+        while state.engine.active() and time.time() < deadline:
+            time.sleep(0.05)
+        assert state.engine.active() == 0  # long before the 8 s the answer would have taken
+        time.sleep(0.2)
+        (row,) = [json.loads(x) for x in (api["root"] / "slow.jsonl").read_text().splitlines()]
+    assert row["status"] == 499 and row["code"] == "client_closed_request" and row["key"] == "all"
+
+
 # ------------------------------------------------------------------------------------- metrics and log
 def test_metrics_count_requests_tokens_and_errors_per_adapter(api):
     before = scrape(api)

@@ -176,11 +176,16 @@ async def _read_json(request, limit: int) -> dict:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise ApiError(413, f"request body is {int(length)} bytes; the limit is {limit}", code="request_too_large")
+    from starlette.requests import ClientDisconnect
+
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiError(413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+    except ClientDisconnect:
+        raise ApiError(499, "the client closed the connection", code="client_closed_request") from None
     try:
         data = json.loads(bytes(body))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -383,6 +388,17 @@ async def _run_blocking(state: ServerState, job: _Job, call: _Call) -> tuple[lis
     return texts, finish
 
 
+async def _cancel_on_disconnect(request, job: _Job, waiter: asyncio.Task | None) -> None:
+    """A client that gives up on a non-streamed answer frees its batch rows (streams notice on their own)."""
+    while True:
+        await asyncio.sleep(0.5)
+        if await request.is_disconnected():
+            job.cancel()
+            if waiter is not None:
+                waiter.cancel()
+            return
+
+
 def _chunk(state: ServerState, call: _Call, kind: str, created: int, choices: list[dict],
            usage: dict | None = None, with_usage: bool = False) -> dict:
     obj = {"id": ("chatcmpl-" if kind.startswith("chat") else "cmpl-") + call.id, "object": kind, "created": created, "model": call.model,
@@ -481,7 +497,15 @@ async def _generate(state: ServerState, request, call: _Call, chat: bool):
         return StreamingResponse(_stream(state, job, call, chat, req.include_usage()), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                           "X-Request-Id": call.id})
-    texts_out, finish = await _run_blocking(state, job, call)
+    watcher = asyncio.create_task(_cancel_on_disconnect(request, job, asyncio.current_task()))
+    try:
+        texts_out, finish = await _run_blocking(state, job, call)
+    except asyncio.CancelledError:
+        call.status, call.code = 499, "client_closed_request"
+        _record(state, call)
+        raise
+    finally:
+        watcher.cancel()
     texts_out = await _guard(state, texts_out, call)
     call.finish = list(finish)
     call.completion_text = texts_out if state.cfg.log_text else None
