@@ -421,7 +421,7 @@ def _setup_logging() -> None:
     level = os.environ.get("PRIVTUNE_LOG", "INFO").upper()
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(show_path=False, rich_tracebacks=False, console=None)])
-    for noisy in ("transformers", "urllib3", "filelock", "presidio-analyzer", "datasets", "httpx"):
+    for noisy in ("transformers", "urllib3", "filelock", "presidio-analyzer", "datasets", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

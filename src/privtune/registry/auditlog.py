@@ -558,14 +558,17 @@ def show(since: str | None = None, action: str | None = None, as_json: bool = Fa
     if as_json:
         print(json.dumps(selected, indent=2, ensure_ascii=False))
         return selected
-    table = Table(title=f"privtune audit log ({log_path()}): {len(selected)} entries")
+    table = Table(title="privtune audit log")
     for col in ("seq", "time (UTC)", "who", "action", "outcome"):
         table.add_column(col, no_wrap=True)
     for col in ("inputs", "outputs", "details"):
         table.add_column(col, overflow="fold" if col != "details" else "ellipsis", max_width=48)
     for row in _rows(selected):
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    # on its own line so a narrow terminal never wraps the count (scripts grep for it)
+    console.print(f"{len(selected)} entries in {log_path()}", soft_wrap=True)
     return selected
 
 
