@@ -259,6 +259,8 @@ def serve(
     log_text: Annotated[bool, typer.Option("--log-text", help="write raw prompts/completions to the log")] = False,
     max_batch_size: Annotated[int | None, typer.Option(help="rows decoded together (1 = no batching)")] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    force_retrain_required: Annotated[list[str] | None, typer.Option(
+        help="serve this adapter although an erasure flagged it retrain_required (repeatable; audited)")] = None,
 ) -> None:
     """Serve tuned adapters behind an authenticated OpenAI-compatible API."""
     from privtune.config import ServeConfig, load_config
@@ -268,7 +270,7 @@ def serve(
     overrides = {"host": host, "port": port, "guard.enabled": False if no_guard else None,
                  "log_text": True if log_text else None, "max_batch_size": max_batch_size, "num_threads": threads}
     cfg = _run(load_config, config, ServeConfig, overrides)
-    _run(run_serve, adapter or [], keys or default_keys_path(), cfg, base)
+    _run(run_serve, adapter or [], keys or default_keys_path(), cfg, base, force_retrain_required)
 
 
 keys_app = typer.Typer(help="Manage the API keys of `privtune serve` (argon2-hashed, per-adapter, rate-limited).",
@@ -325,13 +327,15 @@ def export(
     config: ConfigOpt = None,
     name: Annotated[str | None, typer.Option(help="model name (Ollama/vLLM; default: the run's adapter name)")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the reload-and-compare check")] = False,
+    force_retrain_required: Annotated[bool, typer.Option(
+        help="export although an erasure flagged the run retrain_required (audited)")] = False,
 ) -> None:
     """Export a run as a merged model, GGUF, Ollama Modelfile or vLLM launch config."""
     from privtune.config import ExportConfig, load_config
     from privtune.export import export_run
 
     cfg = _run(load_config, config, ExportConfig, {"verify": False if no_verify else None})
-    _run(export_run, [str(r) for r in run], format, out, cfg, name=name)
+    _run(export_run, [str(r) for r in run], format, out, cfg, name=name, force_retrain_required=force_retrain_required)
 
 
 log_app = typer.Typer(help="The tamper-evident audit log (hash-chained, HMAC-sealed) of every privtune action.",

@@ -190,3 +190,19 @@ def test_cli_export_exit_codes(tiny_run, tmp_path):
                               "--out", str(tmp_path / "z")])
     assert two.exit_code == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# ---------------------------------------------------------------------------------------------- erasure
+def test_run_flagged_by_an_erasure_is_not_exported_unless_forced(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "RETRAIN_REQUIRED.json").write_text(json.dumps({"reason": "subject erased from dataset v3"}))
+    res = CliRunner().invoke(app, ["export", "--run", str(run), "--format", "merged", "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "subject erased from dataset v3" in res.output
+    assert "--force-retrain-required" in res.output and not (tmp_path / "m").exists()
+    report = export_run([str(run)], "merged", tmp_path / "m", FAST, force_retrain_required=True)
+    assert len(report["forced_retrain_required"]) == 1
+    assert json.loads((tmp_path / "m" / "export.json").read_text())["forced_retrain_required"] == \
+        report["forced_retrain_required"]

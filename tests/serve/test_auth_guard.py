@@ -144,3 +144,20 @@ def test_output_guard_with_the_real_redactor():
     assert "anna.smith@example.com" not in text and "555 0100" not in text
     assert counts.get("EMAIL_ADDRESS") == 1 and blank == "  " and none == {}
     assert OutputGuard(None).apply(["anna@example.com"]) == [("anna@example.com", {})]
+
+
+def test_serve_refuses_an_adapter_flagged_by_an_erasure_unless_forced(tmp_path):
+    from privtune.serve.app import check_erasure
+
+    flagged, clean = tmp_path / "flagged", tmp_path / "clean"
+    for d in (flagged, clean):
+        d.mkdir()
+    (flagged / "RETRAIN_REQUIRED.json").write_text(json.dumps({"reason": "subject erased from dataset v3"}))
+    res = CliRunner().invoke(app, ["serve", "--adapter", f"bank={flagged}", "--adapter", f"hr={clean}",
+                                   "--keys", str(tmp_path / "keys.json")])
+    assert res.exit_code == 2 and "'bank' must be retrained" in res.output
+    assert "subject erased from dataset v3" in res.output and "--force-retrain-required bank" in res.output
+    assert check_erasure({"bank": flagged, "hr": clean}, ["bank"]) == ["bank"]
+    assert check_erasure({"hr": clean}) == []
+    with pytest.raises(InputError, match="not served"):
+        check_erasure({"hr": clean}, ["bank"])

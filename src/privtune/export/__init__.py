@@ -218,7 +218,7 @@ def _vllm(runs: dict[str, Path], out: Path, cfg: ExportConfig, base_name: str | 
 
 # ------------------------------------------------------------------------------------------------ entry
 def export_run(runs: list[str], fmt: str, out: str | Path, cfg: ExportConfig | None = None,
-               name: str | None = None) -> dict[str, Any]:
+               name: str | None = None, force_retrain_required: bool = False) -> dict[str, Any]:
     """Write the export to `out` (replaced only when complete and verified); returns export.json's content."""
     cfg = cfg or ExportConfig()
     fmt = (fmt or "").lower()
@@ -229,6 +229,7 @@ def export_run(runs: list[str], fmt: str, out: str | Path, cfg: ExportConfig | N
     if fmt != "vllm" and len(runs) > 1:
         raise InputError(f"--format {fmt} exports one run; several --run are for --format vllm", field="run")
     specs = parse_runs(runs) if fmt == "vllm" else {_label(Path(runs[0])): Path(runs[0])}
+    forced = _check_erasure(specs, force_retrain_required)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("the output path exists and is not a directory", where=str(out))
@@ -246,10 +247,28 @@ def export_run(runs: list[str], fmt: str, out: str | Path, cfg: ExportConfig | N
             record = _vllm(specs, tmp, cfg, name)
         report = {"format": fmt, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "seconds": round(time.time() - t0, 2), **record, "files": _files(tmp)}
+        if forced:
+            report["forced_retrain_required"] = forced
         fsio.write_json(tmp / "export.json", report)
     _audit(fmt, out, report)
     log.info("export %s written to %s in %.1f s", fmt, out, report["seconds"])
     return report
+
+
+def _check_erasure(specs: dict[str, Path], force: bool) -> list[str]:
+    """An erasure request outranks an export: flagged runs need --force-retrain-required (recorded in export.json)."""
+    from privtune.forget import retrain_reason
+
+    forced = []
+    for label, run in specs.items():
+        if (reason := retrain_reason(run)) is None:
+            continue
+        if not force:
+            raise InputError(f"run {label!r} must be retrained: {reason}. Retrain it on the current dataset version, "
+                             "or export it anyway with --force-retrain-required", where=str(run))
+        log.warning("exporting %s although it is flagged retrain_required (forced): %s", label, reason)
+        forced.append(label)
+    return forced
 
 
 def _audit(fmt: str, out: Path, report: dict) -> None:

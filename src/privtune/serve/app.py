@@ -635,7 +635,31 @@ def create_app(state: ServerState):
 
 
 # ---------------------------------------------------------------------------------------------- entry
-def serve(adapter_specs: list[str], keys_path: str | Path, cfg: ServeConfig, base: str | None = None) -> None:
+def check_erasure(adapters: dict[str, Path], forced: list[str] | None = None) -> list[str]:
+    """Refuse adapters trained on data a subject asked to erase unless named in `forced`; returns the forced ones."""
+    from privtune.forget import retrain_reason
+
+    forced_set = set(forced or [])
+    unknown = sorted(forced_set - set(adapters))
+    if unknown:
+        raise InputError(f"--force-retrain-required names adapters that are not served: {', '.join(unknown)}",
+                         field="force-retrain-required")
+    overridden = []
+    for name, run_dir in adapters.items():
+        reason = retrain_reason(run_dir)
+        if reason is None:
+            continue
+        if name not in forced_set:
+            raise InputError(f"adapter {name!r} must be retrained: {reason}. Retrain it on the current dataset "
+                             f"version, or serve it anyway with --force-retrain-required {name}",
+                             where=str(run_dir))
+        log.warning("serving %s although it is flagged retrain_required (forced): %s", name, reason)
+        overridden.append(name)
+    return overridden
+
+
+def serve(adapter_specs: list[str], keys_path: str | Path, cfg: ServeConfig, base: str | None = None,
+          force_retrain_required: list[str] | None = None) -> None:
     """Check keys and runs, load the model once, then serve until interrupted (the CLI's `serve`)."""
     import ipaddress
 
@@ -645,6 +669,7 @@ def serve(adapter_specs: list[str], keys_path: str | Path, cfg: ServeConfig, bas
 
     keys_path = Path(keys_path)
     adapters = parse_adapter_specs(adapter_specs)
+    forced = check_erasure(adapters, force_retrain_required)
     auth = Authenticator(keys_path)
     if not any(k.may_infer() for k in auth.active_keys()):
         raise InputError("no active API key: create one with `privtune keys add NAME --adapters ... --file "
@@ -664,17 +689,18 @@ def serve(adapter_specs: list[str], keys_path: str | Path, cfg: ServeConfig, bas
         loopback = cfg.host == "localhost"
     if not loopback:
         log.warning("binding %s: the API is reachable from other machines; put TLS in front of it", cfg.host)
-    _audit_start(served, cfg, keys_path)
+    _audit_start(served, cfg, keys_path, forced)
     log.info("privtune serve: http://%s:%d/v1 models=%s guard=%s request log=%s", cfg.host, cfg.port,
              ",".join(served.names), "on" if state.guard.enabled else "OFF", state.log_path)
     uvicorn.run(create_app(state), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
 
 
-def _audit_start(served: Served, cfg: ServeConfig, keys_path: Path) -> None:
+def _audit_start(served: Served, cfg: ServeConfig, keys_path: Path, forced: list[str] | None = None) -> None:
     from privtune.registry import auditlog
 
     inputs = {"base": served.base.weights_sha256}
     inputs.update({f"adapter:{n}": a.adapter_sha256 for n, a in served.adapters.items()})
     auditlog.append("serve.start", inputs=inputs,
                     details={"host": cfg.host, "port": cfg.port, "guard": cfg.guard.enabled, "log_text": cfg.log_text,
-                             "keys_file": str(keys_path), "adapters": {n: a.run_dir for n, a in served.adapters.items()}})
+                             "keys_file": str(keys_path), "adapters": {n: a.run_dir for n, a in served.adapters.items()},
+                             "forced_retrain_required": forced or []})
