@@ -289,6 +289,7 @@ class ServeConfig(_Strict):
     guard: RedactConfig = Field(default_factory=RedactConfig, description="output PII filter; guard.enabled")
     log_text: bool = Field(default=False, description="write raw prompts and completions to the request log")
     request_log: str | None = Field(default=None, description="JSONL path; None = PRIVTUNE_HOME/serve/requests.jsonl")
+    audit_requests: bool = Field(default=True, description="one audit-log entry per inference request (fsync'd)")
     num_threads: int | None = Field(default=None, ge=1, description="torch CPU threads; None = torch default")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 

@@ -352,3 +352,20 @@ def test_request_log_has_key_hash_and_counts_but_no_text(api, tiny_served):
     log_text = (api["root"] / "requests.jsonl").read_text()
     assert "DE89370400440532013000" not in log_text and not re.search(r"reset my card", log_text)
     assert any(x["status"] == 401 for x in rows)  # refused requests are logged too (without a key name)
+
+
+def test_every_inference_request_is_in_the_audit_log_refused_ones_too(api, tiny_served):
+    from privtune.registry import auditlog
+
+    before = len([e for e in auditlog.entries() if e["action"] == "serve.request"])
+    r = chat(api, key="app", messages=[{"role": "user", "content": "reset my card please"}], max_tokens=3)
+    with pytest.raises(openai.PermissionDeniedError):
+        chat(api, key="app", model="legal", max_tokens=3)
+    rows = [e for e in auditlog.entries() if e["action"] == "serve.request"][before:]
+    ok = next(e for e in rows if e["details"]["request_id"] == r.id.removeprefix("chatcmpl-"))
+    assert ok["outcome"] == "ok" and ok["details"]["key"] == "app" and ok["details"]["adapter"] == "support"
+    assert ok["inputs"]["adapter:support"] == tiny_served.adapters["support"].adapter_sha256
+    assert ok["details"]["completion_tokens"] == r.usage.completion_tokens
+    assert any(e["outcome"].startswith("refused 403") and e["details"]["adapter"] == "legal" for e in rows)
+    assert "reset my card" not in json.dumps(rows)
+    assert auditlog.verify().ok

@@ -105,9 +105,10 @@ def serve_started(adapters: dict[str, str | None], host: str, port: int, *, forc
 
 
 def serve_request(adapter: str, adapter_sha256: str | None, key_name: str, *, outcome: str = "ok",
-                  prompt_tokens: int | None = None, completion_tokens: int | None = None) -> dict:
+                  prompt_tokens: int | None = None, completion_tokens: int | None = None,
+                  request_id: str | None = None) -> dict:
     """One served request (who, which adapter, how much; never the text). Each append fsyncs: a few ms."""
     return auditlog.append(
         "serve.request", inputs=_hashes({f"adapter:{adapter}": adapter_sha256}), outcome=outcome,
         details={"key": key_name, "adapter": adapter, "prompt_tokens": prompt_tokens,
-                 "completion_tokens": completion_tokens})
+                 "completion_tokens": completion_tokens, "request_id": request_id})

@@ -308,6 +308,22 @@ def _record(state: ServerState, call: _Call) -> None:
         fsio.append_jsonl(state.log_path, row)
     except OSError as e:
         log.error("cannot write the request log %s: %s", state.log_path, e)
+    if state.cfg.audit_requests and call.endpoint not in ("models", "metrics"):
+        _audit_request(state, call)
+
+
+def _audit_request(state: ServerState, call: _Call) -> None:
+    """One hash-chained audit entry per inference request, refused ones included (who tried what)."""
+    from privtune.registry import hooks
+
+    adapter = state.served.adapters.get(call.model or "")
+    outcome = "ok" if call.status < 400 else f"refused {call.status} {call.code or ''}".strip()
+    try:
+        hooks.serve_request(call.model or "-", adapter.adapter_sha256 if adapter else None, call.key or "-",
+                            outcome=outcome, prompt_tokens=call.prompt_tokens,
+                            completion_tokens=call.completion_tokens, request_id=call.id)
+    except Exception as e:  # noqa: BLE001 - the answer is already out; say so loudly instead of failing it
+        log.error("cannot append request %s to the audit log: %s", call.id, e)
 
 
 def _sse(obj: dict | str) -> bytes:
