@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from privtune.offline import go_offline
 
@@ -61,6 +62,19 @@ def build_tiny_model(out: Path, vocab_size: int = 384, seed: int = 0) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return out
+
+
+# torch's own default (physical cores), read before any fixture pins threads to 1 for small models
+DEFAULT_TORCH_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture
+def all_threads():
+    """Give a real-model pipeline test every core (other fixtures leave torch on 1 thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(DEFAULT_TORCH_THREADS)
+    yield DEFAULT_TORCH_THREADS
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -47,5 +47,6 @@ def test_quickstart_yaml_keeps_quickstart_defaults_for_unset_fields(tmp_path):
     f.write_text("train:\n  num_threads: 1\n")
     cfg = load_config(f, QuickstartConfig)
     assert cfg.train.num_threads == 1
-    assert cfg.train.epochs == 2 and cfg.train.learning_rate == 1e-3 and cfg.eval.max_new_tokens == 12
-    assert load_config(None, QuickstartConfig).train.epochs == 2
+    assert cfg.train.epochs == 1 and cfg.train.batch_size == 8 and cfg.train.learning_rate == 1e-3
+    assert cfg.eval.max_new_tokens == 12 and cfg.train.max_seq_len == 256
+    assert load_config(None, QuickstartConfig).train.epochs == 1

@@ -23,11 +23,9 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
 
 @pytest.mark.slow
-def test_quickstart_tuned_beats_base_on_held_out_labels(tmp_path, packaged_base):
-    cfg = tmp_path / "qs.yaml"
-    # one epoch keeps CI short; `make demo` runs the default two
-    cfg.write_text("train:\n  epochs: 1\n")
-    r = CliRunner().invoke(app, ["quickstart", "--out", str(tmp_path / "qs"), "--config", str(cfg)])
+def test_quickstart_tuned_beats_base_on_held_out_labels(tmp_path, packaged_base, all_threads):
+    # the same defaults `make demo` uses (one epoch)
+    r = CliRunner().invoke(app, ["quickstart", "--out", str(tmp_path / "qs")])
     assert r.exit_code == 0, r.output
 
     data = tmp_path / "qs" / "data"

@@ -309,7 +309,7 @@ class ExportConfig(_Strict):
 
 # ----------------------------------------------------------------------------------------- quickstart
 QUICKSTART_DEFAULTS: dict[str, dict[str, Any]] = {
-    "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "max_seq_len": 256, "patience": 1},
+    "train": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_seq_len": 256, "patience": 1},
     "eval": {"max_new_tokens": 12},
 }
 
