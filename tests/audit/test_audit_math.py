@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from privtune.audit import canaries as C
-from privtune.audit.membership import loss_score, min_k_score, roc_auc, tpr_at_fpr
+from privtune.audit.membership import auc_ci, loss_score, min_k_score, roc_auc, tpr_at_fpr
 from privtune.audit.regurgitation import RawIndex, build_probes, digits, mask, truncate_words
 from privtune.audit.report import evaluate_gates
 from privtune.config import AuditConfig
@@ -95,6 +95,16 @@ def test_membership_scores_by_hand():
     assert min_k_score(lp, 0.2) == pytest.approx(-9.5)  # the 2 least likely of 10 tokens
     assert min_k_score([-1.0, -5.0, -2.0], 0.2) == -5.0  # at least one token
     assert loss_score(lp) == pytest.approx(-5.5)
+
+
+def test_auc_interval_is_wide_for_few_records_and_collapses_when_separated():
+    rng = np.random.default_rng(1)
+    m, n = rng.normal(0.3, 1, 48), rng.normal(0, 1, 48)
+    lo, hi = auc_ci(m, n)
+    assert lo < roc_auc(m, n) < hi and hi - lo > 0.15  # 48 vs 48: ±0.1 is noise
+    lo, hi = auc_ci(rng.normal(0.3, 1, 4800), rng.normal(0, 1, 4800))
+    assert hi - lo < 0.03 and lo > 0.55
+    assert auc_ci([5, 6, 7], [1, 2, 3]) == (1.0, 1.0)
 
 
 def test_gates_pass_fail_and_skip():

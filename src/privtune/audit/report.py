@@ -244,13 +244,16 @@ def render_markdown(r: dict) -> str:
         lines += [m["skipped"], ""]
     else:
         lines += [f"{m['members']} training records vs {m['nonmembers']} test records, scored on the answer tokens. "
-                  "AUC 0.5 = the model does not tell members from non-members.", "",
-                  "| attack | ROC AUC | TPR @ 1% FPR | mean score (members) | mean score (non-members) |",
-                  "|---|---:|---:|---:|---:|"]
+                  "AUC 0.5 = the model does not tell members from non-members. The 95% interval (bootstrap over "
+                  "records) shows how much of the AUC is noise at this sample size; the gate uses the point value.",
+                  "", "| attack | ROC AUC | 95% CI | TPR @ 1% FPR | mean score (members) | mean score (non-members) |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for name, a in m["attacks"].items():
             label = f"min-{int(round(m['k'] * 100))}% prob" if name == "min_k" else "loss"
-            lines.append(f"| {label} | {a['auc']:.3f} | {a['tpr_at_1pct_fpr']:.3f} | {a['mean_member']:.3f} | "
-                         f"{a['mean_nonmember']:.3f} |")
+            ci = a.get("auc_ci95")
+            ci_text = f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "-"
+            lines.append(f"| {label} | {a['auc']:.3f} | {ci_text} | {a['tpr_at_1pct_fpr']:.3f} | "
+                         f"{a['mean_member']:.3f} | {a['mean_nonmember']:.3f} |")
         lines.append("")
 
     q = r.get("regurgitation") or {}
