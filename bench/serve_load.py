@@ -203,7 +203,7 @@ def update_readme(path: Path, body: str) -> None:
     start = text.find(SECTION)
     if start >= 0:
         nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[nxt + 1:] if nxt >= 0 else "")
+        text = text[:start] + body.rstrip("\n") + "\n\n" + (text[nxt + 1:] if nxt >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + body
     path.write_text(text if text.endswith("\n") else text + "\n")
