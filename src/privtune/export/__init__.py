@@ -18,6 +18,7 @@ from typing import Any
 from privtune import fsio
 from privtune.config import ExportConfig
 from privtune.errors import InputError
+from privtune.registry import crypto
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def _vllm(runs: dict[str, Path], out: Path, cfg: ExportConfig, base_name: str | 
     infos, ranks, bases = {}, [], {}
     for name, run in runs.items():
         run_json = read_run_json(run)
-        adapter_cfg = json.loads((run / "adapter" / "adapter_config.json").read_text())
+        adapter_cfg = json.loads(crypto.read_text_maybe_encrypted(run / "adapter" / "adapter_config.json"))
         ranks.append(vllm.check_adapter(name, adapter_cfg))
         sha = check_adapter_hash(run, run_json)
         bases[name] = resolve_run_base(run, run_json)
@@ -176,9 +177,11 @@ def _vllm(runs: dict[str, Path], out: Path, cfg: ExportConfig, base_name: str | 
     adapters = {}
     for name, run in runs.items():
         dest = out / "adapters" / name
-        shutil.copytree(run / "adapter", dest)
+        # vLLM reads plaintext: an adapter encrypted at rest is decrypted into the export (which is the point of it)
+        with crypto.decrypted_dir(run / "adapter") as adir:
+            shutil.copytree(adir, dest)
         adapters[name] = f"adapters/{name}"
-    tok_src = runs[next(iter(runs))] / "adapter"
+    tok_src = out / "adapters" / next(iter(runs))
     tok = AutoTokenizer.from_pretrained(tok_src if (tok_src / "tokenizer_config.json").is_file() else base_path,
                                         local_files_only=True)
     if not getattr(tok, "chat_template", None):

@@ -15,6 +15,7 @@ from typing import Any
 
 from privtune.errors import InputError
 from privtune.models import BaseModel
+from privtune.registry import crypto
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +146,26 @@ def load_served(adapters: dict[str, Path], base: str | None = None, dtype: str =
 
     base_tok = load_tokenizer(chosen)
     tokenizers = {base_name: base_tok}
-    for name, path in adapters.items():
-        adir = path / "adapter"
-        tok = _load_tokenizer(adir) if (adir / "tokenizer_config.json").is_file() else base_tok
-        if len(tok) != len(base_tok):
-            raise InputError(f"adapter tokenizer has {len(tok)} tokens, the base {len(base_tok)}; adapters that "
-                             "resize the vocabulary cannot share a base", where=str(adir), field="tokenizer")
-        tokenizers[name] = tok
-
     model = load_model(chosen, dtype=getattr(torch, dtype))
     served_adapters: dict[str, ServedAdapter] = {}
     mixed = True
     for i, (name, path) in enumerate(adapters.items()):
-        adir = path / "adapter"
-        try:
-            if i == 0:
-                model = PeftModel.from_pretrained(model, adir, adapter_name=name, is_trainable=False)
-            else:
-                model.load_adapter(adir, adapter_name=name, is_trainable=False)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise InputError(f"cannot load the adapter ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
-                             where=str(adir)) from None
+        # adapters encrypted at rest are decrypted into a private temp dir only while PEFT reads them
+        with crypto.decrypted_dir(path / "adapter") as adir:
+            tok = _load_tokenizer(adir) if (adir / "tokenizer_config.json").is_file() else base_tok
+            if len(tok) != len(base_tok):
+                raise InputError(f"adapter tokenizer has {len(tok)} tokens, the base {len(base_tok)}; adapters "
+                                 "that resize the vocabulary cannot share a base", where=str(path / "adapter"),
+                                 field="tokenizer")
+            tokenizers[name] = tok
+            try:
+                if i == 0:
+                    model = PeftModel.from_pretrained(model, adir, adapter_name=name, is_trainable=False)
+                else:
+                    model.load_adapter(adir, adapter_name=name, is_trainable=False)
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                raise InputError(f"cannot load the adapter ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
+                                 where=str(path / "adapter")) from None
         pcfg = model.peft_config[name]
         peft_type = str(getattr(pcfg.peft_type, "value", pcfg.peft_type))
         if peft_type != "LORA" or getattr(pcfg, "use_dora", False):
