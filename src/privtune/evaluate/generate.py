@@ -50,26 +50,30 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any]:
         if not isinstance(run.get(key), dict):
             raise InputError(f"missing or not an object: '{key}'", where=str(path), field=key)
     adapter_cfg = run_dir / "adapter" / "adapter_config.json"
-    if not adapter_cfg.is_file():
-        if (run_dir / "model" / "config.json").is_file():
-            raise InputError("full fine-tuned runs (model/) are not evaluated yet; only PEFT adapters",
-                             where=str(run_dir / "model"))
-        raise InputError("no PEFT adapter (adapter/adapter_config.json) in the run directory", where=str(adapter_cfg))
+    if not adapter_cfg.is_file() and not (run_dir / "model" / "config.json").is_file():
+        raise InputError("no PEFT adapter (adapter/adapter_config.json) nor full model (model/config.json) in the run "
+                         "directory", where=str(adapter_cfg))
     return run
 
 
+def artefact_of(run_dir: str | Path) -> str:
+    """`adapter` for PEFT runs, `model` for full fine-tuning (train's `artefact`; the directory decides)."""
+    return "adapter" if (Path(run_dir) / "adapter" / "adapter_config.json").is_file() else "model"
+
+
 def adapter_sha256(run_dir: str | Path) -> str:
-    """Over the plaintext, like train records it: the same whether the adapter is encrypted at rest or not."""
-    return crypto.sha256_dir_plaintext(Path(run_dir) / "adapter")
+    """Over the plaintext, like train records it: the same whether the artefact is encrypted at rest or not."""
+    return crypto.sha256_dir_plaintext(Path(run_dir) / artefact_of(run_dir))
 
 
 def check_adapter_hash(run_dir: str | Path, run: dict[str, Any]) -> str:
-    """The adapter on disk must be the one run.json recorded (when it recorded one)."""
+    """The trained artefact (adapter/, or model/ of a full run) must be the one run.json recorded."""
+    kind = artefact_of(run_dir)
     actual = adapter_sha256(run_dir)
-    recorded = run.get("adapter_sha256")
+    recorded = run.get(f"{kind}_sha256")
     if recorded and recorded != actual:
-        raise InputError(f"adapter sha256 {actual[:12]} differs from run.json's {str(recorded)[:12]}: the adapter "
-                         "was modified after training", where=str(Path(run_dir) / "adapter"), field="adapter_sha256")
+        raise InputError(f"{kind} sha256 {actual[:12]} differs from run.json's {str(recorded)[:12]}: the {kind} "
+                         "was modified after training", where=str(Path(run_dir) / kind), field=f"{kind}_sha256")
     return actual
 
 
@@ -100,7 +104,7 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def load_run_model(run_dir: str | Path, device: str = "auto"):
-    """(PeftModel in eval mode, tokenizer, run.json dict) for a run written by `privtune train`.
+    """(PeftModel — or the full model of a `--method full` run — in eval mode, tokenizer, run.json dict).
 
     An adapter encrypted at rest is read through `crypto.decrypted_dir` (plaintext only on tmpfs, wiped after).
     The returned run dict gains `_base` (the resolved BaseModel as a dict) and `_adapter_sha256`.
@@ -114,6 +118,10 @@ def load_run_model(run_dir: str | Path, device: str = "auto"):
     run = read_run_json(run_dir)
     sha = check_adapter_hash(run_dir, run)
     base = resolve_run_base(run_dir, run)
+    if artefact_of(run_dir) == "model":
+        model, tokenizer = _load_full_model(run_dir)
+        model.to(resolve_device(device)).eval()
+        return model, tokenizer, {**run, "_base": base.to_dict(), "_adapter_sha256": sha, "_artefact": "model"}
     model = load_model(base)
     with crypto.decrypted_dir(run_dir / "adapter") as adapter_dir:
         if (adapter_dir / "tokenizer_config.json").is_file():  # train saved the tokenizer it used: prefer it
@@ -130,8 +138,24 @@ def load_run_model(run_dir: str | Path, device: str = "auto"):
             raise InputError(f"cannot load the adapter ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
                              where=str(run_dir / "adapter")) from None
     model.to(resolve_device(device)).eval()
-    run = {**run, "_base": base.to_dict(), "_adapter_sha256": sha}
+    run = {**run, "_base": base.to_dict(), "_adapter_sha256": sha, "_artefact": "adapter"}
     return model, tokenizer, run
+
+
+def _load_full_model(run_dir: Path):
+    """A full fine-tuned run's model/ (saved with its tokenizer), decrypted on tmpfs when encrypted at rest."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with crypto.decrypted_dir(run_dir / "model") as model_dir:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=False, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False, local_files_only=True)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise InputError(f"cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
+                             where=str(run_dir / "model")) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
 
 
 # ------------------------------------------------------------------------------------- generation

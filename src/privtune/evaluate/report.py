@@ -21,10 +21,18 @@ from privtune.config import EvalConfig
 from privtune.errors import InputError
 from privtune.evaluate import metrics
 from privtune.evaluate.compare import bootstrap, compare, worst_records
-from privtune.evaluate.generate import check_adapter_hash, generate_detailed, load_run_model, read_run_json
+from privtune.evaluate.generate import (
+    check_adapter_hash,
+    generate_detailed,
+    load_run_model,
+    read_run_json,
+    resolve_device,
+    resolve_run_base,
+)
 from privtune.evaluate.overfit import detect as detect_overfitting
 from privtune.evaluate.overfit import read_metrics
 from privtune.evaluate.records import EvalRecord, load_records, resolve_data_file
+from privtune.models import load_model
 from privtune.registry import crypto
 
 log = logging.getLogger(__name__)
@@ -95,7 +103,12 @@ def evaluate(run_dir: Path, data: Path, cfg: EvalConfig, baseline: bool = False,
         prompts = [r.prompt for r in records]
         gens = {"tuned": generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
                                            desc="tuned model")}
-        if baseline:
+        if baseline and run.get("_artefact") == "model":  # a full fine-tune: the base is a separate model
+            del model
+            base_model = load_model(resolve_run_base(run_dir, run)).to(resolve_device(cfg.device)).eval()
+            gens["base"] = generate_detailed(base_model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
+                                             desc="base model")
+        elif baseline:
             with model.disable_adapter():
                 gens["base"] = generate_detailed(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
                                                  desc="base model")
@@ -162,6 +175,7 @@ def build_report(name: str, run_dir: Path, run: dict, data_file: Path, records_i
                  "records_in_file": records_in_file},
         "run": {"path": str(run_dir.resolve()),
                 "adapter_sha256": run.get("_adapter_sha256") or run.get("adapter_sha256"),
+                "artefact": run.get("_artefact", "adapter"),  # "model": a full fine-tune, the hash is of model/
                 "base_name": base.get("name"), "base_sha256": base.get("weights_sha256"),
                 "dataset_manifest_sha256": (run.get("dataset") or {}).get("manifest_sha256")},
         "label_task": labels is not None,

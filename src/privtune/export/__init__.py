@@ -158,6 +158,9 @@ def _vllm(runs: dict[str, Path], out: Path, cfg: ExportConfig, base_name: str | 
     infos, ranks, bases = {}, [], {}
     for name, run in runs.items():
         run_json = read_run_json(run)
+        if not (run / "adapter" / "adapter_config.json").is_file():
+            raise InputError(f"run '{name}' is a full fine-tune (model/), not a LoRA adapter: vLLM serves it as a "
+                             "plain model directory — export it with --format merged", where=str(run))
         adapter_cfg = json.loads(crypto.read_text_maybe_encrypted(run / "adapter" / "adapter_config.json"))
         ranks.append(vllm.check_adapter(name, adapter_cfg))
         sha = check_adapter_hash(run, run_json)

@@ -152,20 +152,23 @@ def merge_run(run_dir: str | Path, out: Path, n_prompts: int = 5, max_new_tokens
 
     t0 = time.time()
     model, tokenizer, run, lineage = load_for_export(run_dir)
-    pcfg = next(iter(model.peft_config.values()))
-    if str(getattr(pcfg.peft_type, "value", pcfg.peft_type)) != "LORA":
-        raise InputError(f"only LoRA adapters can be merged, this run has {pcfg.peft_type}", where=str(run_dir))
+    full = run.get("_artefact") == "model"  # a full fine-tune is already one model: nothing to merge
+    if not full:
+        pcfg = next(iter(model.peft_config.values()))
+        if str(getattr(pcfg.peft_type, "value", pcfg.peft_type)) != "LORA":
+            raise InputError(f"only LoRA adapters can be merged, this run has {pcfg.peft_type}", where=str(run_dir))
     stops = stop_token_ids(tokenizer, model)
     conversations = verification_messages(run, n_prompts)
     prompts = encode_prompts(tokenizer, conversations)
     reference = greedy(model, prompts, max_new_tokens, stops) if verify else None
-    merged = model.merge_and_unload(safe_merge=True)
+    merged = model if full else model.merge_and_unload(safe_merge=True)
     save_merged(merged, tokenizer, out)
     record: dict[str, Any] = {"lineage": lineage.to_dict(), "seconds": None}
     if verify:
         reloaded = AutoModelForCausalLM.from_pretrained(out, local_files_only=True, trust_remote_code=False)
         got = greedy(reloaded, prompts, max_new_tokens, stops)
-        record["verify"] = {"against": "unmerged base+adapter", **agreement(reference, got),
+        against = "the run's full model" if full else "unmerged base+adapter"
+        record["verify"] = {"against": against, **agreement(reference, got),
                             "max_new_tokens": max_new_tokens}
         if record["verify"]["match_rate"] < 1.0:
             raise RuntimeError(f"merged model disagrees with base+adapter on {len(got) - record['verify']['exact_match']}"

@@ -62,7 +62,8 @@ def trained(run_dir: str | Path, run: dict) -> dict:
         "train",
         inputs=_hashes({"dataset_manifest": _get(run, "dataset", "manifest_sha256"),
                         "base_weights": _get(run, "base", "weights_sha256")}),
-        outputs=_hashes({"adapter": run.get("adapter_sha256"), "run.json": fsio.sha256_file(run_dir / "run.json")}),
+        outputs=_hashes({"adapter": run.get("adapter_sha256"), "model": run.get("model_sha256"),  # model: full runs
+                         "run.json": fsio.sha256_file(run_dir / "run.json")}),
         outcome="ok" if status == "finished" else str(status),
         details={"run_dir": str(run_dir.resolve()), "method": run.get("method"), "base": _get(run, "base", "name"),
                  "best_val_loss": run.get("best_val_loss"), "best_epoch": run.get("best_epoch"),

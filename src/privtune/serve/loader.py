@@ -123,6 +123,10 @@ def load_served(adapters: dict[str, Path], base: str | None = None, dtype: str =
     from privtune.models import load_model, load_tokenizer, resolve_base
 
     runs = {name: read_run_json(path) for name, path in adapters.items()}
+    for name, path in adapters.items():
+        if not (path / "adapter" / "adapter_config.json").is_file():
+            raise InputError(f"'{name}' is a full fine-tune (model/), not an adapter on a shared base: serve it with "
+                             f"`privtune serve --base {path / 'model'}` (one full model per server)", where=str(path))
     for name, run in runs.items():
         if run.get("status", "finished") != "finished":
             raise InputError(f"run status is {run.get('status')!r}, not 'finished'",
