@@ -161,3 +161,9 @@ def test_serve_refuses_an_adapter_flagged_by_an_erasure_unless_forced(tmp_path):
     assert check_erasure({"hr": clean}) == []
     with pytest.raises(InputError, match="not served"):
         check_erasure({"hr": clean}, ["bank"])
+
+    # a full fine-tune served as its own base (`--base RUN_DIR/model`) is checked the same way
+    (flagged / "run.json").write_text("{}")
+    (flagged / "model").mkdir()
+    res = CliRunner().invoke(app, ["serve", "--base", str(flagged / "model"), "--keys", str(tmp_path / "keys.json")])
+    assert res.exit_code == 2 and "'base' must be retrained" in res.output

@@ -685,7 +685,10 @@ def serve(adapter_specs: list[str], keys_path: str | Path, cfg: ServeConfig, bas
 
     keys_path = Path(keys_path)
     adapters = parse_adapter_specs(adapter_specs)
-    forced = check_erasure(adapters, force_retrain_required)
+    checked = dict(adapters)
+    if base and (Path(base).parent / "run.json").is_file():  # `--base RUN_DIR/model`: a full fine-tune's weights
+        checked["base"] = Path(base).parent
+    forced = check_erasure(checked, force_retrain_required)
     auth = Authenticator(keys_path)
     if not any(k.may_infer() for k in auth.active_keys()):
         raise InputError("no active API key: create one with `privtune keys add NAME --adapters ... --file "
