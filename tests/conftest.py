@@ -69,6 +69,15 @@ DEFAULT_TORCH_THREADS = torch.get_num_threads()
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy CI machine spinning threads make them 5x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def all_threads():
     """Give a real-model pipeline test every core (other fixtures leave torch on 1 thread)."""
     before = torch.get_num_threads()

@@ -20,13 +20,8 @@ LABELS = ("card_lost", "fee_dispute", "transfer_failed", "address_change", "frau
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here uses tiny models: one torch thread (tests/conftest.py says why)."""
 
 
 def write_dataset(out: Path, n_train: int = 12, n_test: int = 6, canaries: int = 2) -> Path:

@@ -19,14 +19,8 @@ TEXTS = (
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a busy CI machine spinning threads make them 5x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here uses tiny models: one torch thread (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,7 @@ from privtune.config import ExportConfig
 from privtune.errors import InputError
 from privtune.train.sft import train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_full_run_downstream(learnable_model_dir, label_data, tmp_path):
