@@ -228,10 +228,10 @@ def gretel_docs() -> list[dict]:
             gold = []
             for col in ("first_name", "last_name"):
                 gold += _locate(text, row[col], "PERSON")
-            provider = re.sub(r"^(Dr|Mr|Mrs|Ms)\.?\s+", "", row.get("provider_name") or "")
-            if provider and provider != "\\N" and not re.search(r"Hospital|Clinic|Center|Centre", provider):
-                for part in provider.split():
-                    gold += _locate(text, part, "PERSON")
+            # only a titled provider is a person: "Dr. Patel" yes; "City Hospital ER", "Emergency Department" no
+            titled = re.match(r"(Dr|Mr|Mrs|Ms)\.?\s+(.+)$", row.get("provider_name") or "")
+            for part in (titled.group(2).split() if titled else []):
+                gold += _locate(text, part, "PERSON")
             docs.append({"source": "gretel", "text": text, "gold": _merge_adjacent(text, gold)})
     return docs
 

@@ -64,6 +64,7 @@ CASES = [
     ("see https://intranet.example.com/u/42 now", "https://intranet.example.com/u/42", "URL"),
     ("username: jdoe_77 cannot log in", "jdoe_77", "USERNAME"),
     ("ping @anna_k on the forum", "anna_k", "USERNAME"),
+    ("RT @ jdoe_77 : see you there", "jdoe_77", "USERNAME"),  # tokenised social text
     ("my password is hunter2, thanks", "hunter2", "PASSWORD"),
     ("pwd: Tr0ub4dor", "Tr0ub4dor", "PASSWORD"),
     ("key AKIAIOSFODNN7EXAMPLE leaked", "AKIAIOSFODNN7EXAMPLE", "API_KEY"),
@@ -79,6 +80,7 @@ CASES = [
     ("CLIENT JOHN SMITH CALLED", "JOHN SMITH", "PERSON"),
     ("i met anna smith yesterday", "anna smith", "PERSON"),
     ("Kind regards,\nAmara Nwosu", "Amara Nwosu", "PERSON"),
+    ("Eleanor reported chest pain after exertion.", "Eleanor", "PERSON"),  # a lone first name
 ]
 
 
@@ -95,6 +97,8 @@ def test_each_entity_type_is_found_with_its_label(text, value, entity):
     "We paid 1250 euros for 3 nights.",
     "Classify the ticket and answer with the label.",
     "Will you reset the limit for May?",
+    "Meet me @ home after the shift, @ the office otherwise.",
+    "Patient reported pain; edit the line on the server.",
 ])
 def test_look_alikes_are_not_redacted(text):
     assert _found(text) == []
@@ -116,3 +120,22 @@ def test_iban_is_cut_back_to_the_valid_prefix():
 ])
 def test_bare_labels_are_recognised(text, category, expected):
     assert is_bare_label(text, category) is expected
+
+
+@pytest.mark.parametrize(("text", "span", "expected"), [
+    ("RT @ jane_doe : hi", "RT @ jane_doe", "USERNAME"),
+    ("see https://t.co/x1y2 now", "https://t.co/x1y2", None),
+    ("Don't do that", "Don", None),
+    ("don ' t worry", "don", None),
+    ("acute epigastric pain", "epigastric pain", None),
+    ("confirmed BRAF wild-type", "BRAF", None),
+    ("so tired 😩 😫", "😩", None),
+    ("met anna yesterday", "anna", "PERSON"),
+    ("CALL ANNA KOWALSKI", "ANNA KOWALSKI", "PERSON"),
+    ("Tanisha called", "Tanisha", "PERSON"),
+])
+def test_what_a_spacy_person_span_really_is(text, span, expected):
+    from privtune.data.redact import ner_person_type
+
+    start = text.index(span)
+    assert ner_person_type(text, start, start + len(span)) == expected

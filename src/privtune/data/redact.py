@@ -113,6 +113,22 @@ def resolve_spans(spans: Sequence[Span], text: str) -> list[Span]:
     return out
 
 
+def ner_person_type(text: str, start: int, end: int) -> str | None:
+    """What a spaCy PERSON span really is. The small model, trained on news, calls many things in chat, tickets
+    and clinical notes a person: links, `@handles`, the "Don" of "Don't", emoji, lower-case phrases ("epigastric
+    pain") and acronyms ("GERD"). Lower-case and ALL-CAPS spans stay names only when a word is a known name."""
+    value = text[start:end]
+    if "@" in value:
+        return "USERNAME"  # "RT @ jane_doe": a handle is a username, and still redacted
+    if not regex.search(r"\p{L}", value) or "://" in value or value.lower().startswith(("http", "www.")):
+        return None
+    if regex.match(r"\s*['’]\s*t\b", text[end:end + 6]):  # "Don't", "Won ' t"
+        return None
+    if (value.islower() or value.isupper()) and not person_like(value, cased=False):
+        return None
+    return "PERSON"
+
+
 def keep_detection(entity_type: str, value: str) -> bool:
     """Drop dates without a digit ("monthly", "last Friday", "the weekend"): they cannot pin a person to a
     day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted."""
@@ -262,6 +278,8 @@ class Redactor:
                 score = NER_SCORE
                 if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
                     etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
+                if etype == "PERSON":
+                    etype = ner_person_type(text, ent.start_char, ent.end_char)
                 if etype is not None and "_" not in ent.text:  # snake_case is an identifier, not a name
                     out.append(Span(ent.start_char, ent.end_char, etype, score))
         out += rule_spans(text)
