@@ -249,7 +249,14 @@ def worker_privtune_gc(a, base, data: Path, work: Path) -> dict:
     return worker_privtune(a, base, data, work, gradient_checkpointing=True)
 
 
-WORKERS = {"privtune": worker_privtune, "privtune_gc": worker_privtune_gc, "trl": worker_trl, "naive": worker_naive}
+def worker_privtune_lowmem(a, base, data: Path, work: Path) -> dict:
+    """privtune's smallest-memory settings: frozen weights in bf16, activation checkpointing, 256 KB mmap threshold."""
+    return worker_privtune(a, base, data, work, gradient_checkpointing=True, frozen_weights="bfloat16",
+                           cpu_malloc_mmap_kb=256)
+
+
+WORKERS = {"privtune": worker_privtune, "privtune_gc": worker_privtune_gc, "privtune_lowmem": worker_privtune_lowmem,
+           "trl": worker_trl, "naive": worker_naive}
 
 
 def run_worker(a) -> None:
@@ -304,7 +311,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--train-records", type=int, default=320)
     p.add_argument("--val-records", type=int, default=32)
-    p.add_argument("--systems", default="privtune,privtune_gc,trl,naive")
+    p.add_argument("--systems", default="privtune,privtune_gc,privtune_lowmem,trl,naive")
     p.add_argument("--readme", default=str(README), help="README to update ('' = don't)")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -327,6 +334,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         data = write_dataset(Path(tmp) / "data", train, val)
         stats = token_stats(data)
+        if "privtune_lowmem" in a.systems:  # its bf16 copy of the base is made once, like the safetensors cache
+            import torch
+
+            from privtune.models import resolve_base
+            from privtune.train.memory import load_stored_as
+
+            load_stored_as(resolve_base(None), torch.bfloat16)
         n_matmul = matmul_params()
         peak = [gemm_flops(a.threads)]
         for name in a.systems.split(","):
@@ -401,6 +415,14 @@ def render(rep: dict) -> str:
                 lines.append(f"- privtune vs {other}: {o['train_s'] / pt['train_s']:.2f}x faster (wall), "
                              f"{o['cpu_s'] / pt['cpu_s']:.2f}x (CPU s); peak RSS {pt['peak_rss_mb'] / o['peak_rss_mb']:.2f}x; "
                              f"val loss {pt['val_loss']:.4f} vs {o['val_loss']:.4f}")
+    if "privtune_lowmem" in res:
+        lm = res["privtune_lowmem"]
+        for other in ("trl", "naive"):
+            if other in res:
+                o = res[other]
+                lines.append(f"- privtune_lowmem vs {other}: {o['train_s'] / lm['train_s']:.2f}x faster (wall); peak RSS "
+                             f"{lm['peak_rss_mb'] / o['peak_rss_mb']:.2f}x; val loss {lm['val_loss']:.4f} vs "
+                             f"{o['val_loss']:.4f}")
     lines += ["", "Raw numbers: `bench/results/train_speed.json`. Rerun: `.venv/bin/python bench/train_speed.py`."]
     return "\n".join(lines)
 

@@ -209,6 +209,12 @@ class TrainConfig(_Strict):
                                          "(less memory, ~20-30% slower)")
     bf16: Literal["auto", "on", "off"] = Field(default="auto", description="bfloat16 autocast; auto = on CUDA with "
                                                "bf16 support, off on CPU")
+    frozen_weights: Literal["float32", "bfloat16"] = Field(
+        default="float32", description="storage dtype of the frozen base weights in LoRA training; bfloat16 halves "
+        "their memory, matmuls stay float32 (train/memory.py)")
+    cpu_malloc_mmap_kb: int | None = Field(
+        default=1024, ge=64, description="glibc: blocks of this size and more are mmapped and returned to the OS when "
+        "freed (lower = less peak RSS; below ~1024 slower); None = glibc's own self-raising threshold")
 
     @model_validator(mode="before")
     @classmethod

@@ -67,11 +67,17 @@ def peft_lora_config(cfg: TrainConfig, targets: list[str]):
 
 
 def load_base_for(base, cfg: TrainConfig):
-    """The base model as the method needs it: 4-bit on the GPU for qlora, float32 otherwise."""
+    """The base model as the method needs it: 4-bit on the GPU for qlora, else in `frozen_weights` (float32)."""
     if cfg.method != "qlora":
         from privtune.models import load_model
 
-        return load_model(base)
+        if cfg.frozen_weights == "float32":
+            return load_model(base)
+        import torch
+
+        from privtune.train.memory import load_stored_as
+
+        return load_stored_as(base, getattr(torch, cfg.frozen_weights))  # made trainable-safe by setup_model
     import torch
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -88,8 +94,20 @@ def setup_model(base, cfg: TrainConfig, device, lora_targets) -> tuple[Any, list
     import torch
     from peft import get_peft_model
 
+    from privtune.train.memory import tune_cpu_allocator
+
+    if cfg.device != "cuda" and tune_cpu_allocator(cfg.cpu_malloc_mmap_kb):
+        log.debug("glibc mmap/trim threshold pinned at %d KB", cfg.cpu_malloc_mmap_kb)
+    if cfg.frozen_weights != "float32" and (cfg.method != "lora" or cfg.dp.enabled):
+        raise InputError(f"frozen_weights={cfg.frozen_weights} is for --method lora without DP (this run: "
+                         f"{cfg.method}{', DP' if cfg.dp.enabled else ''})", field="frozen_weights")
     model = load_base_for(base, cfg)
     model.config.use_cache = False
+    if cfg.frozen_weights != "float32":
+        from privtune.train.memory import store_frozen_weights
+
+        saved = store_frozen_weights(model, getattr(torch, cfg.frozen_weights))
+        log.info("frozen base weights stored in %s: %.0f MB less", cfg.frozen_weights, saved / 2**20)
     if cfg.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
