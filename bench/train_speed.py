@@ -152,6 +152,7 @@ def worker_privtune(a, base, data: Path, work: Path, **extra) -> dict:
     from privtune.config import TrainConfig
     from privtune.train.sft import train
 
+    extra = {"cpu_malloc_mmap_kb": 1024, **extra}  # pays at this batch size (train/README.md: when it does not)
     cfg = TrainConfig(base=base.path, max_steps=a.steps, batch_size=a.batch_size, learning_rate=a.lr,
                       max_seq_len=512, num_threads=a.threads, seed=a.seed, log_every=a.steps, lora=LORA, **extra)
     c0 = cpu_seconds()

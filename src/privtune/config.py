@@ -213,8 +213,8 @@ class TrainConfig(_Strict):
         default="float32", description="storage dtype of the frozen base weights in LoRA training; bfloat16 halves "
         "their memory, matmuls stay float32 (train/memory.py)")
     cpu_malloc_mmap_kb: int | None = Field(
-        default=1024, ge=64, description="glibc: blocks of this size and more are mmapped and returned to the OS when "
-        "freed (lower = less peak RSS; below ~1024 slower); None = glibc's own self-raising threshold")
+        default=None, ge=64, description="glibc: blocks of this size and more are mmapped and returned to the OS "
+        "when freed (less peak RSS; slower once activations exceed it); None = glibc's own self-raising threshold")
 
     @model_validator(mode="before")
     @classmethod
