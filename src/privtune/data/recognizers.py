@@ -205,7 +205,7 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
     Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30})\b(?![.@]\w)", 0.5,
-         lambda v: spaced_handle_ok(v)),
+         spaced_handle_ok),
     Rule("USERNAME", _after(r"user ?name|user ?id|login|handle|screen ?name|account name|gamertag",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS),

@@ -152,13 +152,19 @@ def _vllm(runs: dict[str, Path], out: Path, cfg: ExportConfig, base_name: str | 
 
     from transformers import AutoTokenizer
 
-    from privtune.evaluate.generate import check_adapter_hash, load_run_model, read_run_json, resolve_run_base
+    from privtune.evaluate.generate import (
+        artefact_of,
+        check_adapter_hash,
+        load_run_model,
+        read_run_json,
+        resolve_run_base,
+    )
     from privtune.export import vllm
 
     infos, ranks, bases = {}, [], {}
     for name, run in runs.items():
         run_json = read_run_json(run)
-        if not (run / "adapter" / "adapter_config.json").is_file():
+        if artefact_of(run) == "model":
             raise InputError(f"run '{name}' is a full fine-tune (model/), not a LoRA adapter: vLLM serves it as a "
                              "plain model directory — export it with --format merged", where=str(run))
         adapter_cfg = json.loads(crypto.read_text_maybe_encrypted(run / "adapter" / "adapter_config.json"))

@@ -119,12 +119,18 @@ def load_served(adapters: dict[str, Path], base: str | None = None, dtype: str =
     import torch
     from peft import PeftModel
 
-    from privtune.evaluate.generate import check_adapter_hash, read_run_json, resolve_run_base, stop_token_ids
+    from privtune.evaluate.generate import (
+        artefact_of,
+        check_adapter_hash,
+        read_run_json,
+        resolve_run_base,
+        stop_token_ids,
+    )
     from privtune.models import load_model, load_tokenizer, resolve_base
 
     runs = {name: read_run_json(path) for name, path in adapters.items()}
     for name, path in adapters.items():
-        if not (path / "adapter" / "adapter_config.json").is_file():
+        if artefact_of(path) == "model":
             raise InputError(f"'{name}' is a full fine-tune (model/), not an adapter on a shared base: serve it with "
                              f"`privtune serve --base {path / 'model'}` (one full model per server)", where=str(path))
     for name, run in runs.items():

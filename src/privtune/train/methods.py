@@ -33,6 +33,9 @@ def artefact_dir(method: str) -> str:
 
 def check_method(cfg: TrainConfig, *, cuda_available: bool | None = None, bnb_available: bool | None = None) -> None:
     """Refuse a method this machine cannot run, in one line, before anything is loaded or written."""
+    if cfg.frozen_weights != "float32" and (cfg.method != "lora" or cfg.dp.enabled):
+        raise InputError(f"frozen_weights={cfg.frozen_weights} is for --method lora without DP (this run: "
+                         f"{cfg.method}{', DP' if cfg.dp.enabled else ''})", field="frozen_weights")
     if cfg.method != "qlora":
         return
     if cuda_available is None:
@@ -98,9 +101,6 @@ def setup_model(base, cfg: TrainConfig, device, lora_targets) -> tuple[Any, list
 
     if cfg.device != "cuda" and tune_cpu_allocator(cfg.cpu_malloc_mmap_kb):
         log.debug("glibc mmap/trim threshold pinned at %d KB", cfg.cpu_malloc_mmap_kb)
-    if cfg.frozen_weights != "float32" and (cfg.method != "lora" or cfg.dp.enabled):
-        raise InputError(f"frozen_weights={cfg.frozen_weights} is for --method lora without DP (this run: "
-                         f"{cfg.method}{', DP' if cfg.dp.enabled else ''})", field="frozen_weights")
     model = load_base_for(base, cfg)
     model.config.use_cache = False
     if cfg.frozen_weights != "float32":
