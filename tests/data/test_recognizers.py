@@ -81,6 +81,7 @@ CASES = [
     ("i met anna smith yesterday", "anna smith", "PERSON"),
     ("Kind regards,\nAmara Nwosu", "Amara Nwosu", "PERSON"),
     ("Eleanor reported chest pain after exertion.", "Eleanor", "PERSON"),  # a lone first name
+    ("omg poor emily , get well soon", "emily", "PERSON"),  # chat drops capitals
 ]
 
 
@@ -99,6 +100,7 @@ def test_each_entity_type_is_found_with_its_label(text, value, entity):
     "Will you reset the limit for May?",
     "Meet me @ home after the shift, @ the office otherwise.",
     "Patient reported pain; edit the line on the server.",
+    "we drew up a frank summary and will sue if the penny does not drop",  # names that are also words
 ])
 def test_look_alikes_are_not_redacted(text):
     assert _found(text) == []

@@ -494,6 +494,30 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(first - common), frozenset(last - common)
 
 
+@lru_cache(maxsize=1)
+def lowercase_first_names() -> frozenset[str]:
+    """English first names that are safe to take as a name even in lower case ("poor emily", "freddie laughs"):
+    chat and tweets drop capitals, so a redactor that needs them misses names. Names that are also everyday
+    English words ("frank", "drew", "sue", "penny") are left out: lower case, they are usually the word."""
+    import importlib
+
+    names: set[str] = set()
+    for loc in ("en_US", "en_GB"):
+        prov = importlib.import_module(f"faker.providers.person.{loc}").Provider
+        for attr in ("first_names", "first_names_male", "first_names_female"):
+            names |= {n.lower() for n in getattr(prov, attr, ()) or () if isinstance(n, str) and len(n) > 2}
+    return frozenset((names & name_lists()[0]) - ENGLISH_WORD_NAMES)
+
+
+ENGLISH_WORD_NAMES = frozenset({
+    "amber", "angel", "brandy", "carol", "chad", "crystal", "daisy", "dale", "dean", "destiny", "diamond", "drew",
+    "earl", "ebony", "frank", "gene", "glen", "grant", "hazel", "heather", "holly", "hunter", "jack", "jade", "jay",
+    "jean", "josh", "kent", "lance", "levi", "mason", "melody", "mercedes", "mike", "misty", "nick", "parker",
+    "patty", "penny", "raven", "rick", "robin", "ross", "sally", "sandy", "savannah", "sierra", "sue", "tom",
+    "bobby", "cole", "reece", "warren", "wayne", "norman", "august", "sydney", "florence", "regina", "kiara",
+})
+
+
 # capitalised words that are also names in some locale: never a name on their own
 COMMON_WORDS = {
     "edit", "meta", "peace", "line", "server", "sad", "jet", "brit", "nazi", "patient", "doctor", "nurse",
@@ -576,6 +600,8 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
                 i += 2
                 continue
         if low in first and len(w) > 2 and _cap(w):  # a lone "Eleanor reported…": weaker, above the threshold
+            yield Span(s, e, "PERSON", 0.45)
+        elif w.islower() and low in lowercase_first_names():  # "omg poor emily": chat drops capitals
             yield Span(s, e, "PERSON", 0.45)
         i += 1
 
