@@ -256,8 +256,83 @@ def worker_privtune_lowmem(a, base, data: Path, work: Path) -> dict:
                            cpu_malloc_mmap_kb=256)
 
 
-WORKERS = {"privtune": worker_privtune, "privtune_gc": worker_privtune_gc, "privtune_lowmem": worker_privtune_lowmem,
-           "trl": worker_trl, "naive": worker_naive}
+def worker_privtune_bf16(a, base, data: Path, work: Path) -> dict:
+    """privtune with only the frozen weights in bf16 (upcast per layer): the memory it saves at full speed."""
+    return worker_privtune(a, base, data, work, frozen_weights="bfloat16")
+
+
+def worker_profile(a, base, data: Path, work: Path) -> dict:
+    """Where a privtune training step's time goes (torch.profiler over steps like the privtune row's): the
+    frozen base weights' GEMMs, the rank-r LoRA GEMMs, the LM head at label positions, attention, and the rest
+    (norms, activations, RoPE, residual adds, LoRA scaling, AdamW, Python)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from privtune.config import TrainConfig
+    from privtune.models import load_tokenizer
+    from privtune.train.collate import collate, encode_records, sorted_batches
+    from privtune.train.loss import make_loss_fn
+    from privtune.train.methods import setup_model
+    from privtune.train.records import read_records
+    from privtune.train.sft import lora_targets
+
+    cfg = TrainConfig(base=base.path, batch_size=a.batch_size, max_seq_len=512, num_threads=a.threads, seed=a.seed,
+                      lora=LORA, cpu_malloc_mmap_kb=1024)
+    tok = load_tokenizer(base)
+    examples, _ = encode_records(tok, read_records(data / "train.jsonl"), 512)
+    batches = sorted_batches([len(e) for e in examples], a.batch_size)
+    picked = [batches[i] for i in random.Random(a.seed).sample(range(len(batches)), 4)]
+    model, _ = setup_model(base, cfg, torch.device("cpu"), lora_targets)
+    model.train()
+    batches = [collate([examples[i] for i in b], tok.pad_token_id) for b in picked]
+    loss_fn, _ = make_loss_fn(model, batches[0])
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=a.lr)
+
+    def step(batch):
+        opt.zero_grad(set_to_none=True)
+        s, n = loss_fn(batch)
+        (s / n).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    step(batches[0])  # warm-up: first-call allocations and kernel selection
+    vocab = model.get_output_embeddings().weight.shape[0]
+    t0 = time.perf_counter()
+    for b in batches[1:]:  # timed without the profiler's overhead
+        step(b)
+    wall = (time.perf_counter() - t0) / len(batches[1:])
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for b in batches[1:]:
+            step(b)
+    cats = {k: [0.0, 0.0] for k in ("base_gemm", "lora_gemm", "lm_head", "attention")}  # [µs, FLOPs]
+    for e in prof.key_averages(group_by_input_shape=True):
+        if e.key in ("aten::mm", "aten::addmm", "aten::bmm"):
+            shapes = [tuple(x) for x in e.input_shapes if len(x) >= 2]
+            a_, b_ = shapes[-2], shapes[-1]
+            flops = 2 * a_[-2] * a_[-1] * b_[-1] * (a_[0] if len(a_) == 3 else 1) * e.count
+            dims = {d for sh in shapes for d in sh}
+            cat = "lm_head" if vocab in dims else "lora_gemm" if LORA["r"] in dims else "base_gemm"
+            cats[cat][0] += e.self_cpu_time_total
+            cats[cat][1] += flops
+        elif "scaled_dot_product" in e.key:
+            cats["attention"][0] += e.self_cpu_time_total
+    total_us = sum(e.self_cpu_time_total for e in prof.key_averages())
+    steps = len(batches[1:])
+    out = {"step_s": wall, "profiled_us_per_step": total_us / steps,
+           "tokens_per_step": sum(int(b["attention_mask"].sum()) for b in batches[1:]) / steps,
+           "padded_tokens_per_step": sum(b["input_ids"].numel() for b in batches[1:]) / steps}
+    for k, (us, fl) in cats.items():
+        out[k] = {"ms_per_step": us / steps / 1e3, "share": us / total_us,
+                  "gflops": fl / (us * 1e-6) / 1e9 if us and fl else None}
+    other = total_us - sum(us for us, _ in cats.values())
+    out["other"] = {"ms_per_step": other / steps / 1e3, "share": other / total_us, "gflops": None}
+    return out
+
+
+WORKERS = {"privtune": worker_privtune, "privtune_bf16": worker_privtune_bf16, "privtune_gc": worker_privtune_gc,
+           "privtune_lowmem": worker_privtune_lowmem, "trl": worker_trl, "naive": worker_naive,
+           "profile": worker_profile}
 
 
 def run_worker(a) -> None:
@@ -312,7 +387,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--train-records", type=int, default=320)
     p.add_argument("--val-records", type=int, default=32)
-    p.add_argument("--systems", default="privtune,privtune_gc,privtune_lowmem,trl,naive")
+    p.add_argument("--systems", default="privtune,privtune_bf16,privtune_gc,privtune_lowmem,trl,naive,profile")
     p.add_argument("--readme", default=str(README), help="README to update ('' = don't)")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -335,7 +410,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         data = write_dataset(Path(tmp) / "data", train, val)
         stats = token_stats(data)
-        if "privtune_lowmem" in a.systems:  # its bf16 copy of the base is made once, like the safetensors cache
+        if "bf16" in a.systems or "lowmem" in a.systems:  # the bf16 copy of the base is made once, like the cache
             import torch
 
             from privtune.models import resolve_base
@@ -362,6 +437,11 @@ def main() -> None:
 
     gemm = max(peak)
     records = a.steps * a.batch_size
+    profile = results.pop("profile", None)
+    if profile:  # the step's real-token MFU and the ceiling if everything but the base GEMMs took no time
+        useful = 4 * n_matmul * profile["tokens_per_step"]
+        profile["mfu_step"] = useful / profile["step_s"] / gemm
+        profile["base_gemm_of_peak"] = profile["base_gemm"]["gflops"] * 1e9 / gemm
     for r in results.values():
         sup = records * stats["mean_answer_tokens"]
         real = records * stats["mean_tokens"]
@@ -375,7 +455,7 @@ def main() -> None:
                           "gemm_fp32_gflops": round(gemm / 1e9, 2), "gemm_runs_gflops": [round(x / 1e9, 2) for x in peak]},
               "setup": {"steps": a.steps, "batch_size": a.batch_size, "lr": a.lr, "lora": LORA, "data": source,
                         "train_records": len(train), "val_records": len(val), **stats, "matmul_params": n_matmul},
-              "results": results, "versions": _versions()}
+              "results": results, "profile": profile, "versions": _versions()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
     table = render(report)
@@ -416,14 +496,34 @@ def render(rep: dict) -> str:
                 lines.append(f"- privtune vs {other}: {o['train_s'] / pt['train_s']:.2f}x faster (wall), "
                              f"{o['cpu_s'] / pt['cpu_s']:.2f}x (CPU s); peak RSS {pt['peak_rss_mb'] / o['peak_rss_mb']:.2f}x; "
                              f"val loss {pt['val_loss']:.4f} vs {o['val_loss']:.4f}")
-    if "privtune_lowmem" in res:
-        lm = res["privtune_lowmem"]
+    for name in ("privtune_bf16", "privtune_lowmem"):
+        if name not in res:
+            continue
+        lm = res[name]
         for other in ("trl", "naive"):
             if other in res:
                 o = res[other]
-                lines.append(f"- privtune_lowmem vs {other}: {o['train_s'] / lm['train_s']:.2f}x faster (wall); peak RSS "
+                lines.append(f"- {name} vs {other}: {o['train_s'] / lm['train_s']:.2f}x faster (wall); peak RSS "
                              f"{lm['peak_rss_mb'] / o['peak_rss_mb']:.2f}x; val loss {lm['val_loss']:.4f} vs "
                              f"{o['val_loss']:.4f}")
+    prof = rep.get("profile")
+    if prof:
+        names = {"base_gemm": "GEMMs with the frozen base weights", "lora_gemm": f"LoRA GEMMs (rank {s['lora']['r']})",
+                 "lm_head": "LM head at label positions (GEMM)", "attention": "attention (SDPA)",
+                 "other": "everything else (norms, SiLU, RoPE, adds, LoRA scaling, AdamW, Python)"}
+        lines += ["", f"Where a privtune step's time goes (torch.profiler, 3 steps of batch {s['batch_size']}, "
+                  f"{prof['tokens_per_step']:.0f} real / {prof['padded_tokens_per_step']:.0f} padded tokens per step, "
+                  f"{prof['step_s']:.2f} s per step unprofiled = {100 * prof['mfu_step']:.1f} % MFU):", "",
+                  "| part | ms per step | share | GFLOP/s |", "|---|---|---|---|"]
+        for k, label in names.items():
+            c = prof[k]
+            rate = "" if c["gflops"] is None else f"{c['gflops']:.1f}"
+            lines.append(f"| {label} | {c['ms_per_step']:.0f} | {100 * c['share']:.1f}% | {rate} |")
+        lines += ["", f"The base-weight GEMMs themselves run at {prof['base_gemm']['gflops']:.1f} GFLOP/s "
+                  f"({100 * prof['base_gemm_of_peak']:.0f} % of the measured peak) but are only "
+                  f"{100 * prof['base_gemm']['share']:.0f} % of the step; LoRA's rank-{s['lora']['r']} GEMMs are too "
+                  f"thin for the GEMM kernels ({prof['lora_gemm']['gflops']:.1f} GFLOP/s) and the non-GEMM work "
+                  f"takes {100 * prof['other']['share']:.0f} %."]
     lines += ["", "Raw numbers: `bench/results/train_speed.json`. Rerun: `.venv/bin/python bench/train_speed.py`."]
     return "\n".join(lines)
 
