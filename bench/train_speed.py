@@ -322,11 +322,16 @@ def worker_profile(a, base, data: Path, work: Path) -> dict:
     out = {"step_s": wall, "profiled_us_per_step": total_us / steps,
            "tokens_per_step": sum(int(b["attention_mask"].sum()) for b in batches[1:]) / steps,
            "padded_tokens_per_step": sum(b["input_ids"].numel() for b in batches[1:]) / steps}
-    for k, (us, fl) in cats.items():
-        out[k] = {"ms_per_step": us / steps / 1e3, "share": us / total_us,
-                  "gflops": fl / (us * 1e-6) / 1e9 if us and fl else None}
-    other = total_us - sum(us for us, _ in cats.values())
-    out["other"] = {"ms_per_step": other / steps / 1e3, "share": other / total_us, "gflops": None}
+    return {**out, **profile_shares(cats, steps, wall)}
+
+
+def profile_shares(cats: dict, steps: int, step_s: float) -> dict:
+    """ms per step and share of the unprofiled step for each part. The big ops' self times barely change under
+    the profiler, the many small ones' do (recording overhead), so "other" is the unprofiled step minus the rest."""
+    out = {k: {"ms_per_step": us / steps / 1e3, "share": us / steps / 1e6 / step_s,
+               "gflops": fl / (us * 1e-6) / 1e9 if us and fl else None} for k, (us, fl) in cats.items()}
+    other_ms = step_s * 1e3 - sum(v["ms_per_step"] for v in out.values())
+    out["other"] = {"ms_per_step": other_ms, "share": other_ms / 1e3 / step_s, "gflops": None}
     return out
 
 
@@ -511,7 +516,8 @@ def render(rep: dict) -> str:
         names = {"base_gemm": "GEMMs with the frozen base weights", "lora_gemm": f"LoRA GEMMs (rank {s['lora']['r']})",
                  "lm_head": "LM head at label positions (GEMM)", "attention": "attention (SDPA)",
                  "other": "everything else (norms, SiLU, RoPE, adds, LoRA scaling, AdamW, Python)"}
-        lines += ["", f"Where a privtune step's time goes (torch.profiler, 3 steps of batch {s['batch_size']}, "
+        lines += ["", f"Where a privtune step's time goes (torch.profiler self times over 3 steps of batch {s['batch_size']}; "
+                  "\"everything else\" is the unprofiled step time minus the parts above it; "
                   f"{prof['tokens_per_step']:.0f} real / {prof['padded_tokens_per_step']:.0f} padded tokens per step, "
                   f"{prof['step_s']:.2f} s per step unprofiled = {100 * prof['mfu_step']:.1f} % MFU):", "",
                   "| part | ms per step | share | GFLOP/s |", "|---|---|---|---|"]
