@@ -95,11 +95,10 @@ def fingerprints(values: Iterable[str], key: bytes | None = None) -> list[str]:
     return sorted({fingerprint(v, key) for v in values if normalize(v)})
 
 
-def write_subject_index(dataset_dir: str | Path, index: dict[str, list[str]], key: crypto.Key | None = None) -> Path:
-    """DIR/subjects.idx.jsonl: one {"id", "fp": [...]} per record that had detected PII (prepare calls this)."""
-    body = "".join(json.dumps({"id": rid, "fp": fps}, sort_keys=True) + "\n" for rid, fps in sorted(index.items())
-                   if fps)
-    return crypto.write_text_maybe_encrypted(Path(dataset_dir) / SUBJECT_INDEX, body, key)
+def subject_index_line(rid: str, fps: list[str]) -> str:
+    """One line of DIR/subjects.idx.jsonl: {"id", "fp": [...]} for a record that had detected PII. prepare writes
+    them as it writes the splits (in dataset order), so the index never has to sit in memory whole."""
+    return json.dumps({"id": rid, "fp": fps}, sort_keys=True) + "\n"
 
 
 def request_fingerprint(kind: str, value: str) -> str:

@@ -307,7 +307,7 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]
 
 def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_path: Path,
            near: NearDupIndex | None) -> dict[str, Any]:
-    from privtune.forget import write_subject_index
+    from privtune.forget import SUBJECT_INDEX, subject_index_line
     from privtune.registry import crypto, hooks
     from privtune.registry.store import record_dataset
 
@@ -345,13 +345,14 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
     by_format: Counter[str] = Counter()
     lengths: dict[str, list[int]] = {s: [] for s in SPLITS}
     review_rows: list[dict[str, Any]] = []
-    subject_index: dict[str, list[str]] = {}
     ids_of: dict[int, str] = {}
     cluster_members = {i for g in listed[:MAX_CLUSTERS_LISTED] for i in g}
     with fsio.staged_dir(out) as tmp, contextlib.ExitStack() as stack:
-        buffers: dict[str, list[str]] = {s: [] for s in SPLITS}
-        handles = {} if key is not None else {s: stack.enter_context(fsio.atomic_open(tmp / f"{s}.jsonl"))
-                                             for s in SPLITS}
+        # streamed straight to disk; with an encryption key (whole-file AES-GCM) they are buffered instead
+        files = {s: f"{s}.jsonl" for s in SPLITS} | ({SUBJECT_INDEX: SUBJECT_INDEX} if cfg.redact.enabled else {})
+        buffers: dict[str, list[str]] = {s: [] for s in files}
+        handles = {} if key is not None else {s: stack.enter_context(fsio.atomic_open(tmp / name))
+                                             for s, name in files.items()}
         with open(spill_path, encoding="utf-8") as fh, progress("writing splits", n) as advance:
             for i, line in enumerate(fh):
                 advance(1)
@@ -380,16 +381,20 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
                 by_format[row["f"]] += 1
                 if row["t"] is not None:
                     lengths[s].append(row["t"])
-                if row["fp"]:
-                    subject_index[str(rec["id"])] = row["fp"]
+                if row["fp"] and cfg.redact.enabled:
+                    line = subject_index_line(str(rec["id"]), row["fp"])
+                    if key is None:
+                        handles[SUBJECT_INDEX].write(line)
+                    else:
+                        buffers[SUBJECT_INDEX].append(line)
                 if i in review_idx:
                     review_rows.append({"id": rec["id"], "split": s, "category": rec["metadata"].get(cat_field, ""),
                                         "redacted_text": render_record(rec), "entity_types": ";".join(sorted(row["e"])),
                                         "reviewer_verdict": "", "reviewer_notes": ""})
         stack.close()
         if key is not None:
-            for s in SPLITS:
-                crypto.write_text_maybe_encrypted(tmp / f"{s}.jsonl", "".join(buffers[s]), key)
+            for s, name in files.items():
+                crypto.write_text_maybe_encrypted(tmp / name, "".join(buffers[s]), key)
                 buffers[s] = []
         st.rejections.sort(key=lambda r: (inputs.index(r.source) if r.source in inputs else 0, r.line))
         fsio.write_jsonl(tmp / "rejected.jsonl", (r.row() for r in st.rejections))
@@ -401,9 +406,6 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
             crypto.write_text_maybe_encrypted(tmp / "review.csv", buf.getvalue(), key)
         else:
             write_review_csv(tmp / "review.csv", review_rows)
-        if cfg.redact.enabled:
-            write_subject_index(tmp, subject_index, key)
-        subject_index.clear()
 
         n_near = len(near_drop)
         counts = {
