@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from privtune.data.formats import Record, read_records, stable_id
 from privtune.data.progress import progress
 from privtune.data.redact import is_bare_label
 from privtune.data.review import render_record, select_for_review, write_review_csv
-from privtune.data.split import SPLITS, split_records
+from privtune.data.split import SPLITS, split_labels
 from privtune.data.validate import DUPLICATE_ID, Rejection
 from privtune.errors import InputError
 
@@ -83,7 +84,7 @@ class State:
     ids: dict[str, str] = field(default_factory=dict)  # id -> where (first use)
     labels: list[Any] = field(default_factory=list)
     has_pii: list[bool] = field(default_factory=list)
-    in_keys: list[str | None] = field(default_factory=list)
+    in_keys: list[bytes | None] = field(default_factory=list)  # input hashes, for label conflicts
     categories: set[str] = field(default_factory=set)
     redactor_info: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     tokenizer: dict[str, Any] | None = None
@@ -240,10 +241,12 @@ def _pass1(inputs: list[Path], cfg: PrepareConfig, st: State, spill, near: NearD
             for r, counts, fps, n_tok in survivors:
                 if cfg.quality.enabled and cfg.quality.label_conflicts:
                     conflicts.add(r.data)
-                st.in_keys.append(q.input_key(r.data) if cfg.quality.label_conflicts else None)
+                key = q.input_key(r.data) if cfg.quality.label_conflicts else None
+                st.in_keys.append(None if key is None else bytes.fromhex(key))  # 49 bytes, not an 81-byte str
                 label = r.data["metadata"].get(cat_field)
-                st.labels.append(label if isinstance(label, str | int | float | bool) else
-                                 (None if label is None else json.dumps(label)))
+                label = label if isinstance(label, str | int | float | bool) else (
+                    None if label is None else json.dumps(label))
+                st.labels.append(sys.intern(label) if isinstance(label, str) else label)  # a few distinct labels
                 st.has_pii.append(bool(counts))
                 spill.write(json.dumps({"r": r.data, "f": r.fmt, "w": [str(r.source), r.line], "e": dict(counts),
                                         "fp": fps, "t": n_tok}, ensure_ascii=False) + "\n")
@@ -313,7 +316,7 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
 
     n = len(st.labels)
     conflicts = st.conflicts
-    conflicted = [k is not None and conflicts.conflicting_key(k) for k in st.in_keys]
+    conflicted = [k is not None and conflicts.conflicting_key(k.hex()) for k in st.in_keys]
     st.in_keys = []
     clusters = near.clusters() if near is not None else []
     near_drop: dict[int, int] = {}  # dropped index -> kept index
@@ -326,12 +329,13 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
             near_drop[i] = alive[0]
         listed.append(alive)
     final = [i for i in range(n) if not conflicted[i] and i not in near_drop]
-    split = split_records([{"label": st.labels[i]} if st.labels[i] is not None else {} for i in final],
-                          cfg.split.model_copy(update={"stratify_by": "label" if cfg.split.stratify_by else None}))
-    note = split.note.replace("metadata.label", f"metadata.{cfg.split.stratify_by}") if split.note else None
+    split = split_labels([st.labels[i] for i in final], cfg.split)
+    note = split.note
     if note:
         log.warning("%s", note)
-    assignment = dict(zip(final, split.assignment, strict=True))
+    assignment: list[str | None] = [None] * n  # by record index: a list, not a dict of a million ints
+    for i, s in zip(final, split.assignment, strict=True):
+        assignment[i] = s
     review = set(select_for_review([st.has_pii[i] for i in final], cfg.review_min, cfg.review_fraction,
                                    cfg.split.seed)) if cfg.redact.enabled else set()
     review_idx = {final[j] for j in review}

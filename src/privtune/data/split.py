@@ -67,7 +67,10 @@ def stratify_labels(metadata: Sequence[dict], field: str | None) -> tuple[list[H
     """The labels to stratify by, or (None, why not)."""
     if not field:
         return None, None
-    labels = [m.get(field) for m in metadata]
+    return _usable(list(m.get(field) for m in metadata), field)
+
+
+def _usable(labels: list, field: str) -> tuple[list[Hashable] | None, str | None]:
     missing = sum(1 for v in labels if v is None)
     if missing:
         return None, f"metadata.{field} is missing on {missing} of {len(labels)} records; split not stratified"
@@ -101,4 +104,12 @@ def assign_splits(labels: Sequence[Hashable] | None, n: int, cfg: SplitConfig) -
 def split_records(metadata: Sequence[dict], cfg: SplitConfig) -> SplitResult:
     labels, note = stratify_labels(metadata, cfg.stratify_by)
     return SplitResult(assign_splits(labels, len(metadata), cfg), cfg.stratify_by if labels is not None else None,
+                       note)
+
+
+def split_labels(labels: list, cfg: SplitConfig) -> SplitResult:
+    """`split_records` for a caller that already holds each record's `cfg.stratify_by` value (None = missing):
+    prepare keeps only those, and a million one-key dicts would cost ~200 MB."""
+    usable, note = _usable(labels, cfg.stratify_by) if cfg.stratify_by else (None, None)
+    return SplitResult(assign_splits(usable, len(labels), cfg), cfg.stratify_by if usable is not None else None,
                        note)
