@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -64,8 +65,19 @@ def run_one(n: int, workers: int, redact: bool, near: bool, out_json: Path) -> d
         gen_s = time.perf_counter() - t0
         cfg = PrepareConfig(redact={"enabled": redact, "workers": workers}, dedup={"near": near})
         t0 = time.perf_counter()
+        samples: list[tuple[float, int]] = []
+        done = threading.Event()
+
+        def sample() -> None:  # this process's RSS every second: where in the run the peak is
+            while not done.wait(1.0):
+                with open("/proc/self/statm") as fh:
+                    samples.append((time.perf_counter() - t0, int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")))
+
+        if os.path.exists("/proc/self/statm"):
+            threading.Thread(target=sample, daemon=True).start()
         manifest = prepare([src], Path(d) / "ds", cfg)
         secs = time.perf_counter() - t0
+        done.set()
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     c = manifest["counts"]
@@ -73,7 +85,10 @@ def run_one(n: int, workers: int, redact: bool, near: bool, out_json: Path) -> d
               "seconds": round(secs, 1), "records_per_s": round(n / secs, 1), "peak_rss_mib": round(self_kb / 1024),
               "peak_worker_rss_mib": round(child_kb / 1024), "input_gen_s": round(gen_s, 1),
               "counts": {k: c[k] for k in ("train", "val", "test", "rejected", "duplicates", "near_duplicates")},
-              "cpu_count": os.cpu_count(), "loadavg_end": round(os.getloadavg()[0], 2)}
+              "cpu_count": os.cpu_count(), "loadavg_end": round(os.getloadavg()[0], 2),
+              # main-process RSS (MiB) at each tenth of the run
+              "rss_mib_by_tenth": [round(max((r for t, r in samples if k * secs / 10 <= t < (k + 1) * secs / 10),
+                                             default=0) / 2**20) for k in range(10)]}
     with open(out_json, "a") as fh:
         fh.write(json.dumps(result) + "\n")
     return result

@@ -58,6 +58,16 @@ def test_spans_point_into_the_original_text(redactor):
     assert all(0.4 <= s["score"] <= 1.0 for s in spans)
 
 
+def test_spacy_vocab_does_not_grow_with_the_data(redactor):
+    """A long prepare must not keep every name, e-mail and number it has seen (spaCy interns token strings)."""
+    redactor.spans(["warm up Anna Smith"])
+    before = len(redactor.nlp.vocab.strings)
+    texts = [f"Zorblax{i} Quuxington{i} wrote from zq{i}@mail{i}.example about ticket {4_000_000 + i}" for i in range(50)]
+    found = redactor.spans(texts)
+    assert all(any(s.entity_type == "EMAIL_ADDRESS" for s in f) for f in found)
+    assert len(redactor.nlp.vocab.strings) == before
+
+
 def test_dates_without_digits_are_kept_and_real_dates_redacted(redactor):
     [(red, counts)] = redactor.redact_texts(["The monthly fee went up last Friday; my DOB is 12 March 1984."])
     assert red == "The monthly fee went up last Friday; my DOB is [DATE_OF_BIRTH]." and counts == {"DATE_OF_BIRTH": 1}

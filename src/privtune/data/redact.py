@@ -14,6 +14,7 @@ whichever detector wins the label. Operators: typed placeholder (default), mask,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -262,10 +263,14 @@ class Redactor:
         if not self.entities:
             return found
         use_ner = bool(self._wanted & {"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"})
-        docs = (self.nlp.pipe([p[2] for p in pieces], batch_size=self.cfg.batch_size) if use_ner
-                else iter([None] * len(pieces)))
-        for (i, off, piece), doc in zip(pieces, docs, strict=True):
-            found[i] += [Span(s.start + off, s.end + off, s.entity_type, s.score) for s in self.detect(piece, doc)]
+        # spaCy interns every new token string in its vocab for the life of the process: over a million records of
+        # names, e-mails and numbers a worker grew ~0.6 KB/record. A memory zone frees what this batch added.
+        with self.nlp.memory_zone() if use_ner else contextlib.nullcontext():
+            docs = (self.nlp.pipe([p[2] for p in pieces], batch_size=self.cfg.batch_size) if use_ner
+                    else iter([None] * len(pieces)))
+            for (i, off, piece), doc in zip(pieces, docs, strict=True):
+                found[i] += [Span(s.start + off, s.end + off, s.entity_type, s.score)
+                             for s in self.detect(piece, doc)]
         allow = [*self.cfg.allow, *extra_allow]
         return [self._finish(s, t, allow) for s, t in zip(found, texts, strict=True)]
 
