@@ -357,6 +357,12 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
         buffers: dict[str, list[str]] = {s: [] for s in files}
         handles = {} if key is not None else {s: stack.enter_context(fsio.atomic_open(tmp / name))
                                              for s, name in files.items()}
+        def emit(name: str, text: str) -> None:
+            if key is None:
+                handles[name].write(text)
+            else:
+                buffers[name].append(text)
+
         with open(spill_path, encoding="utf-8") as fh, progress("writing splits", n) as advance:
             for i, line in enumerate(fh):
                 advance(1)
@@ -372,11 +378,7 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
                 if i in near_drop:
                     continue
                 s = assignment[i]
-                text = json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n"
-                if key is None:
-                    handles[s].write(text)
-                else:
-                    buffers[s].append(text)
+                emit(s, json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
                 split_n[s] += 1
                 label = rec["metadata"].get(cat_field)
                 if label is not None:
@@ -385,12 +387,8 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
                 by_format[row["f"]] += 1
                 if row["t"] is not None:
                     lengths[s].append(row["t"])
-                if row["fp"] and cfg.redact.enabled:
-                    line = subject_index_line(str(rec["id"]), row["fp"])
-                    if key is None:
-                        handles[SUBJECT_INDEX].write(line)
-                    else:
-                        buffers[SUBJECT_INDEX].append(line)
+                if row["fp"]:  # only redaction fills it
+                    emit(SUBJECT_INDEX, subject_index_line(str(rec["id"]), row["fp"]))
                 if i in review_idx:
                     review_rows.append({"id": rec["id"], "split": s, "category": rec["metadata"].get(cat_field, ""),
                                         "redacted_text": render_record(rec), "entity_types": ";".join(sorted(row["e"])),

@@ -63,14 +63,8 @@ def allocate(total: int, sizes: dict[Hashable, int], caps: dict[Hashable, int]) 
     return alloc
 
 
-def stratify_labels(metadata: Sequence[dict], field: str | None) -> tuple[list[Hashable] | None, str | None]:
-    """The labels to stratify by, or (None, why not)."""
-    if not field:
-        return None, None
-    return _usable(list(m.get(field) for m in metadata), field)
-
-
 def _usable(labels: list, field: str) -> tuple[list[Hashable] | None, str | None]:
+    """The labels to stratify by, or (None, why not)."""
     missing = sum(1 for v in labels if v is None)
     if missing:
         return None, f"metadata.{field} is missing on {missing} of {len(labels)} records; split not stratified"
@@ -102,9 +96,8 @@ def assign_splits(labels: Sequence[Hashable] | None, n: int, cfg: SplitConfig) -
 
 
 def split_records(metadata: Sequence[dict], cfg: SplitConfig) -> SplitResult:
-    labels, note = stratify_labels(metadata, cfg.stratify_by)
-    return SplitResult(assign_splits(labels, len(metadata), cfg), cfg.stratify_by if labels is not None else None,
-                       note)
+    field = cfg.stratify_by
+    return split_labels([m.get(field) for m in metadata] if field else [None] * len(metadata), cfg)
 
 
 def split_labels(labels: list, cfg: SplitConfig) -> SplitResult:
