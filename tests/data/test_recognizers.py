@@ -141,3 +141,29 @@ def test_what_a_spacy_person_span_really_is(text, span, expected):
 
     start = text.index(span)
     assert ner_person_type(text, start, start + len(span)) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Examination showed the absence of Horner's syndrome.",
+    "McBurney sign positive upon examination.",
+    "The patient had normal Apgar scores after birth.",
+    "Signs of Werner's syndrome were absent.",
+    "Please continue to take Lexapro as prescribed.",
+    "I have prescribed you Metformin to help manage your condition.",
+    "She was given Prilosec 20 mg at night.",
+    "Patient started Tamsulosin 0.4 mg.",
+])
+def test_eponyms_and_drugs_in_clinical_notes_are_not_people(text, redactor):
+    """spaCy's small model calls these people; the redactor's medical-context filter must not."""
+    assert [text[s.start:s.end] for s in redactor.spans([text])[0] if s.entity_type == "PERSON"] == []
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("Dr. Horner reviewed the scan with Anna Kowalski.", "Dr. Horner"),  # a titled name stays a person
+    ("Dr. Horner reviewed the scan with Anna Kowalski.", "Anna Kowalski"),
+    ("Anna Kowalski was prescribed a new inhaler by her GP.", "Anna Kowalski"),
+    ("Prescribed by Eleanor Whitfield on Monday.", "Eleanor Whitfield"),
+])
+def test_people_next_to_medical_words_are_still_redacted(text, value, redactor):
+    found = [(text[s.start:s.end], s.entity_type) for s in redactor.spans([text])[0]]
+    assert (value, "PERSON") in found, found

@@ -557,6 +557,25 @@ ORG_WORDS = frozenset({
 })
 
 
+# Clinical notes name diseases, signs and scores after people ("Horner's syndrome", "McBurney sign", "Apgar
+# score") and drugs by brand ("take Lexapro as prescribed", "Metformin 500 mg"): a word right before these is
+# not the patient, and redacting it removes the medical content a hospital fine-tunes for.
+EPONYM_AFTER = regex.compile(
+    r"(?:['’]s)?[ \t]+(?i:syndrome|disease|sign|score|scale|reflex|test|maneuver|manoeuvre|procedure|triad|"
+    r"criteria|classification|palsy|phenomenon|fracture|ulcer|lymphoma|sarcoma|tumou?r|node|operation|"
+    r"theorem|equation|effect|principle|law|constant|distribution)s?\b")
+DRUG_AFTER = regex.compile(
+    r"[ \t]*(?:\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|ml|units?|iu)\b|(?i:as prescribed|tablets?|capsules?|"
+    r"injections?|infusions?|patch|inhaler|drops|ointment|cream)\b)")
+DRUG_BEFORE = regex.compile(r"(?i:\bprescribed(?:[ \t]+(?:you|him|her|them|the[ \t]+patient))?)[ \t]+$")
+
+
+def medical_term(text: str, start: int, end: int) -> bool:
+    """The span is an eponym or a drug by its context ("Cushing syndrome", "prescribed Prilosec"), not a person."""
+    return bool(EPONYM_AFTER.match(text, end) or DRUG_AFTER.match(text, end)
+                or DRUG_BEFORE.search(text[max(0, start - 40):start]))
+
+
 def person_like(text: str, cased: bool = True) -> bool:
     """1-3 alphabetic words, no organisation word, at least one a known first or last name (`cased=False`:
     any known name word; the text may also carry other characters)."""
