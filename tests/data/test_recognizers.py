@@ -151,6 +151,7 @@ def test_what_a_spacy_person_span_really_is(text, span, expected):
     "Please continue to take Lexapro as prescribed.",
     "I have prescribed you Metformin to help manage your condition.",
     "She was given Prilosec 20 mg at night.",
+    "Known Crohn's disease, stable on current therapy.",
     "Patient started Tamsulosin 0.4 mg.",
 ])
 def test_eponyms_and_drugs_in_clinical_notes_are_not_people(text, redactor):
@@ -163,6 +164,9 @@ def test_eponyms_and_drugs_in_clinical_notes_are_not_people(text, redactor):
     ("Dr. Horner reviewed the scan with Anna Kowalski.", "Anna Kowalski"),
     ("Anna Kowalski was prescribed a new inhaler by her GP.", "Anna Kowalski"),
     ("Prescribed by Eleanor Whitfield on Monday.", "Eleanor Whitfield"),
+    ("Anna's test results came back normal.", "Anna"),  # a possessive before an ordinary noun
+    ("Margaret's disease has progressed since May.", "Margaret"),
+    ("Anna Kowalski test results: normal.", "Anna Kowalski"),  # a first name: the patient, not an eponym
 ])
 def test_people_next_to_medical_words_are_still_redacted(text, value, redactor):
     found = [(text[s.start:s.end], s.entity_type) for s in redactor.spans([text])[0]]
