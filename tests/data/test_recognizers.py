@@ -165,8 +165,8 @@ def test_eponyms_and_drugs_in_clinical_notes_are_not_people(text, redactor):
     ("Anna Kowalski was prescribed a new inhaler by her GP.", "Anna Kowalski"),
     ("Prescribed by Eleanor Whitfield on Monday.", "Eleanor Whitfield"),
     ("Anna's test results came back normal.", "Anna"),  # a possessive before an ordinary noun
-    ("Margaret's disease has progressed since May.", "Margaret"),
-    ("Anna Kowalski test results: normal.", "Anna Kowalski"),  # a first name: the patient, not an eponym
+    ("Margaret's disease has progressed since May.", "Margaret"),  # a first name: the patient, not an eponym
+    ("Anna Kowalski test results: normal.", "Anna Kowalski"),  # a full name, whatever follows
 ])
 def test_people_next_to_medical_words_are_still_redacted(text, value, redactor):
     found = [(text[s.start:s.end], s.entity_type) for s in redactor.spans([text])[0]]

@@ -559,12 +559,12 @@ ORG_WORDS = frozenset({
 
 # Clinical notes name diseases, signs and scores after people ("Horner's syndrome", "McBurney sign", "Apgar
 # score") and drugs by brand ("take Lexapro as prescribed", "Metformin 500 mg"): a word right before these is
-# not the patient, and redacting it removes the medical content a hospital fine-tunes for.
-# after a possessive only these are eponyms: "Horner's syndrome" yes, "Anna's test results" is Anna's
-EPONYM_NOUN = (r"[ \t]+(?i:syndrome|sign|triad|palsy|phenomenon|reflex|maneuver|manoeuvre|criteria|classification|"
-               r"lymphoma|sarcoma|theorem|equation|constant|distribution)s?\b")
-EPONYM_AFTER = regex.compile(r"(?:['’]s)?" + EPONYM_NOUN + r"|[ \t]+(?i:score|scale|test|procedure|operation|"
-                             r"fracture|ulcer|tumou?r|node|effect|principle|law|disease)s?\b")
+# not the patient, and redacting it removes the medical content a hospital fine-tunes for. After a possessive
+# only the unambiguous eponym nouns count: "Horner's syndrome" is not a person, "Anna's test results" is Anna's.
+EPONYM_AFTER = regex.compile(
+    r"(?:['’]s)?[ \t]+(?i:syndrome|sign|triad|palsy|phenomenon|reflex|maneuver|manoeuvre|criteria|classification|"
+    r"lymphoma|sarcoma|theorem|equation|constant|distribution)s?\b"
+    r"|[ \t]+(?i:score|scale|test|procedure|operation|fracture|ulcer|tumou?r|node|effect|principle|law|disease)s?\b")
 POSSESSIVE_DISEASE = regex.compile(r"['’]s[ \t]+(?i:disease)\b")  # "Crohn's disease"; "Anna's disease" stays Anna
 DRUG_AFTER = regex.compile(
     r"[ \t]*(?:\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|ml|units?|iu)\b|(?i:as prescribed|tablets?|capsules?|"
@@ -574,8 +574,8 @@ DRUG_BEFORE = regex.compile(r"(?i:\bprescribed(?:[ \t]+(?:you|him|her|them|the[ 
 
 def medical_term(text: str, start: int, end: int) -> bool:
     """The one-word span is an eponym or a drug by its context ("Cushing syndrome", "prescribed Prilosec"), not a
-    person. A full name stays a name whatever follows it ("Anna Kowalski's test")."""
-    if regex.search(r"\s", text[start:end]):
+    person. A full or titled name stays a name whatever follows it ("Anna Kowalski's test", "Dr. Horner's")."""
+    if any(c.isspace() for c in text[start:end]):
         return False
     if POSSESSIVE_DISEASE.match(text, end):
         return text[start:end].lower() not in name_lists()[0]

@@ -29,7 +29,7 @@ import regex
 from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
-from privtune.data.recognizers import TITLE_NAME, Span, medical_term, person_like, rule_spans
+from privtune.data.recognizers import Span, medical_term, person_like, rule_spans
 from privtune.errors import InputError
 
 if TYPE_CHECKING:
@@ -293,11 +293,11 @@ class Redactor:
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
             s = trim_span(s, text)
-            if s is not None and s.entity_type == "PERSON" and not TITLE_NAME.match(text, s.start) and medical_term(
-                    text, s.start, s.end):
-                continue  # "Horner's syndrome", "prescribed Prilosec"; "Dr. Horner" stays a person
-            if s is not None and keep_detection(s.entity_type, text[s.start:s.end]):
-                keep.append(s)
+            if s is None or not keep_detection(s.entity_type, text[s.start:s.end]):
+                continue
+            if s.entity_type == "PERSON" and medical_term(text, s.start, s.end):
+                continue  # "Horner's syndrome", "prescribed Prilosec"
+            keep.append(s)
         return keep
 
     def _finish(self, spans: list[Span], text: str, allow: Sequence[str]) -> list[Span]:
