@@ -7,6 +7,7 @@ normalised so that case, Unicode compatibility forms and whitespace do not hide 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -112,15 +113,18 @@ class NearDupIndex:
             self.n += len(part)
 
     def clusters(self) -> list[list[int]]:
-        """Groups (size >= 2, sorted indices) of records whose estimated Jaccard similarity >= threshold."""
+        """Groups (size >= 2, sorted indices) of records whose estimated Jaccard similarity >= threshold.
+
+        Signatures are read back row by row with pread, not memory-mapped: every page of a mapping a candidate
+        check touches (and the kernel's fault-around neighbours) counts as this process's RSS until it is
+        unmapped, which at 1M records was the whole 488 MiB file. Band columns are built one at a time for the
+        same reason (a full vstack would double the bucket keys)."""
         import numpy as np
 
         self._sig_fh.close()
         if self.n < 2:
             return []
-        keys = np.vstack(self._keys)
-        self._keys = []
-        sigs = np.memmap(self._sig_path, dtype=np.uint32, mode="r", shape=(self.n, self.num_perm))
+        row_bytes = self.num_perm * 4
         parent = np.arange(self.n, dtype=np.int64)
 
         def find(x: int) -> int:
@@ -129,30 +133,39 @@ class NearDupIndex:
                 x = int(parent[x])
             return x
 
-        checked: set[tuple[int, int]] = set()
-        for b in range(self.bands):
-            col = keys[:, b]
-            order = np.argsort(col, kind="stable")
-            sorted_keys = col[order]
-            starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-            ends = np.r_[starts[1:], len(order)]
-            for s, e in zip(starts, ends, strict=True):
-                if e - s < 2:
-                    continue
-                members = np.sort(order[s:e])
-                head = int(members[0])
-                for m in members[1:]:
-                    m = int(m)
-                    if (head, m) in checked or find(head) == find(m):
-                        continue
-                    checked.add((head, m))
-                    if float(np.mean(sigs[head] == sigs[m])) >= self.threshold:
-                        a, c = find(head), find(m)
-                        parent[max(a, c)] = min(a, c)
+        checked: set[int] = set()  # head * n + member: one int per verified pair, not a tuple of two
+        fd = os.open(self._sig_path, os.O_RDONLY)
+        try:
+            def sig(i: int) -> np.ndarray:
+                return np.frombuffer(os.pread(fd, row_bytes, i * row_bytes), dtype=np.uint32)
+
+            for b in range(self.bands):
+                col = np.concatenate([k[:, b] for k in self._keys])
+                order = np.argsort(col, kind="stable")
+                sorted_keys = col[order]
+                del col
+                starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+                ends = np.r_[starts[1:], len(order)]
+                for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1], strict=True):
+                    members = np.sort(order[s:e])
+                    head = int(members[0])
+                    head_sig = None
+                    for m in members[1:]:
+                        m = int(m)
+                        pair = head * self.n + m
+                        if pair in checked or find(head) == find(m):
+                            continue
+                        checked.add(pair)
+                        head_sig = sig(head) if head_sig is None else head_sig
+                        if float(np.mean(head_sig == sig(m))) >= self.threshold:
+                            a, c = find(head), find(m)
+                            parent[max(a, c)] = min(a, c)
+        finally:
+            os.close(fd)
+        self._keys = []
         groups: dict[int, list[int]] = {}
         for i in range(self.n):
             root = find(i)
             if root != i:
                 groups.setdefault(root, [root]).append(i)
-        del sigs
         return sorted(sorted(g) for g in groups.values())

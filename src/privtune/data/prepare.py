@@ -84,7 +84,7 @@ class State:
     ids: dict[str, str] = field(default_factory=dict)  # id -> where (first use)
     labels: list[Any] = field(default_factory=list)
     has_pii: list[bool] = field(default_factory=list)
-    in_keys: list[bytes | None] = field(default_factory=list)  # input hashes, for label conflicts
+    in_keys: list[bytes | None] = field(default_factory=list)  # input hashes (shared with conflicts)
     categories: set[str] = field(default_factory=set)
     redactor_info: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
     tokenizer: dict[str, Any] | None = None
@@ -239,10 +239,8 @@ def _pass1(inputs: list[Path], cfg: PrepareConfig, st: State, spill, near: NearD
             if near is not None:
                 near.add_many([content_text(r.data) for r, *_ in survivors])
             for r, counts, fps, n_tok in survivors:
-                if cfg.quality.enabled and cfg.quality.label_conflicts:
-                    conflicts.add(r.data)
-                key = q.input_key(r.data) if cfg.quality.label_conflicts else None
-                st.in_keys.append(None if key is None else bytes.fromhex(key))  # 49 bytes, not an 81-byte str
+                track = cfg.quality.enabled and cfg.quality.label_conflicts
+                st.in_keys.append(conflicts.add(r.data) if track else None)
                 label = r.data["metadata"].get(cat_field)
                 label = label if isinstance(label, str | int | float | bool) else (
                     None if label is None else json.dumps(label))
@@ -316,7 +314,7 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
 
     n = len(st.labels)
     conflicts = st.conflicts
-    conflicted = [k is not None and conflicts.conflicting_key(k.hex()) for k in st.in_keys]
+    conflicted = [k is not None and conflicts.conflicting_key(k) for k in st.in_keys]
     st.in_keys = []
     clusters = near.clusters() if near is not None else []
     near_drop: dict[int, int] = {}  # dropped index -> kept index

@@ -47,18 +47,19 @@ def output_of(record: dict[str, Any]) -> str | None:
     return msgs[-1]["content"] if msgs and msgs[-1]["role"] == "assistant" else None
 
 
-def input_key(record: dict[str, Any]) -> str | None:
-    """Hash of the normalised input (every message but the target); None for raw text."""
+def input_key(record: dict[str, Any]) -> bytes | None:
+    """16-byte hash of the normalised input (every message but the target); None for raw text. Bytes, not hex:
+    prepare keeps one per record, and at a million records a 49-byte object instead of an 81-byte str counts."""
     msgs = record.get("messages") or []
     if not msgs:
         return None
     head = msgs if "chosen" in record else msgs[:-1]
     blob = "\x1e".join(f"{m['role']}\x1f{normalise_text(m['content'])}" for m in head)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(blob.encode("utf-8")).digest()[:16]
 
 
-def output_key(record: dict[str, Any]) -> str:
-    return hashlib.sha256(normalise_text(output_of(record) or "").encode("utf-8")).hexdigest()[:32]
+def output_key(record: dict[str, Any]) -> bytes:
+    return hashlib.sha256(normalise_text(output_of(record) or "").encode("utf-8")).digest()[:16]
 
 
 def noise_ratio(text: str) -> float:
@@ -129,25 +130,28 @@ def token_counter(base: str | None):
 class ConflictTracker:
     """Same normalised input, different outputs: remembers one output hash per input (constant per record)."""
 
-    CONFLICT = "!"
+    CONFLICT = b""
 
     def __init__(self) -> None:
-        self._seen: dict[str, str] = {}
+        self._seen: dict[bytes, bytes] = {}
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: dict[str, Any]) -> bytes | None:
+        """Remember the record; returns its input key (for a new input the very object the dict holds, so a
+        caller keeping it pays for a pointer only)."""
         key = input_key(record)
         if key is None or output_of(record) is None:
-            return
+            return key
         out = output_key(record)
         prev = self._seen.setdefault(key, out)
         if prev != out:
             self._seen[key] = self.CONFLICT
+        return key
 
     def conflicting(self, record: dict[str, Any]) -> bool:
         key = input_key(record)
         return key is not None and self.conflicting_key(key)
 
-    def conflicting_key(self, key: str) -> bool:
+    def conflicting_key(self, key: bytes) -> bool:
         return self._seen.get(key) == self.CONFLICT
 
     @property
