@@ -2,7 +2,8 @@
 
 Records are short support tickets (system prompt, a user message with a name, an email, a phone number and
 an account number, a label as the answer), mostly unique. Peak RSS is the prepare process's own maximum
-(ru_maxrss) plus the largest worker's (RUSAGE_CHILDREN), measured after the run.
+(ru_maxrss) plus the largest worker's (RUSAGE_CHILDREN), measured after the run; peak_pss_sum_mib is the largest
+sum of PSS over the prepare process and its workers (sampled every 5 s), the whole job's footprint.
 
     .venv/bin/python bench/prepare_scale.py --n 100000 --workers 2
     .venv/bin/python bench/prepare_scale.py --n 1000000 --no-redact      # the memory bound, without redaction
@@ -53,6 +54,24 @@ def write_input(path: Path, n: int, seed: int = 0) -> None:
             fh.write(json.dumps(rec) + "\n")
 
 
+def pss_with_children() -> int:
+    """Bytes of proportional set size of this process plus its worker processes. RSS summed over processes
+    counts the pages forked workers still share with their parent (spaCy, Python, libraries) once per process;
+    PSS splits each shared page between its sharers, so the sum is what the machine actually holds."""
+    pids = [os.getpid()]
+    for children in Path("/proc/self/task").glob("*/children"):
+        pids += [int(x) for x in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:  # a worker that just exited
+            continue
+    return total
+
+
 def run_one(n: int, workers: int, redact: bool, near: bool, out_json: Path) -> dict:
     """In this process: prepare N records, report timing and peak memory."""
     from privtune.config import PrepareConfig
@@ -66,12 +85,17 @@ def run_one(n: int, workers: int, redact: bool, near: bool, out_json: Path) -> d
         cfg = PrepareConfig(redact={"enabled": redact, "workers": workers}, dedup={"near": near})
         t0 = time.perf_counter()
         samples: list[tuple[float, int]] = []
+        pss_peak = [0]
         done = threading.Event()
 
         def sample() -> None:  # this process's RSS every second: where in the run the peak is
+            tick = 0
             while not done.wait(1.0):
                 with open("/proc/self/statm") as fh:
                     samples.append((time.perf_counter() - t0, int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")))
+                tick += 1
+                if tick % 5 == 0:  # smaps_rollup walks every mapping: every 5 s is enough
+                    pss_peak[0] = max(pss_peak[0], pss_with_children())
 
         if os.path.exists("/proc/self/statm"):
             threading.Thread(target=sample, daemon=True).start()
@@ -83,7 +107,8 @@ def run_one(n: int, workers: int, redact: bool, near: bool, out_json: Path) -> d
     c = manifest["counts"]
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "n": n, "workers": workers, "redact": redact, "near_dedup": near,
               "seconds": round(secs, 1), "records_per_s": round(n / secs, 1), "peak_rss_mib": round(self_kb / 1024),
-              "peak_worker_rss_mib": round(child_kb / 1024), "input_gen_s": round(gen_s, 1),
+              "peak_worker_rss_mib": round(child_kb / 1024), "peak_pss_sum_mib": round(pss_peak[0] / 2**20),
+              "input_gen_s": round(gen_s, 1),
               "counts": {k: c[k] for k in ("train", "val", "test", "rejected", "duplicates", "near_duplicates")},
               "cpu_count": os.cpu_count(), "loadavg_end": round(os.getloadavg()[0], 2),
               # main-process RSS (MiB) at each tenth of the run

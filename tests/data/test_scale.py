@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
+
 import pytest
 from data_helpers import ticket, write_jsonl
 
@@ -45,3 +49,33 @@ def test_chunk_size_does_not_change_the_dataset(tmp_path):
     prepare([src], tmp_path / "big", PrepareConfig(chunk_records=4096))
     prepare([src], tmp_path / "small", PrepareConfig(chunk_records=5))
     _same_outputs(tmp_path / "big", tmp_path / "small")
+
+
+def _scratch_dir(caplog) -> Path:
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scratch (spill")]
+    assert len(lines) == 1
+    return Path(lines[0].split(": ", 1)[1])
+
+
+def test_spill_is_on_disk_without_a_key_and_in_ram_only_with_one(tmp_path, monkeypatch, caplog):
+    """Unencrypted outputs are plaintext on disk anyway, so the spill must not cost RAM as tmpfs; with a key the
+    plaintext spill must stay off persistent disk."""
+    from privtune.registry import crypto
+
+    monkeypatch.delenv("PRIVTUNE_PLAINTEXT_DIR", raising=False)
+    src = _tickets(tmp_path)
+    cfg = PrepareConfig(redact={"enabled": False})
+    with caplog.at_level(logging.INFO, logger="privtune.data"):
+        prepare([src], tmp_path / "plain", cfg)
+    assert _scratch_dir(caplog).parent == Path(os.environ["PRIVTUNE_HOME"]) / "tmp"
+    assert not _scratch_dir(caplog).exists()  # wiped
+
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK | os.X_OK)):
+        pytest.skip("no writable /dev/shm here")
+    caplog.clear()
+    crypto.keygen(tmp_path / "keys" / "data.key")
+    monkeypatch.setenv(crypto.KEY_ENV, str(tmp_path / "keys" / "data.key"))
+    with caplog.at_level(logging.INFO, logger="privtune.data"):
+        prepare([src], tmp_path / "sealed", cfg)
+    assert _scratch_dir(caplog).parent == shm

@@ -291,7 +291,12 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]
     _check_out(out)
     st = State()
     need = sum(p.stat().st_size for p in inputs if p.is_file()) * 2
-    with crypto.private_tmpdir("privtune-prepare-", need_bytes=need) as scratch:
+    # The spill holds the records as they will be written (redacted when redaction is on). Unencrypted outputs
+    # are that same plaintext on disk, so the spill goes to disk too: on tmpfs it held ~1.4 GB of RAM at 1M short
+    # records. Encrypted outputs must never have a plaintext copy on disk: tmpfs then, as before.
+    in_memory = crypto.configured_key() is not None
+    with crypto.private_tmpdir("privtune-prepare-", need_bytes=need, in_memory=in_memory) as scratch:
+        log.info("scratch (spill, MinHash signatures): %s", scratch)
         near = (NearDupIndex(cfg.dedup.threshold, cfg.dedup.ngram, cfg.dedup.num_perm, scratch / "minhash.bin")
                 if cfg.dedup.near else None)
         with open(scratch / "spill.jsonl", "w", encoding="utf-8") as spill:

@@ -281,14 +281,14 @@ def sha256_dir_plaintext(path: str | Path, key: Key | None = None) -> str:
 SHM_HEADROOM = 512 << 20
 
 
-def _plaintext_parent(need_bytes: int = 0) -> Path:
+def _plaintext_parent(need_bytes: int = 0, in_memory: bool = True) -> Path:
     """tmpfs (never persistent disk) when it has room; containers often cap /dev/shm at 64 MiB."""
     override = os.environ.get("PRIVTUNE_PLAINTEXT_DIR")
     if override:
         return fsio.ensure_private_dir(Path(override).expanduser())
     shm = Path("/dev/shm")
     with contextlib.suppress(OSError):
-        if os.access(shm, os.W_OK | os.X_OK) and shutil.disk_usage(shm).free > need_bytes + SHM_HEADROOM:
+        if in_memory and os.access(shm, os.W_OK | os.X_OK) and shutil.disk_usage(shm).free > need_bytes + SHM_HEADROOM:
             return shm
     return fsio.ensure_private_dir(privtune_home() / "tmp")
 
@@ -310,9 +310,11 @@ def wipe_tree(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def private_tmpdir(prefix: str = "privtune-plain-", need_bytes: int = 0) -> Iterator[Path]:
-    """A 0700 scratch dir for plaintext (tmpfs when it has room); wiped on exit, error or not."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=_plaintext_parent(need_bytes)))
+def private_tmpdir(prefix: str = "privtune-plain-", need_bytes: int = 0, in_memory: bool = True) -> Iterator[Path]:
+    """A 0700 scratch dir for plaintext (tmpfs when it has room); wiped on exit, error or not. `in_memory=False`
+    puts it under PRIVTUNE_HOME/tmp: for scratch no more sensitive than the plaintext outputs it turns into,
+    where tmpfs would only spend RAM (tmpfs pages are memory)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=_plaintext_parent(need_bytes, in_memory)))
     os.chmod(tmp, fsio.DIR_MODE)
     try:
         yield tmp
