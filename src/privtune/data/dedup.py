@@ -146,7 +146,8 @@ class NearDupIndex:
                 del col
                 starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
                 ends = np.r_[starts[1:], len(order)]
-                for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1], strict=True):
+                shared = ends - starts > 1  # buckets with a candidate pair
+                for s, e in zip(starts[shared], ends[shared], strict=True):
                     members = np.sort(order[s:e])
                     head = int(members[0])
                     head_sig = None

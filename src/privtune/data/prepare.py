@@ -196,6 +196,7 @@ def _pass1(inputs: list[Path], cfg: PrepareConfig, st: State, spill, near: NearD
         count_tokens = q.token_counter(cfg.base)
         st.tokenizer = count_tokens.base  # type: ignore[attr-defined]
     conflicts = st.conflicts
+    track_conflicts = cfg.quality.enabled and cfg.quality.label_conflicts
     cat_field = cfg.split.stratify_by or "category"
     try:
         for chunk in _chunks(_stream_records(inputs, cfg, st), cfg.chunk_records):
@@ -239,8 +240,7 @@ def _pass1(inputs: list[Path], cfg: PrepareConfig, st: State, spill, near: NearD
             if near is not None:
                 near.add_many([content_text(r.data) for r, *_ in survivors])
             for r, counts, fps, n_tok in survivors:
-                track = cfg.quality.enabled and cfg.quality.label_conflicts
-                st.in_keys.append(conflicts.add(r.data) if track else None)
+                st.in_keys.append(conflicts.add(r.data) if track_conflicts else None)
                 label = r.data["metadata"].get(cat_field)
                 label = label if isinstance(label, str | int | float | bool) else (
                     None if label is None else json.dumps(label))
@@ -294,8 +294,8 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]
     # The spill holds the records as they will be written (redacted when redaction is on). Unencrypted outputs
     # are that same plaintext on disk, so the spill goes to disk too: on tmpfs it held ~1.4 GB of RAM at 1M short
     # records. Encrypted outputs must never have a plaintext copy on disk: tmpfs then, as before.
-    in_memory = crypto.configured_key() is not None
-    with crypto.private_tmpdir("privtune-prepare-", need_bytes=need, in_memory=in_memory) as scratch:
+    key = crypto.configured_key()
+    with crypto.private_tmpdir("privtune-prepare-", need_bytes=need, in_memory=key is not None) as scratch:
         log.info("scratch (spill, MinHash signatures): %s", scratch)
         near = (NearDupIndex(cfg.dedup.threshold, cfg.dedup.ngram, cfg.dedup.num_perm, scratch / "minhash.bin")
                 if cfg.dedup.near else None)
@@ -308,11 +308,11 @@ def prepare(inputs: list[Path], out: Path, cfg: PrepareConfig) -> dict[str, Any]
                                  + ", ".join(f"{k}={v}" for k, v in reasons.most_common()) + ")", where=str(inputs[0]))
             raise InputError(f"no records left after dedup and quality gates ({len(st.rejections)} rejected, "
                              f"{st.duplicates} duplicates)", where=str(inputs[0]))
-        return _pass2(inputs, out, cfg, st, scratch / "spill.jsonl", near)
+        return _pass2(inputs, out, cfg, st, scratch / "spill.jsonl", near, key)
 
 
 def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_path: Path,
-           near: NearDupIndex | None) -> dict[str, Any]:
+           near: NearDupIndex | None, key: Any) -> dict[str, Any]:  # key: crypto.Key or None
     from privtune.forget import SUBJECT_INDEX, subject_index_line
     from privtune.registry import crypto, hooks
     from privtune.registry.store import record_dataset
@@ -344,7 +344,6 @@ def _pass2(inputs: list[Path], out: Path, cfg: PrepareConfig, st: State, spill_p
     review_idx = {final[j] for j in review}
     weights = _weights([st.labels[i] for i in final if assignment[i] == "train"], cfg)
 
-    key = crypto.configured_key()
     cat_field = cfg.split.stratify_by or "category"
     counts_by_cat = {s: Counter() for s in SPLITS}
     split_n = Counter()
