@@ -6,6 +6,8 @@ Sources (each scored separately; `unseen` = every source but the generator):
 - gretel: ../shared/data/gretel_pii_samples, notes with the patient's name/email/phone columns located in the
   note text (labels derived; names of other people in a note are unlabelled, so they count against precision).
 - wnut17: ../shared/data/wnut17_ner dev + test, person spans from the BIO tags (noisy user text).
+- benign: banking77 test + clinc150 test customer messages (no PII labels): not in precision/recall; reported
+  as identifier/secret detections per 1,000 documents, which are nearly all false alarms.
 
 Metrics: precision (predicted spans overlapping a gold span / predicted spans), span recall (gold spans with
 >= 50% of their characters covered by any prediction), char recall, F2 (precision, span recall). For a source
@@ -90,6 +92,19 @@ TEMPLATES = [
     "Appointment for {PERSON}, DOB {DATE_OF_BIRTH}, MRN {MEDICAL_RECORD}.",
     "I spoke to {PERSON} yesterday and she confirmed the refund.",
     "Please ask {PERSON} to sign the form.",
+    "The CVV is {CREDIT_CARD} if you need it for the refund.",
+    "Send the refund in bitcoin to {CRYPTO}, not to my card.",
+    "my wallet: {CRYPTO}",
+    "The VIN is {VEHICLE_ID} on the claim form.",
+    "Damage report for {VEHICLE_ID}, rear bumper.",
+    "A car with licence plate {VEHICLE_ID} was parked in the client bay.",
+    "Stolen handset, IMEI {DEVICE_ID}, please block it.",
+    "The tracker last put her at {GPS_COORDINATES} around 9pm.",
+    "Location: {GPS_COORDINATES}",
+    "Prescriber DEA {MEDICAL_LICENSE} signed the script.",
+    "Codice fiscale {NATIONAL_ID} per la pratica.",
+    "DNI/NIE {NATIONAL_ID} adjunto al expediente.",
+    "Henkilötunnus {NATIONAL_ID} on hakemuksessa.",
     "The fee was charged twice this month and I want it reversed.",
     "Why is my transfer still pending after three days?",
     "Can you raise my daily limit for the weekend?",
@@ -111,6 +126,49 @@ def _nhs(rng: random.Random) -> str:
             return f"{s[:3]} {s[3:6]} {s[6:]}"
 
 
+def _luhn_complete(body: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_checksum(hrp: str, data: list[int]) -> list[int]:
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + data + [0] * 6:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    chk ^= 1
+    return [(chk >> 5 * (5 - i)) & 31 for i in range(6)]
+
+
+def _crypto_address(rng: random.Random) -> str:
+    """A well-formed (checksummed) legacy or SegWit bitcoin address, or an Ethereum-style 0x account."""
+    import hashlib
+
+    pick = rng.randrange(3)
+    if pick == 0:
+        payload = bytes([rng.choice([0, 5])]) + rng.randbytes(20)
+        raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+        n, out = int.from_bytes(raw, "big"), ""
+        while n:
+            n, r = divmod(n, 58)
+            out = _B58[r] + out
+        return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+    if pick == 1:
+        data = [0] + [rng.randrange(32) for _ in range(32)]  # witness v0, 20-byte program in 5-bit groups
+        return "bc1" + "".join(_BECH32[d] for d in data + _bech32_checksum("bc", data))
+    return "0x" + rng.randbytes(20).hex()
+
+
 def _value(kind: str, fake, rng: random.Random, template: str) -> str:
     if kind == "PERSON":
         style = rng.random()
@@ -122,6 +180,12 @@ def _value(kind: str, fake, rng: random.Random, template: str) -> str:
     if kind == "STREET_ADDRESS":
         return fake.address() if rng.random() < 0.6 else fake.street_address()
     if kind == "NATIONAL_ID":
+        for cue, locale, method in (("Codice", "it_IT", "ssn"), ("DNI", "es_ES", "nif"), ("Henkil", "fi_FI", "ssn")):
+            if cue in template:
+                from faker import Faker
+                other = Faker(locale)
+                other.seed_instance(rng.randrange(1 << 30))
+                return other.nie() if cue == "DNI" and rng.random() < 0.5 else getattr(other, method)()
         if "Aadhaar" in template:
             from faker import Faker
             return Faker("en_IN").aadhaar_id()
@@ -144,6 +208,29 @@ def _value(kind: str, fake, rng: random.Random, template: str) -> str:
     }
     if kind in simple:
         return simple[kind]()
+    if kind == "CREDIT_CARD" and "CVV" in template:
+        return _digits(rng, rng.choice([3, 3, 4]))
+    if kind == "CRYPTO":
+        return _crypto_address(rng)
+    if kind == "VEHICLE_ID":
+        return fake.license_plate() if "plate" in template else us.vin()
+    if kind == "DEVICE_ID":
+        imei = _luhn_complete(rng.choice(["35", "86", "49", "01"]) + _digits(rng, 12))
+        return imei if rng.random() < 0.6 else f"{imei[:2]}-{imei[2:8]}-{imei[8:14]}-{imei[14]}"
+    if kind == "GPS_COORDINATES":
+        lat, lon = float(us.latitude()), float(us.longitude())
+        style = rng.randrange(3)
+        if style == 0:
+            return f"{lat:.{rng.randint(4, 6)}f}, {lon:.{rng.randint(4, 6)}f}"
+        if style == 1:
+            return f"{abs(lat):.4f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.4f}° {'E' if lon >= 0 else 'W'}"
+        d, m, sec = int(abs(lat)), int(abs(lat) * 60) % 60, int(abs(lat) * 3600) % 60
+        d2, m2, sec2 = int(abs(lon)), int(abs(lon) * 60) % 60, int(abs(lon) * 3600) % 60
+        return f"{d}°{m}′{sec}″{'N' if lat >= 0 else 'S'} {d2}°{m2}′{sec2}″{'E' if lon >= 0 else 'W'}"
+    if kind == "MEDICAL_LICENSE":
+        body = [rng.randrange(10) for _ in range(6)]
+        check = (body[0] + body[2] + body[4] + 2 * (body[1] + body[3] + body[5])) % 10
+        return rng.choice("ABFGM") + rng.choice(string.ascii_uppercase) + "".join(map(str, body)) + str(check)
     if kind == "US_BANK_NUMBER":
         return _digits(rng, rng.randint(8, 12))
     if kind == "SORT_CODE":
@@ -195,7 +282,8 @@ def generated_docs(n: int, seed: int = 7) -> list[dict]:
             text += value
             last = m.end()
         text += template[last:]
-        noise = rng.choice(NOISE)
+        # a pasted wallet address is never retyped in another case (that would be another, invalid string)
+        noise = "asis" if "{CRYPTO}" in template else rng.choice(NOISE)
         text = text.lower() if noise == "lower" else text.upper() if noise == "upper" else text
         docs.append({"source": "generator", "text": text, "gold": spans, "noise": noise, "locale": loc})
     return docs
@@ -272,6 +360,35 @@ def wnut_docs() -> list[dict]:
             docs.append({"source": "wnut17", "text": text, "gold": [(s, e, "PERSON") for s, e in gold]})
             tokens = []
     return docs
+
+
+def benign_docs() -> list[dict]:
+    """Customer messages from two public intent datasets (banking77 test, clinc150 test): no labelled PII, the
+    wording of bank and assistant tickets. Identifier and secret detections here are (nearly all) false alarms
+    that would rewrite a ticket's meaning ("my PIN is [PASSWORD]")."""
+    docs = []
+    with open(SHARED / "banking77" / "test.csv", newline="", encoding="utf-8") as fh:
+        docs += [{"source": "benign", "text": row["text"], "gold": []} for row in csv.DictReader(fh)]
+    clinc = json.loads((SHARED / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
+    docs += [{"source": "benign", "text": text, "gold": []} for text, _ in clinc["test"]]
+    return docs
+
+
+NER_TYPES = {"PERSON", "LOCATION", "NRP", "DATE_TIME", "ORGANIZATION"}
+
+
+def benign_rate(preds: list[list[tuple[int, int, str]]]) -> dict:
+    """Identifier/secret detections (every type but the NER ones) on PII-free text, per 1,000 documents."""
+    by_type: dict[str, int] = defaultdict(int)
+    flagged = 0
+    for pred in preds:
+        ids = [t for _, _, t in pred if t not in NER_TYPES]
+        flagged += bool(ids)
+        for t in ids:
+            by_type[t] += 1
+    n = len(preds)
+    return {"docs": n, "docs_flagged": flagged, "per_1000_docs": round(1000 * sum(by_type.values()) / n, 2),
+            "by_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1]))}
 
 
 SCORED_TYPES = {"gretel": {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"}, "wnut17": {"PERSON"}}
@@ -364,7 +481,7 @@ def main() -> int:
     offline.go_offline()
     docs = generated_docs(args.n_generated)
     if SHARED.is_dir():
-        docs += gretel_docs() + wnut_docs()
+        docs += gretel_docs() + wnut_docs() + benign_docs()
     else:
         print("../shared/data not found: generator only", file=sys.stderr)
     texts = [d["text"] for d in docs]
@@ -385,8 +502,11 @@ def main() -> int:
             seconds = run_privtune.seconds
         entry = {"seconds": round(seconds, 2), "docs_per_s": round(len(docs) / seconds, 1)}
         for src in sources + ["unseen", "all"]:
-            idx = [i for i, d in enumerate(docs) if src == "all" or d["source"] == src
-                   or (src == "unseen" and d["source"] != "generator")]
+            if src == "benign":
+                entry["benign"] = benign_rate([p for p, d in zip(preds, docs, strict=True) if d["source"] == "benign"])
+                continue
+            idx = [i for i, d in enumerate(docs) if d["source"] != "benign" and (
+                src == "all" or d["source"] == src or (src == "unseen" and d["source"] != "generator"))]
             if idx:
                 entry[src] = score([docs[i] for i in idx], [preds[i] for i in idx])
         report["engines"][name] = entry
@@ -403,11 +523,19 @@ def markdown(report: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for name, e in report["engines"].items():
         for src, m in e.items():
-            if isinstance(m, dict):
+            if isinstance(m, dict) and "gold_spans" in m:
                 lines.append(f"| {name} | {src} | {m['docs']} | {m['gold_spans']} | {m['precision']:.3f} | "
                              f"{m['span_recall']:.3f} | {m['char_recall']:.3f} | {m['f2']:.3f} |")
     lines += ["", "| engine | docs/s | seconds |", "|---|---|---|"]
     lines += [f"| {n} | {e['docs_per_s']} | {e['seconds']} |" for n, e in report["engines"].items()]
+    if any("benign" in e for e in report["engines"].values()):
+        lines += ["", "Identifier/secret detections on PII-free customer messages (banking77 + clinc150 test):", "",
+                  "| engine | docs | docs flagged | per 1,000 docs | top types |", "|---|---|---|---|---|"]
+        for n, e in report["engines"].items():
+            b = e.get("benign")
+            if b:
+                top = ", ".join(f"{t} {c}" for t, c in list(b["by_type"].items())[:5])
+                lines.append(f"| {n} | {b['docs']} | {b['docs_flagged']} | {b['per_1000_docs']} | {top} |")
     types = sorted({t for e in report["engines"].values() for t in e.get("all", {}).get("recall_by_type", {})})
     names = list(report["engines"])
     lines += ["", "Span recall by entity type (all sources):", "",

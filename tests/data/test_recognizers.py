@@ -31,6 +31,54 @@ def test_checksums_accept_valid_and_reject_altered_numbers():
     assert R.looks_secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY") and not R.looks_secret("aaaaaaaaaaaaaaaaaaaa")
 
 
+def _altered(value: str, i: int) -> str:
+    i %= len(value)
+    ch = value[i]
+    if ch.isdigit():
+        alt = "0123456789"[(int(ch) + 1) % 10]
+    else:  # same case, so only the checksum can reject it ("a"/"c" are bech32 characters)
+        alt = ("c" if ch == "a" else "a") if ch.islower() else ("B" if ch == "A" else "A")
+    return value[:i] + alt + value[i + 1:]
+
+
+@pytest.mark.parametrize(("check", "valid"), [
+    # published examples: the genesis-block address, a P2SH, a SegWit v0 and a Taproot (bech32m) address
+    (R.base58check_ok, "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"),
+    (R.base58check_ok, "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy"),
+    (R.bech32_ok, "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"),
+    (R.bech32_ok, "bc1p5d7rjq7g6rdk2yhzks9smlaqtedr4dekq08ge8ztwac72sfr9rusxg3297"),
+    (R.vin_ok, "1M8GDM9AXKP042788"),  # check digit X
+    (R.imei_ok, "490154203237518"),
+    (R.codice_fiscale_ok, "RSSMRA85T10A562S"),
+    (R.dni_ok, "12345678Z"), (R.dni_ok, "X1234567L"),
+    (R.nric_ok, "S1234567D"), (R.nric_ok, "T0123456G"),
+    (R.hetu_ok, "131052-308T"),
+    (R.dea_ok, "AB1234563"),
+])
+def test_new_checksums_accept_published_examples_and_reject_one_changed_character(check, valid):
+    assert check(valid)
+    position = 9 if check in (R.base58check_ok, R.bech32_ok) else -1
+    assert not check(_altered(valid, position)), _altered(valid, position)
+
+
+@pytest.mark.parametrize(("locale", "method", "check"), [
+    ("it_IT", "ssn", R.codice_fiscale_ok), ("es_ES", "nif", R.dni_ok), ("es_ES", "nie", R.dni_ok),
+    ("fi_FI", "ssn", R.hetu_ok), ("en_US", "vin", R.vin_ok),
+])
+def test_checksums_agree_with_fakers_independent_generators(locale, method, check):
+    from faker import Faker
+
+    fake = Faker(locale)
+    fake.seed_instance(3)
+    values = [getattr(fake, method)() for _ in range(200)]
+    assert all(check(v) for v in values), [v for v in values if not check(v)][:3]
+
+
+def test_a_15_digit_luhn_number_is_a_card_only_with_a_15_digit_brand_prefix():
+    assert R.card_ok("378282246310005")  # Amex test number
+    assert not R.card_ok("490154203237518") and R.imei_ok("490154203237518")  # an IMEI, not a card
+
+
 CASES = [
     ("Ship it to 841 6th St, Boston", "841 6th St", "STREET_ADDRESS"),
     ("Send to:\n0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "0175 Williams Summit Apt. 282\nNorth Sarah, "
@@ -82,6 +130,29 @@ CASES = [
     ("Kind regards,\nAmara Nwosu", "Amara Nwosu", "PERSON"),
     ("Eleanor reported chest pain after exertion.", "Eleanor", "PERSON"),  # a lone first name
     ("omg poor emily , get well soon", "emily", "PERSON"),  # chat drops capitals
+    ("the new PIN is 8841 ok", "8841", "PASSWORD"),
+    ("login: jdoe cannot get in", "jdoe", "USERNAME"),
+    ("CVV 123 on the back", "123", "CREDIT_CARD"),
+    ("SWIFT code DEUTDEFF500 for the transfer", "DEUTDEFF500", "ROUTING_NUMBER"),
+    ("Send 0.1 BTC to 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa today", "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "CRYPTO"),
+    ("wallet bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq please", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "CRYPTO"),
+    ("my eth address is 0x52908400098527886E0F7030069857D2E4169EE7.", "0x52908400098527886E0F7030069857D2E4169EE7",
+     "CRYPTO"),
+    ("the car 1M8GDM9AXKP042788 is red", "1M8GDM9AXKP042788", "VEHICLE_ID"),  # valid check digit, no cue
+    ("vin: WVWZZZ1JZXW000001 (EU, no check digit)", "WVWZZZ1JZXW000001", "VEHICLE_ID"),
+    ("licence plate AB12 CDE was seen leaving", "AB12 CDE", "VEHICLE_ID"),
+    ("IMEI 49-015420-323751-8 is blocked", "49-015420-323751-8", "DEVICE_ID"),
+    ("my phone 490154203237518 was stolen", "490154203237518", "DEVICE_ID"),
+    ("advertising id 3f2504e0-4f89-11d3-9a0c-0305e82c3301 on record", "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+     "DEVICE_ID"),
+    ("Last seen at 40.7128, -74.0060 near the office", "40.7128, -74.0060", "GPS_COORDINATES"),
+    ("pinned 51.5074° N, 0.1278° W", "51.5074° N, 0.1278° W", "GPS_COORDINATES"),
+    ("40°26′46″N 79°58′56″W is the spot", "40°26′46″N 79°58′56″W", "GPS_COORDINATES"),
+    ("RSSMRA85T10A562S on file", "RSSMRA85T10A562S", "NATIONAL_ID"),  # codice fiscale, checksum only
+    ("12345678Z in the record", "12345678Z", "NATIONAL_ID"),  # DNI letter holds
+    ("NRIC S1234567D", "S1234567D", "NATIONAL_ID"),
+    ("HETU 131052-308T", "131052-308T", "NATIONAL_ID"),
+    ("DEA number AB1234563 on the script", "AB1234563", "MEDICAL_LICENSE"),
 ]
 
 
@@ -101,6 +172,17 @@ def test_each_entity_type_is_found_with_its_label(text, value, entity):
     "Meet me @ home after the shift, @ the office otherwise.",
     "Patient reported pain; edit the line on the server.",
     "we drew up a frank summary and will sue if the penny does not drop",  # names that are also words
+    "the prices were 12.50, 13.75 and 9.99; pi and e are 3.14159, 2.71828",  # decimal pairs without a place cue
+    "Order AB1234564 shipped, invoice 12345678A paid",  # DEA and DNI shapes whose check fails
+    "build 1M8GDM9A1KP042788 failed",  # VIN shape, wrong check digit, no cue
+    "serial 12-lead ECGs and a blood agar plate 4B were ordered",  # "serial"/"plate" alone are not cues
+    "i ' m leaving for # BeautyAndTheBeast : D",  # 17 letters after "leaving" (which holds "vin")
+    # bank-ticket wording around PINs, logins and flights ("is/was" + an ordinary word is not a secret)
+    "My card PIN is blocked after three wrong tries and the passcode was rejected.",
+    "I typed my pin to many times, is my PIN correct… or not?",
+    "The login screen says my handle settings changed; can you handle top-ups?",
+    "Is luggage included on flight dl4410 to Oslo?",
+    "Travelling abroad, I must change my PIN ASAP.",
 ])
 def test_look_alikes_are_not_redacted(text):
     assert _found(text) == []

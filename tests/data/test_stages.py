@@ -100,6 +100,19 @@ def test_pseudonyms_are_consistent_realistic_and_keyed(tmp_path, monkeypatch):
         Redactor(RedactConfig(operator="pseudonym"))
 
 
+def test_pseudonyms_for_coordinates_are_real_places_and_ids_keep_their_shape():
+    from privtune.data.pseudonym import Pseudonymizer
+
+    p = Pseudonymizer(bytes(range(32)))
+    for original in ("40.7128, -74.0060", "40°26′46″N 79°58′56″W"):
+        fake = p.value("GPS_COORDINATES", original)
+        lat, lon = (float(x) for x in fake.split(", "))
+        assert abs(lat) <= 90 and abs(lon) <= 180 and fake != original
+        assert p.value("GPS_COORDINATES", original) == fake  # consistent
+    vin = p.value("VEHICLE_ID", "1M8GDM9AXKP042788")
+    assert len(vin) == 17 and vin != "1M8GDM9AXKP042788" and vin.isalnum()
+
+
 def test_drop_operator_rejects_records_with_pii(tmp_path):
     rows = [_chat(f"My name is {PEOPLE[i % 5][0]}. {_filler(i)}", "card_lost", "card_lost") for i in range(4)]
     rows += [_chat(f"No personal data here. {_filler(i)}", "card_lost", "card_lost") for i in range(4, 10)]

@@ -6,8 +6,9 @@ Each rule yields `Span`s with a score; the redactor keeps spans at or above `sco
 weak pattern (score 0.3) only counts when a context word lifts it (+0.4).
 
 Design choices worth knowing:
-- a value that carries a checksum (card/Luhn, IBAN/mod-97, ABA routing, Aadhaar/Verhoeff, NHS/mod-11) is only
-  reported when the checksum holds, unless a context word ("card", "IBAN", "NHS") introduces it;
+- a value that carries a checksum (card/Luhn, IBAN/mod-97, ABA routing, Aadhaar/Verhoeff, NHS/mod-11, bitcoin
+  base58check/bech32, VIN, IMEI, codice fiscale, DNI/NIE, NRIC, HETU, DEA) is only reported when the checksum
+  holds, unless a context word ("card", "IBAN", "NHS", "VIN") introduces it;
 - identifiers without a checksum (passport, licence, MRN, insurance, employee and customer ids, passwords)
   need their context word: on their own they are indistinguishable from order numbers;
 - names: titles ("Dr. Rosa Fernandez"), cues ("my name is"), and a gazetteer of first/last names (Faker's
@@ -139,6 +140,129 @@ def has_digit(value: str) -> bool:
     return any(ch.isdigit() for ch in value)
 
 
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58check_ok(value: str) -> bool:
+    """Bitcoin/Litecoin legacy address: base58 of version + 20-byte hash + 4 bytes of double SHA-256."""
+    import hashlib
+
+    n = 0
+    for ch in value:
+        i = _B58.find(ch)
+        if i < 0:
+            return False
+        n = n * 58 + i
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    raw = b"\0" * (len(value) - len(value.lstrip("1"))) + raw
+    if len(raw) != 25:
+        return False
+    return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+
+
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def bech32_ok(value: str) -> bool:
+    """SegWit address (BIP-173 bech32 or BIP-350 bech32m): the 6-character BCH checksum holds."""
+    if value.lower() != value and value.upper() != value:
+        return False
+    hrp, _, data = value.lower().rpartition("1")
+    if not hrp or len(data) < 6 or any(ch not in _BECH32 for ch in data):
+        return False
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_BECH32.index(c) for c in data]:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk in (1, 0x2BC830A3)
+
+
+_VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
+               **dict(zip("JKLMN", range(1, 6), strict=True)), "P": 7, "R": 9,
+               **dict(zip("STUVWXYZ", range(2, 10), strict=True))}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def vin_ok(value: str) -> bool:
+    """North-American VIN check digit (position 9, ISO 3779 transliteration, 'X' for 10)."""
+    value = value.upper()
+    if len(value) != 17 or not has_digit(value) or not any(ch.isalpha() for ch in value):
+        return False
+    try:
+        total = sum(_VIN_VALUES[ch] * w for ch, w in zip(value, _VIN_WEIGHTS, strict=True))
+    except KeyError:
+        return False
+    check = total % 11
+    return value[8] == ("X" if check == 10 else str(check))
+
+
+def card_ok(value: str) -> bool:
+    """Luhn, and a 15-digit number must carry a 15-digit brand's prefix (Amex 34/37, UATP 1, JCB 2131/1800):
+    other 15-digit Luhn numbers are device IMEIs."""
+    ds = digits(value)
+    return luhn_ok(ds) and (len(ds) != 15 or ds.startswith(("34", "37", "1", "2131")))
+
+
+def imei_ok(value: str) -> bool:
+    ds = digits(value)
+    return len(ds) == 15 and luhn_ok(ds)
+
+
+def coordinates_ok(value: str) -> bool:
+    """A decimal latitude, longitude pair in range (hemisphere letters allowed)."""
+    nums = re.findall(r"[-+]?\d+(?:\.\d+)?", value)
+    return len(nums) == 2 and abs(float(nums[0])) <= 90 and abs(float(nums[1])) <= 180
+
+
+_CF_ODD = dict(zip("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                   (1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8,
+                    12, 14, 16, 10, 22, 25, 24, 23), strict=True))
+
+
+def codice_fiscale_ok(value: str) -> bool:
+    """Italian tax code: the 16th letter is the weighted sum of the first 15 mod 26."""
+    v = value.upper()
+    if len(v) != 16:
+        return False
+    total = sum(_CF_ODD[ch] if i % 2 == 0 else (int(ch) if ch.isdigit() else ord(ch) - 65)
+                for i, ch in enumerate(v[:15]))
+    return v[15] == chr(65 + total % 26)
+
+
+def dni_ok(value: str) -> bool:
+    """Spanish DNI/NIE: the letter is the number mod 23 (NIE's X/Y/Z stand for 0/1/2)."""
+    v = value.upper().replace("-", "").replace(" ", "")
+    body = v[:-1].replace("X", "0", 1).replace("Y", "1", 1).replace("Z", "2", 1) if v[0] in "XYZ" else v[:-1]
+    return body.isdigit() and len(body) == 8 and v[-1] == "TRWAGMYFPDXBNJZSQVHLCKE"[int(body) % 23]
+
+
+def nric_ok(value: str) -> bool:
+    """Singapore NRIC/FIN (S, T, F, G series): weighted digits plus a series offset pick the check letter."""
+    v = value.upper()
+    if len(v) != 9 or v[0] not in "STFG" or not v[1:8].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(v[1:8], (2, 7, 6, 5, 4, 3, 2), strict=True)) + (4 if v[0] in "TG" else 0)
+    letters = "JZIHGFEDCBA" if v[0] in "ST" else "XWUTRQPNMLK"
+    return v[8] == letters[total % 11]
+
+
+def hetu_ok(value: str) -> bool:
+    """Finnish personal identity code: DDMMYY, century sign, 3 digits, mod-31 check character."""
+    v = value.upper()
+    if len(v) != 11 or not (v[:6] + v[7:10]).isdigit():
+        return False
+    return v[10] == "0123456789ABCDEFHJKLMNPRSTUVWXY"[int(v[:6] + v[7:10]) % 31]
+
+
+def dea_ok(value: str) -> bool:
+    """US DEA registration: (d1+d3+d5) + 2·(d2+d4+d6) ends in the 7th digit."""
+    ds = [int(ch) for ch in value[2:]]
+    return len(ds) == 7 and (ds[0] + ds[2] + ds[4] + 2 * (ds[1] + ds[3] + ds[5])) % 10 == ds[6]
+
+
 # ------------------------------------------------------------------------------------------------ rules
 @dataclass(frozen=True)
 class Rule:
@@ -172,12 +296,13 @@ def _after(cues: str, value: str = _ID_TOKEN) -> str:
 
 _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
-_PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)])"
+_PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…])"
 
 
 def password_like(value: str) -> bool:
-    """Has a digit, a symbol or an inner capital: 'hunter2', 'S3cret!', 'correctHorse' (not 'needs')."""
-    return bool(re.search(r"\d|[^\w\s]|\w[A-Z]", value))
+    """Has a digit, an ASCII symbol or an inner capital: 'hunter2', 'S3cret!', 'correctHorse' (not 'needs',
+    not 'ASAP'), or is quoted."""
+    return value[:1] in ("\"", "'", "`") or bool(re.search(r"\d|[!-/:-@\[-`{-~]|[a-z][A-Z]", value))
 
 
 RULES: tuple[Rule, ...] = (
@@ -195,8 +320,12 @@ RULES: tuple[Rule, ...] = (
     Rule("API_KEY", r"(?i:\bbearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{16,})", 0.9),
     Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig)[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
                     r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
-    Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is|was|set to|changed to|to)\b|\s*[:=])\s*[:=]?\s*" + _PW_VALUE, 0.9,
-         lambda v: v.strip("\"'`").lower() not in _NOT_PASSWORDS),
+    # "password: x", "pwd=x", "PIN changed to x": whatever follows is the secret
+    Rule("PASSWORD", _PW_CUE + r"(?i:(?:\s+(?:is|was))?\s*[:=]|\s+(?:set|changed|reset|updated) to\b)\s*" + _PW_VALUE,
+         0.9, lambda v: v.strip("\"'`").lower() not in _NOT_PASSWORDS),
+    # "my PIN is 4432" / "password is hunter2" — but "my PIN is blocked", "my PIN was entered wrong" are not
+    Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is|was)\b)\s*" + _PW_VALUE, 0.9,
+         lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # --- contact
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -206,20 +335,31 @@ RULES: tuple[Rule, ...] = (
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
     Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30})\b(?![.@]\w)", 0.5,
          spaced_handle_ok),
-    Rule("USERNAME", _after(r"user ?name|user ?id|login|handle|screen ?name|account name|gamertag",
+    Rule("USERNAME", _after(r"user ?name|user ?id|screen ?name|account name|gamertag",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS),
+    # "login"/"handle" are also verbs and nouns ("handle top-ups", "login screen"): a plain word needs ":"/"is"
+    Rule("USERNAME", r"(?i:\b(?:login|handle)(?:\s+(?:is|was))?\s*[:=]\s*|\b(?:login|handle)\s+(?:is|was)\s+)"
+                     r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85, lambda v: v.lower() not in _NOT_PASSWORDS),
+    Rule("USERNAME", r"(?i:\b(?:login|handle)\s+)(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
+         lambda v: bool(re.search(r"[\d_@.]", v)) and not ip_ok(v)),
     Rule("IP_ADDRESS", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)", 0.9, ip_ok),
     Rule("IP_ADDRESS", r"(?<![\w:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{3,39}(?![\w:])",
          0.85, lambda v: ":" in v and ip_ok(v) and not re.fullmatch(r"\d{1,2}:\d{2}(?::\d{2})?", v)),
     Rule("MAC_ADDRESS", r"\b[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}\b|"
                         r"\b[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\b", 0.9),
     # --- finance
-    Rule("CREDIT_CARD", r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])", 0.9, luhn_ok,
+    Rule("CREDIT_CARD", r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])", 0.9, card_ok,
          context=("card", "visa", "mastercard", "amex", "credit", "debit", "cc")),
     Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card",
                                r"(?P<v>\d(?:[ -]?\d){11,18})\b"), 1.0),
-    Rule("ROUTING_NUMBER", _after(r"routing|aba|rtn|transit|routing and transit|bank code|blz|bic",
+    Rule("CREDIT_CARD", _after(r"cvv2?|cvc2?|card security code|card verification(?: value| code)?",
+                               r"(?P<v>\d{3,4})\b"), 0.9),
+    Rule("CRYPTO", r"(?<![\w/])[13LMmn2][1-9A-HJ-NP-Za-km-z]{25,34}\b", 0.9, base58check_ok),
+    Rule("CRYPTO", r"\b(?i:bc|tb|ltc)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71}\b", 0.9, bech32_ok),
+    Rule("CRYPTO", r"\b0x[0-9a-fA-F]{40}\b(?!-)", 0.85),  # Ethereum-style account (no checksum without keccak)
+    Rule("ROUTING_NUMBER", _after(r"routing|aba|rtn|transit|routing and transit|bank code|blz|bic|swift|swift code|"
+                                  r"swift/bic",
                                   r"(?P<v>\d{9}|\d{8}|[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b"), 0.9),
     Rule("ROUTING_NUMBER", r"(?<!\d)\d{9}(?!\d)", 0.3, aba_ok, context=("routing", "aba", "rtn", "transit")),
     Rule("SORT_CODE", r"(?<![\d-])\d{2}-\d{2}-\d{2}(?![\d-])", 0.3, context=("sort code", "sort", "sortcode")),
@@ -232,7 +372,7 @@ RULES: tuple[Rule, ...] = (
     Rule("US_SSN", _after(r"ssn|social security|social sec|ss#", r"(?P<v>\d{3}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
     Rule("US_ITIN", _after(r"itin|individual taxpayer", r"(?P<v>9\d{2}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
     Rule("PASSPORT", _after(r"passport|passport number|travel document|reisepass|passeport|pasaporte"), 0.95),
-    Rule("DRIVER_LICENSE", _after(r"driver'?s? licen[cs]e|driving licen[cs]e|driver licen[cs]e|licen[cs]e|dl|"
+    Rule("DRIVER_LICENSE", _after(r"driver'?s? licen[cs]e|driving licen[cs]e|driver licen[cs]e|licen[cs]e|dl(?![a-z0-9])|"
                                   r"führerschein|permis de conduire"), 0.9),
     Rule("TAX_ID", _after(r"tax ?id|tax identification|tax reference|tax file|tin|ein|fein|employer identification|"
                           r"vat|vat reg(?:istration)?|utr|steuer-?id|steuernummer|nif|cpf|abn|tfn"), 0.9),
@@ -245,7 +385,42 @@ RULES: tuple[Rule, ...] = (
     Rule("NATIONAL_ID", _after(r"nhs|national id|national identity|national insurance|ni|nino|id card|identity card|"
                                r"identity number|personal id|personnummer|bsn|dni|nie|nric|sin|citizen id|"
                                r"aadhaar|aadhar|pan|pan card|cnp|pesel|codice fiscale|insee|ahv|cpr"), 0.9),
-    Rule("NATIONAL_ID", r"\b\d{8}-?[A-HJ-NP-TV-Z]\b", 0.3, context=("dni", "nif", "nie", "documento")),
+    Rule("NATIONAL_ID", r"(?i)\b(?:\d{8}|[XYZ]\d{7})-?[A-HJ-NP-TV-Z]\b", 0.7, dni_ok, invalid_score=0.3,
+         context=("dni", "nif", "nie", "documento")),
+    Rule("NATIONAL_ID", r"(?i)\b[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPRST][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]\b", 0.9,
+         codice_fiscale_ok),
+    Rule("NATIONAL_ID", r"(?i)\b[STFG]\d{7}[A-Z]\b", 0.7, nric_ok, context=("nric", "fin:", "fin no")),
+    Rule("NATIONAL_ID", r"(?i)(?<![\d-])[0-3]\d[01]\d\d{2}[-+A-FU-Y]\d{3}[0-9A-Y]\b", 0.7, hetu_ok,
+         context=("hetu", "henkilötunnus", "personal identity code")),
+    # --- vehicles, devices, places
+    Rule("VEHICLE_ID", r"(?i)\b(?=[A-Z]*\d)(?=\d*[A-Z])[A-HJ-NPR-Z0-9]{17}\b", 0.85, vin_ok, invalid_score=0.3,
+         context=("vin ", "vin:", "vin#", "vehicle", "chassis")),
+    Rule("VEHICLE_ID", _after(r"vin|vehicle identification|chassis", r"(?P<v>(?i:[A-HJ-NPR-Z0-9]{17}))\b"), 0.95),
+    Rule("VEHICLE_ID", _after(r"licen[cs]e plate|number plate|registration plate|plate number|plate no|reg(?:istration)? mark|"
+                              r"vehicle registration|vehicle reg|kennzeichen|immatriculation|matr[ií]cula|targa",
+                              r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,2})\b"),
+         0.85),
+    Rule("DEVICE_ID", r"(?<![\w-])\d{2}[ -]?\d{6}[ -]?\d{6}[ -]?\d(?![\w-])", 0.5,
+         lambda v: imei_ok(v) and not card_ok(v), context=("imei", "device", "handset", "serial", "phone")),
+    Rule("DEVICE_ID", _after(r"imei|imeisv|meid|imsi|iccid|esn|udid|device id|device serial|device identifier|"
+                             r"serial number|serial no|s/n|android id|advertising id|idfa|gaid|idfv",
+                             r"(?P<v>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|"
+                             r"\d{2,8}(?:[ -]\d{1,8}){1,4}(?![ -]?\d)|(?=[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9-/.]{2,30}[A-Za-z0-9]))\b"),
+         0.95),
+    Rule("GPS_COORDINATES", r"(?<![\d.])\d{1,2}(?:\.\d+°?|°)[ \t]*[NSns],?[ \t]*\d{1,3}(?:\.\d+°?|°)[ \t]*[EWew]\b", 0.85,
+         coordinates_ok),
+    Rule("GPS_COORDINATES", r"(?<![\d.])[-+]?\d{1,2}\.\d+°[ \t]*,[ \t]*[-+]?\d{1,3}\.\d+°", 0.85, coordinates_ok),
+    Rule("GPS_COORDINATES", r"(?i)\b\d{1,2}°[ \t]*\d{1,2}['′][ \t]*(?:\d{1,2}(?:\.\d+)?(?:\"|″|'')[ \t]*)?[NS],?[ \t]*"
+                            r"\d{1,3}°[ \t]*\d{1,2}['′][ \t]*(?:\d{1,2}(?:\.\d+)?(?:\"|″|'')[ \t]*)?[EW]\b", 0.85),
+    # a bare decimal pair is as often a pair of measurements: it needs a location word before it
+    Rule("GPS_COORDINATES", r"(?<![\d.])[-+]?\d{1,2}\.\d{2,}[ \t]*[,;/][ \t]*[-+]?\d{1,3}\.\d{2,}(?![\d.])", 0.35,
+         coordinates_ok, context=("latitude", "lat:", "lat ", "lat/", "gps", "coordinates", "coords", "location",
+                                  "located", "geo:", "geolocation", "position", "seen at", "on the map", "pinned",
+                                  "lives at", "home at")),
+    # --- licences
+    Rule("MEDICAL_LICENSE", r"(?i)\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", 0.5, dea_ok, invalid_score=0.3,
+         context=("dea", "licen", "prescriber", "registration")),
+    Rule("MEDICAL_LICENSE", _after(r"dea|npi|medical licen[cs]e|licen[cs]e to practi[cs]e|gmc|prescriber"), 0.9),
     # --- health, insurance, work, customer
     Rule("MEDICAL_RECORD", _after(r"mrn|medical record|med rec|patient|patient id|chart|hospital number|"
                                   r"health record|case"), 0.9),

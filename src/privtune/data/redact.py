@@ -48,7 +48,7 @@ SUPPORTED_ENTITIES = (
     "URL", "USERNAME", "IP_ADDRESS", "MAC_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_BANK_NUMBER", "ROUTING_NUMBER",
     "SORT_CODE", "US_SSN", "US_ITIN", "PASSPORT", "DRIVER_LICENSE", "TAX_ID", "NATIONAL_ID", "MEDICAL_RECORD",
     "INSURANCE_ID", "EMPLOYEE_ID", "CUSTOMER_ID", "DATE_OF_BIRTH", "DATE_TIME", "PASSWORD", "API_KEY",
-    "PRIVATE_KEY")
+    "PRIVATE_KEY", "CRYPTO", "VEHICLE_ID", "DEVICE_ID", "GPS_COORDINATES", "MEDICAL_LICENSE")
 # Organisation names are usually the data's subject (the bank, the hospital), not personal data: opt-in only.
 OPT_IN_ENTITIES = frozenset({"ORGANIZATION"})
 # Types that lose any overlap regardless of score: many digit runs look like dates or postcodes, and the
