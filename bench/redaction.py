@@ -387,8 +387,10 @@ def benign_rate(preds: list[list[tuple[int, int, str]]]) -> dict:
         for t in ids:
             by_type[t] += 1
     n = len(preds)
+    persons = sum(t == "PERSON" for pred in preds for _, _, t in pred)  # some are real ("text Jessica …")
     return {"docs": n, "docs_flagged": flagged, "per_1000_docs": round(1000 * sum(by_type.values()) / n, 2),
-            "by_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1]))}
+            "by_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1])),
+            "person_per_1000_docs": round(1000 * persons / n, 2)}
 
 
 SCORED_TYPES = {"gretel": {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"}, "wnut17": {"PERSON"}}
@@ -530,12 +532,14 @@ def markdown(report: dict) -> str:
     lines += [f"| {n} | {e['docs_per_s']} | {e['seconds']} |" for n, e in report["engines"].items()]
     if any("benign" in e for e in report["engines"].values()):
         lines += ["", "Identifier/secret detections on PII-free customer messages (banking77 + clinc150 test):", "",
-                  "| engine | docs | docs flagged | per 1,000 docs | top types |", "|---|---|---|---|---|"]
+                  "| engine | docs | docs flagged | per 1,000 docs | top types | PERSON per 1,000 docs |",
+                  "|---|---|---|---|---|---|"]
         for n, e in report["engines"].items():
             b = e.get("benign")
             if b:
                 top = ", ".join(f"{t} {c}" for t, c in list(b["by_type"].items())[:5])
-                lines.append(f"| {n} | {b['docs']} | {b['docs_flagged']} | {b['per_1000_docs']} | {top} |")
+                lines.append(f"| {n} | {b['docs']} | {b['docs_flagged']} | {b['per_1000_docs']} | {top} | "
+                             f"{b['person_per_1000_docs']} |")
     types = sorted({t for e in report["engines"].values() for t in e.get("all", {}).get("recall_by_type", {})})
     names = list(report["engines"])
     lines += ["", "Span recall by entity type (all sources):", "",
