@@ -75,6 +75,15 @@ def test_dates_without_digits_are_kept_and_real_dates_redacted(redactor):
     assert red == "The meeting moved to [DATE_TIME]." and counts == {"DATE_TIME": 1}
 
 
+def test_payment_networks_currencies_and_shouting_are_not_people(redactor):
+    texts = ["Do you take Visa and Mastercard for SWIFT transfers?", "I need AUD instead of GBP at the ATM.",
+             "This is URGENT, my PIN is blocked."]
+    assert redactor.redact_texts(texts) == [(t, {}) for t in texts]
+    # real names around them still go, short ones too
+    [(red, counts)] = redactor.redact_texts(["Patient: ANN. Taylor Swift paid by Visa."])
+    assert red == "Patient: [PERSON]. [PERSON] paid by Visa." and counts == {"PERSON": 2}
+
+
 def test_empty_and_clean_texts_pass_through(redactor):
     assert redactor.redact_texts(["", "   ", "The transfer failed twice."]) == [
         ("", {}), ("   ", {}), ("The transfer failed twice.", {})]

@@ -747,6 +747,29 @@ DRUG_AFTER = regex.compile(
 DRUG_BEFORE = regex.compile(r"(?i:\bprescribed(?:[ \t]+(?:you|him|her|them|the[ \t]+patient))?)[ \t]+$")
 
 
+# Bank and assistant tickets name payment networks, currencies and voice assistants that the small model and
+# the surname lists take for people ("accept Visa or Mastercard?", "SWIFT transfers", "GBP to AUD").
+NOT_PERSON_WORDS = frozenset({
+    "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
+    "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
+    "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
+    "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth"})
+
+
+def not_a_name(text: str, start: int, end: int) -> bool:
+    """A PERSON span that is a payment network, currency or assistant, or one short ALL-CAPS word that is no
+    first name in mixed-case text (an acronym: "ATM", "KYC"; "Patient: ANN" stays a name, and so do short
+    names in ALL-CAPS text)."""
+    value = text[start:end]
+    words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
+    if words and all(w in NOT_PERSON_WORDS for w in words):
+        return True
+    if len(words) == 1 and value.isupper() and len(value) <= 4 and words[0] not in name_lists()[0]:
+        letters = [c for c in text if c.isalpha()]
+        return sum(c.isupper() for c in letters) < 0.5 * len(letters)
+    return False
+
+
 def medical_term(text: str, start: int, end: int) -> bool:
     """The one-word span is an eponym or a drug by its context ("Cushing syndrome", "prescribed Prilosec"), not a
     person. A full or titled name stays a name whatever follows it ("Anna Kowalski's test", "Dr. Horner's")."""
@@ -817,6 +840,8 @@ def name_spans(text: str) -> Iterator[Span]:
             if all(w.lower() in COMMON_WORDS for w in words):
                 continue
             known = any(w.lower() in first or w.lower() in last for w in words)
+            if not known and m.group().isupper() and not text.isupper():
+                continue  # "This is URGENT": capitals in mixed-case text are emphasis, not a name
             yield Span(m.start(), m.end(), "PERSON", 0.7 if known else unknown_score)
     for m in LOWER_AFTER_CUE.finditer(text):
         words = m.group().split()

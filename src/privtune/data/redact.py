@@ -29,7 +29,7 @@ import regex
 from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
-from privtune.data.recognizers import Span, medical_term, person_like, rule_spans
+from privtune.data.recognizers import Span, medical_term, not_a_name, person_like, rule_spans
 from privtune.errors import InputError
 
 if TYPE_CHECKING:
@@ -295,8 +295,8 @@ class Redactor:
             s = trim_span(s, text)
             if s is None or not keep_detection(s.entity_type, text[s.start:s.end]):
                 continue
-            if s.entity_type == "PERSON" and medical_term(text, s.start, s.end):
-                continue  # "Horner's syndrome", "prescribed Prilosec"
+            if s.entity_type == "PERSON" and (medical_term(text, s.start, s.end) or not_a_name(text, s.start, s.end)):
+                continue  # "Horner's syndrome", "prescribed Prilosec", "Visa or Mastercard", "GBP to AUD"
             keep.append(s)
         return keep
 
