@@ -97,14 +97,14 @@ TEMPLATES = [
     "my wallet: {CRYPTO}",
     "The VIN is {VEHICLE_ID} on the claim form.",
     "Damage report for {VEHICLE_ID}, rear bumper.",
-    "A car with licence plate {VEHICLE_ID} was parked in the client bay.",
+    "A car with licence plate {VEHICLE_ID} was parked in our lot all day.",
     "Stolen handset, IMEI {DEVICE_ID}, please block it.",
-    "The tracker last put her at {GPS_COORDINATES} around 9pm.",
+    "The tracker last put her at {GPS_COORDINATES} last night.",
     "Location: {GPS_COORDINATES}",
-    "Prescriber DEA {MEDICAL_LICENSE} signed the script.",
+    "Prescriber DEA {MEDICAL_LICENSE} signed the prescription.",
     "Codice fiscale {NATIONAL_ID} per la pratica.",
     "DNI/NIE {NATIONAL_ID} adjunto al expediente.",
-    "Henkilötunnus {NATIONAL_ID} on hakemuksessa.",
+    "Her henkilötunnus {NATIONAL_ID} is on the application.",
     "The fee was charged twice this month and I want it reversed.",
     "Why is my transfer still pending after three days?",
     "Can you raise my daily limit for the weekend?",
@@ -180,7 +180,7 @@ def _value(kind: str, fake, rng: random.Random, template: str) -> str:
     if kind == "STREET_ADDRESS":
         return fake.address() if rng.random() < 0.6 else fake.street_address()
     if kind == "NATIONAL_ID":
-        for cue, locale, method in (("Codice", "it_IT", "ssn"), ("DNI", "es_ES", "nif"), ("Henkil", "fi_FI", "ssn")):
+        for cue, locale, method in (("Codice", "it_IT", "ssn"), ("DNI", "es_ES", "nif"), ("henkilötunnus", "fi_FI", "ssn")):
             if cue in template:
                 from faker import Faker
                 other = Faker(locale)

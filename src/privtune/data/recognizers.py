@@ -830,6 +830,13 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
         i += 1
 
 
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
 def name_spans(text: str) -> Iterator[Span]:
     for m in TITLE_NAME.finditer(text):
         yield Span(m.start(), m.end(), "PERSON", 0.85)
@@ -840,8 +847,8 @@ def name_spans(text: str) -> Iterator[Span]:
             if all(w.lower() in COMMON_WORDS for w in words):
                 continue
             known = any(w.lower() in first or w.lower() in last for w in words)
-            if not known and m.group().isupper() and not text.isupper():
-                continue  # "This is URGENT": capitals in mixed-case text are emphasis, not a name
+            if not known and ((m.group().isupper() and not text.isupper()) or words[0].lower() in _stop_words()):
+                continue  # "This is URGENT": emphasis; "SIGNED THE FORM", "CALLED ABOUT": not a name
             yield Span(m.start(), m.end(), "PERSON", 0.7 if known else unknown_score)
     for m in LOWER_AFTER_CUE.finditer(text):
         words = m.group().split()
