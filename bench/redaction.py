@@ -38,6 +38,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from privtune.data.recognizers import BASE58_ALPHABET, BECH32_ALPHABET, bech32_polymod, luhn_ok
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 LOCALES = ("en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "es_ES", "en_AU", "it_IT")
@@ -127,27 +129,7 @@ def _nhs(rng: random.Random) -> str:
 
 
 def _luhn_complete(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return body + str((10 - total % 10) % 10)
-
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _bech32_checksum(hrp: str, data: list[int]) -> list[int]:
-    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    chk = 1
-    for v in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + data + [0] * 6:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            chk ^= gen[i] if (top >> i) & 1 else 0
-    chk ^= 1
-    return [(chk >> 5 * (5 - i)) & 31 for i in range(6)]
+    return next(body + d for d in string.digits if luhn_ok(body + d))
 
 
 def _crypto_address(rng: random.Random) -> str:
@@ -161,11 +143,12 @@ def _crypto_address(rng: random.Random) -> str:
         n, out = int.from_bytes(raw, "big"), ""
         while n:
             n, r = divmod(n, 58)
-            out = _B58[r] + out
+            out = BASE58_ALPHABET[r] + out
         return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
     if pick == 1:
         data = [0] + [rng.randrange(32) for _ in range(32)]  # witness v0, 20-byte program in 5-bit groups
-        return "bc1" + "".join(_BECH32[d] for d in data + _bech32_checksum("bc", data))
+        chk = bech32_polymod("bc", data + [0] * 6) ^ 1
+        return "bc1" + "".join(BECH32_ALPHABET[d] for d in data + [(chk >> 5 * (5 - i)) & 31 for i in range(6)])
     return "0x" + rng.randbytes(20).hex()
 
 
@@ -188,7 +171,9 @@ def _value(kind: str, fake, rng: random.Random, template: str) -> str:
                 return other.nie() if cue == "DNI" and rng.random() < 0.5 else getattr(other, method)()
         if "Aadhaar" in template:
             from faker import Faker
-            return Faker("en_IN").aadhaar_id()
+            other = Faker("en_IN")
+            other.seed_instance(rng.randrange(1 << 30))
+            return other.aadhaar_id()
         if "NHS" in template:
             return _nhs(rng)
         if "PAN" in template:
@@ -267,6 +252,7 @@ def generated_docs(n: int, seed: int = 7) -> list[dict]:
     from faker import Faker
 
     rng = random.Random(seed)
+    random.seed(seed)  # Faker's es_ES nif()/nie() draw from the global generator, not the seeded instance
     fakers = {loc: Faker(loc) for loc in LOCALES}
     docs = []
     for i in range(n):

@@ -109,11 +109,11 @@ class Pseudonymizer:
         if entity_type in SECRET_TYPES:
             return f"[{entity_type}]"
         seed = keyed_seed(self._key, entity_type, original)
-        method = _FAKERS.get(entity_type)
-        if method is None and entity_type != "GPS_COORDINATES":
-            return shape_preserving(original, seed)
         self._faker.seed_instance(seed)
         if entity_type == "GPS_COORDINATES":  # keyed digits could give a latitude of 97°: draw a real place
             return f"{float(self._faker.latitude()):.4f}, {float(self._faker.longitude()):.4f}"
+        method = _FAKERS.get(entity_type)
+        if method is None:
+            return shape_preserving(original, seed)
         fake = getattr(self._faker, method)()
         return fake.isoformat() if hasattr(fake, "isoformat") else str(fake).replace("\n", ", ")

@@ -140,7 +140,7 @@ def has_digit(value: str) -> bool:
     return any(ch.isdigit() for ch in value)
 
 
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def base58check_ok(value: str) -> bool:
@@ -149,7 +149,7 @@ def base58check_ok(value: str) -> bool:
 
     n = 0
     for ch in value:
-        i = _B58.find(ch)
+        i = BASE58_ALPHABET.find(ch)
         if i < 0:
             return False
         n = n * 58 + i
@@ -160,7 +160,19 @@ def base58check_ok(value: str) -> bool:
     return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
 
 
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+BECH32_ALPHABET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def bech32_polymod(hrp: str, values: list[int]) -> int:
+    """BIP-173's BCH checksum state over the expanded human-readable part and the 5-bit data values."""
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk
 
 
 def bech32_ok(value: str) -> bool:
@@ -168,16 +180,9 @@ def bech32_ok(value: str) -> bool:
     if value.lower() != value and value.upper() != value:
         return False
     hrp, _, data = value.lower().rpartition("1")
-    if not hrp or len(data) < 6 or any(ch not in _BECH32 for ch in data):
+    if not hrp or len(data) < 6 or any(ch not in BECH32_ALPHABET for ch in data):
         return False
-    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    chk = 1
-    for v in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_BECH32.index(c) for c in data]:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            chk ^= gen[i] if (top >> i) & 1 else 0
-    return chk in (1, 0x2BC830A3)
+    return bech32_polymod(hrp, [BECH32_ALPHABET.index(c) for c in data]) in (1, 0x2BC830A3)
 
 
 _VIN_VALUES = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
@@ -278,11 +283,16 @@ class Rule:
     invalid_score: float | None = None  # score when validate fails (None = drop)
 
 
-def spaced_handle_ok(value: str) -> bool:
-    """"@ john_d" is a handle, "@ home" or "@ the office" is not."""
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    return value.lower() not in STOP_WORDS and value.lower() not in COMMON_WORDS
+    return frozenset(STOP_WORDS)
+
+
+def spaced_handle_ok(value: str) -> bool:
+    """"@ john_d" is a handle, "@ home" or "@ the office" is not."""
+    return value.lower() not in _stop_words() and value.lower() not in COMMON_WORDS
 
 
 _SEP = r"(?i:\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*)"  # "number is", "no.:", "#", "ID:"
@@ -828,13 +838,6 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
         elif w.islower() and low in lowercase_first_names():  # "omg poor emily": chat drops capitals
             yield Span(s, e, "PERSON", 0.45)
         i += 1
-
-
-@lru_cache(maxsize=1)
-def _stop_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS)
 
 
 def name_spans(text: str) -> Iterator[Span]:
