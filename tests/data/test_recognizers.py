@@ -235,6 +235,12 @@ def test_what_a_spacy_person_span_really_is(text, span, expected):
     "She was given Prilosec 20 mg at night.",
     "Known Crohn's disease, stable on current therapy.",
     "Patient started Tamsulosin 0.4 mg.",
+    # generic drug names by their INN stem, with no dose or "prescribed" around them (spaCy calls each a PERSON)
+    "The patient began Zidovudine after the diagnosis.",
+    "Lisinopril was restarted on discharge.",
+    "Rituximab was given on day one.",
+    "Atorvastatin was continued.",
+    "Tooth 14 showed Grade 2 mobility on probing.",  # a name has no digits
 ])
 def test_eponyms_and_drugs_in_clinical_notes_are_not_people(text, redactor):
     """spaCy's small model calls these people; the redactor's medical-context filter must not."""
@@ -253,3 +259,30 @@ def test_eponyms_and_drugs_in_clinical_notes_are_not_people(text, redactor):
 def test_people_next_to_medical_words_are_still_redacted(text, value, redactor):
     found = [(text[s.start:s.end], s.entity_type) for s in redactor.spans([text])[0]]
     assert (value, "PERSON") in found, found
+
+
+def test_a_drug_stem_word_that_is_a_known_name_stays_a_name():
+    from privtune.data.recognizers import medical_term
+
+    text = "Thanks, April. Then Lisinopril."
+    assert not medical_term(text, 8, 13)  # "April" ends like lisinopril but is a first name
+    assert medical_term(text, 20, 30)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Thanks, Maria Jones 0292018519", [("Maria Jones", "PERSON"), ("0292018519", "PHONE_NUMBER")]),
+    ("Aadhaar 625901213557 is on file.", [("625901213557", "NATIONAL_ID")]),
+])
+def test_a_name_stops_before_the_number_ner_runs_it_into(text, expected, redactor):
+    """spaCy's small model labels "Maria Jones 0292018519" and "Aadhaar 625901213557" one PERSON: the number is
+    typed by its own recognizer and the cue word is not a person."""
+    assert [(text[s.start:s.end], s.entity_type) for s in redactor.spans([text])[0]] == expected
+
+
+def test_name_end_cuts_at_the_first_word_with_a_digit():
+    from privtune.data.redact import name_end
+
+    cut = {t: t[:name_end(t, 0, len(t))] for t in ("Anna Smith", "Colbert 4 President", "+5.50 sph OU",
+                                                     "Anna Kowalski\n0292018519")}
+    assert cut == {"Anna Smith": "Anna Smith", "Colbert 4 President": "Colbert", "+5.50 sph OU": "",
+                   "Anna Kowalski\n0292018519": "Anna Kowalski"}

@@ -755,6 +755,12 @@ DRUG_AFTER = regex.compile(
     r"[ \t]*(?:\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|ml|units?|iu)\b|(?i:as prescribed|tablets?|capsules?|"
     r"injections?|infusions?|patch|inhaler|drops|ointment|cream)\b)")
 DRUG_BEFORE = regex.compile(r"(?i:\bprescribed(?:[ \t]+(?:you|him|her|them|the[ \t]+patient))?)[ \t]+$")
+# Generic drug names end in the WHO's INN stems ("adalimumab", "zidovudine", "omeprazole", "lisinopril"): a capitalised
+# one-word "person" with such an ending is a drug, unless the name lists know the word ("April", "Valentine").
+DRUG_STEM = regex.compile(
+    r"(?i:mab|vudine|navir|previr|buvir|pril|sartan|olol|statin|prazole|cillin|mycin|floxacin|tidine|dipine|"
+    r"gliptin|parin|tinib|ciclib|lukast|setron|triptan|dronate|glitazone|afil|cycline|conazole|semide|thiazide|"
+    r"azepam|zolam|oxetine|triptyline|profen|coxib|olone|asone|formin|glinide|lamide|platin|rubicin|taxel)$")
 
 
 # Bank and assistant tickets name payment networks, currencies and voice assistants that the small model and
@@ -785,6 +791,9 @@ def medical_term(text: str, start: int, end: int) -> bool:
     person. A full or titled name stays a name whatever follows it ("Anna Kowalski's test", "Dr. Horner's")."""
     if any(c.isspace() for c in text[start:end]):
         return False
+    value, (first, last) = text[start:end], name_lists()
+    if len(value) >= 6 and DRUG_STEM.search(value) and value.lower() not in first and value.lower() not in last:
+        return True
     if POSSESSIVE_DISEASE.match(text, end):
         return text[start:end].lower() not in name_lists()[0]
     return bool(EPONYM_AFTER.match(text, end) or DRUG_AFTER.match(text, end)

@@ -130,6 +130,16 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
     return "PERSON"
 
 
+def name_end(text: str, start: int, end: int) -> int:
+    """Where a NER person span really ends: names have no digits, and the small model runs a name into the number
+    after it ("Anna Kowalski\\n0292018519", "Colbert 4") or calls a measurement a person ("Grade 3", "+5.50 sph").
+    The span stops before its first word with a digit; 0 when nothing is left."""
+    for m in regex.finditer(r"\S+", text[start:end]):
+        if any(c.isdigit() for c in m.group()):
+            return start + len(text[start:start + m.start()].rstrip()) if m.start() else 0
+    return end
+
+
 def keep_detection(entity_type: str, value: str) -> bool:
     """Drop dates without a digit ("monthly", "last Friday", "the weekend"): they cannot pin a person to a
     day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted."""
@@ -283,10 +293,15 @@ class Redactor:
                 score = NER_SCORE
                 if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
                     etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
+                end = ent.end_char
                 if etype == "PERSON":
-                    etype = ner_person_type(text, ent.start_char, ent.end_char)
+                    etype = ner_person_type(text, ent.start_char, end)
+                if etype == "PERSON" and (end := name_end(text, ent.start_char, end)) != ent.end_char:
+                    # what is left before the number is a name only when a word of it is a known name:
+                    # "Anna Kowalski 0292018519" yes, "Aadhaar 7925…", "Token xoxb-…", "Grade 3" no
+                    etype = "PERSON" if end and person_like(text[ent.start_char:end], cased=False) else None
                 if etype is not None and "_" not in ent.text:  # snake_case is an identifier, not a name
-                    out.append(Span(ent.start_char, ent.end_char, etype, score))
+                    out.append(Span(ent.start_char, end, etype, score))
         out += rule_spans(text)
         keep = []
         for s in out:
