@@ -286,3 +286,23 @@ def test_name_end_cuts_at_the_first_word_with_a_digit():
                                                      "Anna Kowalski\n0292018519")}
     assert cut == {"Anna Smith": "Anna Smith", "Colbert 4 President": "Colbert", "+5.50 sph OU": "",
                    "Anna Kowalski\n0292018519": "Anna Kowalski"}
+
+
+@pytest.mark.parametrize("text", [
+    "Labs showed raised AMY and ALT after the attack.",
+    "The infant stayed two nights in the NICU.",
+    "Follow-up visit for GERD went well.",
+    "Results suggest IDA; start iron.",
+])
+def test_short_capitalised_first_names_in_mixed_case_text_are_acronyms(text, redactor):
+    """AMY, NICU, GERD and IDA are first names in Faker's lists and spaCy calls them people."""
+    assert redactor.spans([text]) == [[]]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Dear EVA, your results are in.", "EVA"),
+    ("Patient: IDA. Follow-up in two weeks.", "IDA"),
+    ("Hi AMY, your card is on its way.", "AMY"),
+])
+def test_short_capitalised_first_names_after_a_person_cue_are_names(text, name, redactor):
+    assert [(text[s.start:s.end], s.entity_type) for s in redactor.spans([text])[0]] == [(name, "PERSON")]

@@ -772,6 +772,11 @@ NOT_PERSON_WORDS = frozenset({
     "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth"})
 
 
+CAPS_NAME_CUE = regex.compile(
+    r"(?i:\b(?:patient|pt|name|client|customer|member|user|caller|dear|hi|hello|hey|thanks|thank you|dr|mr|mrs|ms|"
+    r"miss|mx|nurse|signed|regards|attn)\b)[\s.:,'’-]*$")
+
+
 def not_a_name(text: str, start: int, end: int) -> bool:
     """A PERSON span that is a payment network, currency or assistant, or one short ALL-CAPS word that is no
     first name in mixed-case text (an acronym: "ATM", "KYC"; "Patient: ANN" stays a name, and so do short
@@ -780,9 +785,13 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words):
         return True
-    if len(words) == 1 and value.isupper() and len(value) <= 4 and words[0] not in name_lists()[0]:
+    if len(words) == 1 and value.isupper() and len(value) <= 4:
         letters = [c for c in text if c.isalpha()]
-        return sum(c.isupper() for c in letters) < 0.5 * len(letters)
+        if sum(c.isupper() for c in letters) >= 0.5 * len(letters):
+            return False  # ALL-CAPS text: capitals say nothing
+        # a short first name in capitals is mostly a clinical or banking acronym ("elevated AMY", "the NICU",
+        # "GERD", "ANA titre"); it is a name after a person cue ("Patient: ANN", "Dear EVA", "Dr. IDA")
+        return words[0] not in name_lists()[0] or not CAPS_NAME_CUE.search(text[max(0, start - 30):start])
     return False
 
 
