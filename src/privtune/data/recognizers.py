@@ -761,6 +761,12 @@ DRUG_STEM = regex.compile(
     r"(?i:mab|vudine|navir|previr|buvir|pril|sartan|olol|statin|prazole|cillin|mycin|floxacin|tidine|dipine|"
     r"gliptin|parin|tinib|ciclib|lukast|setron|triptan|dronate|glitazone|afil|cycline|conazole|semide|thiazide|"
     r"azepam|zolam|oxetine|triptyline|profen|coxib|olone|asone|formin|glinide|lamide|platin|rubicin|taxel)$")
+# The same for clinical words built from Greek and Latin suffixes ("Cholecystectomy", "Bradycardia", "Tachycardic"
+# at the start of a sentence); suffixes that end common names ("Paloma", "Thomas") are left out.
+MEDICAL_SUFFIX = regex.compile(
+    r"(?i:itis|osis|(?:an|glyc|kal|natr|lipid|cyth|ur|septic|leuk|isch|hypox|bacter|vir)a?emia|ectomy|otomy|ostomy|"
+    r"oscopy|ography|algia|plasty|pathy|plegia|paresis|trophy|megaly|rrhoea|rrhea|cardic|cardia|pnoea|pnea|uria|"
+    r"penia|cytosis|lysis|ptysis|emesis|phagia|phasia)$")
 
 
 # Bank and assistant tickets name payment networks, currencies and voice assistants that the small model and
@@ -801,7 +807,8 @@ def medical_term(text: str, start: int, end: int) -> bool:
     if any(c.isspace() for c in text[start:end]):
         return False
     value, (first, last) = text[start:end], name_lists()
-    if len(value) >= 6 and DRUG_STEM.search(value) and value.lower() not in first and value.lower() not in last:
+    if (len(value) >= 6 and (DRUG_STEM.search(value) or MEDICAL_SUFFIX.search(value))
+            and value.lower() not in first and value.lower() not in last):
         return True
     if POSSESSIVE_DISEASE.match(text, end):
         return text[start:end].lower() not in name_lists()[0]
