@@ -73,6 +73,10 @@ def test_dates_without_digits_are_kept_and_real_dates_redacted(redactor):
     assert red == "The monthly fee went up last Friday; my DOB is [DATE_OF_BIRTH]." and counts == {"DATE_OF_BIRTH": 1}
     [(red, counts)] = redactor.redact_texts(["The meeting moved to 03/14/2025."])
     assert red == "The meeting moved to [DATE_TIME]." and counts == {"DATE_TIME": 1}
+    # a bare number is a date only as a year: spaCy's medium model calls ticket numbers dates
+    texts = ["Hello. Ticket 50004: my card is gone since 27.", "Hello. Ticket 50007: I moved in 1984."]
+    assert redactor.redact_texts(texts) == [(texts[0], {}), ("Hello. Ticket 50007: I moved in [DATE_TIME].",
+                                                             {"DATE_TIME": 1})]
 
 
 def test_payment_networks_currencies_and_shouting_are_not_people(redactor):

@@ -176,8 +176,14 @@ def name_end(text: str, start: int, end: int) -> int:
 
 def keep_detection(entity_type: str, value: str) -> bool:
     """Drop dates without a digit ("monthly", "last Friday", "the weekend"): they cannot pin a person to a
-    day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted."""
-    return entity_type != "DATE_TIME" or any(ch.isdigit() for ch in value)
+    day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted. A bare
+    number is a date only as a year ("in 1984"): the medium model calls ticket and order numbers dates ("Ticket
+    50004"), and a lone day ("on 27") pins no one."""
+    if entity_type != "DATE_TIME":
+        return True
+    if value.isdigit():
+        return len(value) == 4 and 1900 <= int(value) <= 2099
+    return any(ch.isdigit() for ch in value)
 
 
 def trim_span(span: Span, text: str) -> Span | None:
