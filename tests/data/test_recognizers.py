@@ -85,6 +85,12 @@ CASES = [
      "IL 52791", "STREET_ADDRESS"),
     ("Wohnhaft Hauptstraße 12\n10115 Berlin seit Mai", "Hauptstraße 12\n10115 Berlin", "STREET_ADDRESS"),
     ("livrer au 12 rue de la Paix, 75002 Paris", "12 rue de la Paix, 75002 Paris", "STREET_ADDRESS"),
+    ("Ship to H.No. 49\nSwaminathan Ganj\nGuwahati 646010 please", "H.No. 49\nSwaminathan Ganj\nGuwahati 646010",
+     "STREET_ADDRESS"),
+    ("Send it to 02\nGoda\nTiruvottiyur 921171.", "02\nGoda\nTiruvottiyur 921171", "STREET_ADDRESS"),
+    ("Office: 12/4, Gandhi Nagar, Pune - 411001", "12/4, Gandhi Nagar, Pune - 411001", "STREET_ADDRESS"),
+    ("Deliver to 12 Park Avenue, NY 10001 today", "12 Park Avenue, NY 10001", "STREET_ADDRESS"),  # two street words
+    ("I live at 12 Baker Street now", "12 Baker Street", "STREET_ADDRESS"),  # "now" is no unit "no. w"
     ("my zip code is 02118", "02118", "POSTCODE"),
     ("Postcode SW1A 1AA please", "SW1A 1AA", "POSTCODE"),
     ("Mail jane@corp.internal now", "jane@corp.internal", "EMAIL_ADDRESS"),
@@ -325,3 +331,7 @@ def test_short_capitalised_first_names_in_mixed_case_text_are_acronyms(text, red
 ])
 def test_short_capitalised_first_names_after_a_person_cue_are_names(text, name, redactor):
     assert [(text[s.start:s.end], s.entity_type) for s in redactor.spans([text])[0]] == [(name, "PERSON")]
+
+
+def test_a_three_line_block_is_an_address_only_at_a_line_start_or_after_a_cue():
+    assert [s for s in R.address_spans("I paid 30\nThanks\nBye 123456") if s.entity_type == "STREET_ADDRESS"] == []

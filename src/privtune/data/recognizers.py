@@ -552,12 +552,12 @@ _STREET_WORDS = (
     "skyway|springs?|squares|stravenue|stream|streets|throughway|trace|track|trafficway|tunnel|underpass|union|"
     "unions|viaduct|ville|ways|wells?|terr|blvd\\.|hwy")
 _UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#|no\.?|piso|planta|puerta|"
-         r"escalera|esc\.|stiege|stock|etage|app\.?|interno|int\.|scala|bis|bldg|building)\.?[ \t]*#?[ \t]*[\w/-]{1,6}"
+         r"escalera|esc\.|stiege|stock|etage|app\.?|interno|int\.|scala|bis|bldg|building)(?![^\W\d_])\.?[ \t]*#?[ \t]*[\w/-]{1,6}"
          r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?)")
 _POST = r"(?:\d{4,5}(?:-\d{3,4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
-_CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
+_CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
               + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{Lu}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
-              r"|(?:[\p{L}.'-]+[ \t]){0,2}[\p{L}.'-]+[ \t]*[- ][ \t]*\d{6}))")
+              r"|(?:[\p{L}.'-]+[ \t]){0,2}[\p{L}.'-]+[ \t]*[- ][ \t]*\d{6}))(?!\d))")
 _STREET_PLAIN = _STREET_WORDS
 _ADDR_WORD = r"(?:\p{Lu}[\p{L}'.-]*|\d+(?:st|nd|rd|th)|[NSEW]\.?)"
 _LOWER_STOP = (r"(?:the|a|an|on|in|at|to|of|my|your|our|per|for|from|and|or|by|with|this|that|every|each|last|next|"
@@ -572,7 +572,9 @@ _INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|viha
 ADDRESS_RULES = (
     # "841 6th St", "0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "12 Baker Street, London NW1 6XE"
     regex.compile(r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
-                  r"(?=\p{Lu})(?i:" + _STREET_WORDS + "|" + _INDIAN + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
+                  r"(?=\p{Lu})(?i:" + _STREET_WORDS + "|" + _INDIAN + r")\b\.?"
+                  r"(?:[ \t]+(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?)?"  # "Park Avenue", "Main St"
+                  + _UNIT + r"?" + _CITY_LINE + r"?"),
     # lower case: "46690 jody inlet suite 225" (words before the street type are not stop words)
     regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)[a-z]+[ \t]+){1,3}(?:" + _STREET_PLAIN
                   + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
@@ -583,6 +585,12 @@ ADDRESS_RULES = (
     regex.compile(r"(?:(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+)?\b(?:" + _ROMANCE_FORMS + r")[ \t]+"
                   r"(?:(?:d[aeio]l?|de[il]?|la|le|l'|d'|dos|das|of)[ \t]*)*\p{L}[\p{L}'’.-]*(?:[ \t]+[\p{L}'’.-]+){0,4}?"
                   r"(?:,?[ \t]+(?:n\.?[ºo°]?[ \t]*)?\d{1,4}[a-zA-Z]?\b|(?=[ \t]*[,\n]))" + _UNIT + r"?" + _CITY_LINE + r"?"),
+    # Indian blocks: "H.No. 49\nSwaminathan Ganj\nGuwahati 646010", "12/4, Gandhi Nagar, Pune - 411001"
+    regex.compile(r"(?:\b(?i:h\.?[ \t]?no|house[ \t]no|flat[ \t]no|plot[ \t]no)\.?[ \t]*)?(?<![\w/-])\d{1,4}(?:/\d{1,4})?"
+                  r"[ \t]*[,\n][ \t]*(?:\p{Lu}[\p{L}'.-]*[ \t]+){0,3}(?i:" + _INDIAN + r")\b" + _CITY_LINE + r"?"),
+    # a three-line block ending in a six-digit PIN, at a line start or after a cue: "to 02\nGoda\nTiruvottiyur 921171"
+    regex.compile(r"(?:(?<=^|\n)|(?<=[:,][ \t]*)|(?<=\b(?i:to|at|address|addr)[ \t]+))\d{1,4}(?:/\d{1,4})?[ \t]*\n[ \t]*\p{Lu}[\p{L}'.-]+(?:[ \t]+\p{Lu}[\p{L}'.-]+){0,3}[ \t]*\n"
+                  r"[ \t]*\p{Lu}[\p{L}.'-]+(?:[ \t]+\p{Lu}[\p{L}.'-]+){0,2}[ \t]*-?[ \t]*\d{6}(?!\d)"),
     # "PO Box 123", military "USNS Brown\nFPO AE 04521", "PSC 1234, Box 5678\nAPO AA 12345"
     regex.compile(r"\b(?i:p\.?\s?o\.?\s?box|post office box|postfach|boîte postale)[ \t]*\d{1,6}\b" + _CITY_LINE + r"?"),
     regex.compile(r"(?i)\b(?:USNS|USNV|USS|USCGC|PSC|Unit)[ \t]+[\w ]{1,30}?,?(?:[ \t]*Box[ \t]*\d+)?[ \t]*\n?[ \t]*"
