@@ -819,7 +819,7 @@ def medical_term(text: str, start: int, end: int) -> bool:
             and value.lower() not in first and value.lower() not in last):
         return True
     if POSSESSIVE_DISEASE.match(text, end):
-        return text[start:end].lower() not in name_lists()[0]
+        return value.lower() not in first
     return bool(EPONYM_AFTER.match(text, end) or DRUG_AFTER.match(text, end)
                 or DRUG_BEFORE.search(text[max(0, start - 40):start]))
 

@@ -29,7 +29,7 @@ import regex
 from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
-from privtune.data.recognizers import Span, medical_term, not_a_name, person_like, rule_spans
+from privtune.data.recognizers import Span, has_digit, medical_term, not_a_name, person_like, rule_spans
 from privtune.errors import InputError
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def keep_detection(entity_type: str, value: str) -> bool:
         return True
     if value.isdigit():
         return len(value) == 4 and 1900 <= int(value) <= 2099
-    return any(ch.isdigit() for ch in value)
+    return has_digit(value)
 
 
 def trim_span(span: Span, text: str) -> Span | None:
@@ -336,10 +336,11 @@ class Redactor:
                 end = ent.end_char
                 if etype == "PERSON":
                     etype = ner_person_type(text, ent.start_char, end)
-                if etype == "PERSON" and (end := name_end(text, ent.start_char, end)) != ent.end_char:
-                    # what is left before the number is a name only when a word of it is a known name:
-                    # "Anna Kowalski 0292018519" yes, "Aadhaar 7925…", "Token xoxb-…", "Grade 3" no
-                    etype = "PERSON" if end and person_like(text[ent.start_char:end], cased=False) else None
+                if etype == "PERSON":
+                    end = name_end(text, ent.start_char, end)
+                    if end != ent.end_char:  # what is left before the number is a name only with a known name
+                        # word: "Anna Kowalski 0292018519" yes, "Aadhaar 7925…", "Token xoxb-…", "Grade 3" no
+                        etype = "PERSON" if end and person_like(text[ent.start_char:end], cased=False) else None
                 if etype is not None and "_" not in ent.text:  # snake_case is an identifier, not a name
                     out.append(Span(ent.start_char, end, etype, score))
         out += rule_spans(text)
