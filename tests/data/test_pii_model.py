@@ -127,3 +127,12 @@ def test_only_the_chosen_model_types_count(with_model):
     with pytest.raises(InputError) as err:
         Redactor(RedactConfig(pii_model="rampart", pii_model_entities=["STREET"]))
     assert err.value.field == "redact.pii_model_entities"
+
+
+def test_a_tag_inside_a_word_covers_the_whole_word(tagger):
+    """Word pieces: when the model tags only the first piece of a name, the whole word is redacted."""
+    text = "ask Kowalczykowna now"
+    person = next(i for i, label in tagger.labels.items() if label == "B-GIVEN_NAME")
+    offsets = [(0, 3), (4, 8), (8, 19), (20, 23)]  # "ask", "Kowa", "lczykowna", "now"
+    spans = tagger._spans(text, offsets, [0, person, 0, 0], [0.9, 0.8, 0.9, 0.9], None)
+    assert [(text[s.start:s.end], s.entity_type, s.score) for s in spans] == [("Kowalczykowna", "PERSON", 0.8)]

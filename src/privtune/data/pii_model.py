@@ -129,7 +129,17 @@ class PiiTagger:
                 spans[-1] = Span(last.start, z, etype, min(last.score, float(conf[t])))
             else:
                 spans.append(Span(a, z, etype, float(conf[t])))
-        return spans
+        return [_whole_words(text, s) for s in spans]
+
+
+def _whole_words(text: str, span: Span) -> Span:
+    """A tag can stop inside a word ("Po" of "Pokémon"): redact whole words, or the rest of a name leaks."""
+    start, end = span.start, span.end
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return Span(start, end, span.entity_type, span.score)
 
 
 def _dedupe(spans: list[Span]) -> list[Span]:
