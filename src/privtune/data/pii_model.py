@@ -78,7 +78,7 @@ class PiiTagger:
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS, stride=STRIDE)
-        onnx = _onnx_file(path)
+        onnx = min(path.rglob("*.onnx"))  # the one model_dir found
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1  # one per redaction worker, like spaCy
         self.session = ort.InferenceSession(str(onnx), opts, providers=["CPUExecutionProvider"])

@@ -294,7 +294,8 @@ class Redactor:
             raise InputError(f"spaCy model '{self.cfg.spacy_model}' is for language '{self.nlp.lang}', not "
                              f"'{self.cfg.language}'", field="redact.language")
         self.tagger = None
-        if self.cfg.pii_model:
+        self._model_types = self._wanted & set(self.cfg.pii_model_entities)
+        if self.cfg.pii_model and self._model_types:  # nothing it could add: never load or run it
             from privtune.data.pii_model import load_tagger
 
             self.tagger = load_tagger(self.cfg.pii_model)
@@ -342,8 +343,8 @@ class Redactor:
         with self.nlp.memory_zone() if use_ner else contextlib.nullcontext():
             docs = (self.nlp.pipe([p[2] for p in pieces], batch_size=self.cfg.batch_size) if use_ner
                     else iter([None] * len(pieces)))
-            tags = (self.tagger.tag([p[2] for p in pieces], self._wanted & set(self.cfg.pii_model_entities))
-                    if self.tagger is not None else [()] * len(pieces))
+            tags = (self.tagger.tag([p[2] for p in pieces], self._model_types) if self.tagger is not None
+                    else [()] * len(pieces))
             for (i, off, piece), doc, tagged in zip(pieces, docs, tags, strict=True):
                 found[i] += [Span(s.start + off, s.end + off, s.entity_type, s.score)
                              for s in self.detect(piece, doc, tagged)]
