@@ -599,9 +599,9 @@ ADDRESS_RULES = (
 POSTCODE_RULES = (
     (regex.compile(r"\b(?:GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2})\b"), 0.7),  # UK
     (regex.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b"), 0.6),  # Canada
-    (regex.compile(r"(?<![\w-])\d{5}(?:-\d{4})?(?![\w-])"), 0.2),  # US / DE / FR: context needed
-    (regex.compile(r"(?<![\w-])\d{4}(?: ?[A-Z]{2})?(?![\w-])"), 0.1),  # NL / AU / CH etc.: context needed
-    (regex.compile(r"(?<![\w-])\d{3}-\d{4}(?![\w-])|(?<![\w-])\d{6}(?![\w-])"), 0.1),  # JP / IN
+    (regex.compile(r"(?<![\w/.-])\d{5}(?:-\d{4})?(?![\w-]|[/.:]\d)"), 0.2),  # US / DE / FR: context needed
+    (regex.compile(r"(?<![\w/.-])\d{4}(?: ?[A-Z]{2})?(?![\w-]|[/.:]\d)"), 0.1),  # NL / AU / CH etc.: context needed
+    (regex.compile(r"(?<![\w/.-])\d{3}-\d{4}(?![\w-]|[/.:]\d)|(?<![\w/.-])\d{6}(?![\w-]|[/.:]\d)"), 0.1),  # JP / IN
 )
 POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code postal", "pin code", "cap ", "eircode")
 _STATE_BEFORE = regex.compile(r"\b[A-Z]{2}[ \t]*$")
@@ -791,14 +791,31 @@ CAPS_NAME_CUE = regex.compile(
     r"miss|mx|nurse|signed|regards|attn)\b)[\s.:,'’-]*$")
 
 
+# "Saint Mary's Hospital", "John Hopkins Hospital", "Maria Pia Clinic": a name right before a capitalised institution
+# word is part of the institution's name
+INSTITUTION_AFTER = regex.compile(
+    r"(?:['’]s)?[ \t]+(?:Hospital|Hospitals|Clinic|Medical|Health|Healthcare|Center|Centre|University|College|School|"
+    r"Institute|Foundation|Pharmacy|Hotel|Church|Bank|Inc|Ltd|LLC|PLC|GmbH|Corp|Corporation|Company|Group|"
+    r"Associates|Laboratories|Labs|Memorial)\b")
+
+
+TITLED = regex.compile(TITLES + r"\.?[ \t]")
+TITLED_BEFORE = regex.compile(r"\b" + TITLES + r"\.?[ \t]+$")
+
+
 def not_a_name(text: str, start: int, end: int) -> bool:
-    """A PERSON span that is a payment network, currency or assistant, or one short ALL-CAPS word that is no
+    """A PERSON span that is a payment network, currency or assistant, the start of an institution's name, or one
+    short ALL-CAPS word that is no
     first name in mixed-case text (an acronym: "ATM", "KYC"; "Patient: ANN" stays a name, and so do short
     names in ALL-CAPS text)."""
     value = text[start:end]
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words):
         return True
+    if INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1]):
+        # "Mary Hospital": the name lists took the start of "St. Mary Hospital" for a first name; a titled name
+        # stays a person ("Dr. Chen's Clinic" names Dr. Chen)
+        return not (TITLED.match(value) or TITLED_BEFORE.search(text[max(0, start - 16):start]))
     if len(words) == 1 and value.isupper() and len(value) <= 4:
         letters = [c for c in text if c.isalpha()]
         if sum(c.isupper() for c in letters) >= 0.5 * len(letters):
@@ -894,6 +911,247 @@ def name_spans(text: str) -> Iterator[Span]:
     yield from gazetteer_spans(text)
 
 
+# ------------------------------------------------------------------------------------- structured fields
+# Exports, tickets and prompts carry records as JSON, "Label: value" lines and CSV or Markdown tables. The field's
+# name says what its value is, where the value alone often cannot: "Liang" in a CSV row has no context a NER model
+# could use, and "2127" is a postcode only because its column says so. Keys are compared by their words, lower
+# case, so "last_name", "lastName", "Last Name" and "patient.last_name" (ending in "last name") are one key.
+NAME_KEYS = frozenset({
+    "firstname", "fname", "givenname", "forename", "forenames", "middlename", "lastname", "lname", "surname",
+    "familyname", "maidenname", "mothersmaidenname", "fullname", "legalname", "preferredname", "nameoncard",
+    "cardholder", "cardholdername", "accountholder", "accountholdername", "policyholder", "beneficiaryname",
+    "payeename", "payername", "recipientname", "sendername", "guardianname", "spousename", "nextofkin",
+    "emergencycontact", "emergencycontactname", "contactperson", "customername", "clientname", "patientname",
+    "employeename", "membername", "applicantname", "tenantname", "borrowername", "insuredname", "subscribername",
+    "witnessname", "signedby", "contactname"})
+# keys whose value is a person only when it looks like one ("Name: Anna Kowalski" yes, "Name: Premium plan" no;
+# "Provider: Dr. Rosa Fernandez" yes, "Provider: City Hospital" no)
+LOOSE_NAME_KEYS = frozenset({
+    "name", "patient", "customer", "client", "contact", "member", "employee", "beneficiary", "payee", "payer",
+    "recipient", "sender", "guardian", "spouse", "applicant", "tenant", "landlord", "borrower", "insured",
+    "subscriber", "witness", "doctor", "physician", "provider", "providername", "attending", "referredby",
+    "nurse", "author", "owner", "ownername", "manager", "agent", "caregiver", "parent", "mother", "father"})
+FIELD_TYPES = {
+    **dict.fromkeys(("email", "emailaddress", "mail", "workemail", "personalemail", "contactemail"), "EMAIL_ADDRESS"),
+    **dict.fromkeys(("phone", "phonenumber", "phoneno", "telephone", "tel", "telno", "mobile", "mobilenumber",
+                     "mobilephone", "cell", "cellphone", "cellnumber", "homephone", "workphone", "fax", "faxnumber",
+                     "contactnumber", "contactphone", "whatsapp"), "PHONE_NUMBER"),
+    **dict.fromkeys(("address", "streetaddress", "street", "address1", "address2", "addressline1", "addressline2",
+                     "addr", "homeaddress", "mailingaddress", "postaladdress", "billingaddress", "shippingaddress",
+                     "residentialaddress", "residence", "domicile"), "STREET_ADDRESS"),
+    **dict.fromkeys(("zip", "zipcode", "postcode", "postalcode", "plz", "pincode", "eircode"), "POSTCODE"),
+    **dict.fromkeys(("dob", "dateofbirth", "birthdate", "birthday", "bday"), "DATE_OF_BIRTH"),
+    **dict.fromkeys(("city", "town", "birthplace", "placeofbirth", "cityofbirth"), "LOCATION"),
+    **dict.fromkeys(("mrn", "medicalrecordnumber", "medicalrecordno", "patientid", "patientnumber", "patientno",
+                     "chartnumber", "healthrecordnumber"), "MEDICAL_RECORD"),
+    **dict.fromkeys(("ssn", "socialsecuritynumber"), "US_SSN"),
+    **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle"), "USERNAME"),
+    **dict.fromkeys(("password", "passwd", "pwd", "passcode", "passphrase"), "PASSWORD"),
+    **dict.fromkeys(("customerid", "customernumber", "customerno", "clientid", "clientnumber", "memberid",
+                     "membernumber", "accountid"), "CUSTOMER_ID"),
+    **dict.fromkeys(("employeeid", "employeenumber", "employeeno", "staffid", "staffnumber"), "EMPLOYEE_ID"),
+    **dict.fromkeys(("passportnumber", "passportno", "passport"), "PASSPORT"),
+    **dict.fromkeys(("driverslicense", "driverlicense", "driverslicence", "drivinglicence", "licensenumber",
+                     "dlnumber"), "DRIVER_LICENSE"),
+    **dict.fromkeys(("accountnumber", "accountno", "bankaccount", "bankaccountnumber"), "US_BANK_NUMBER"),
+    **dict.fromkeys(("ipaddress", "ip"), "IP_ADDRESS"),
+    **dict.fromkeys(NAME_KEYS, "PERSON"),
+}
+# fields that name what their value is not: a person found in "Prescription: Zolpidem" or "City: San Antonio" is the
+# NER's mistake. The redactor drops PERSON detections inside such values (spans of type NO_PERSON mark them).
+NO_PERSON = "_NO_PERSON"
+NON_PERSON_KEYS = frozenset({
+    "prescription", "medication", "medications", "medicine", "drug", "drugs", "diagnosis", "condition", "allergy",
+    "allergies", "procedure", "treatment", "symptom", "symptoms", "product", "productname", "item", "itemname",
+    "company", "companyname", "organization", "organisation", "employer", "hospital", "facility", "clinic",
+    "department", "state", "country", "county", "region", "province", "jobtitle", "occupation", "role", "position",
+    "category", "status", "brand", "model", "eventname", "reason", "result", "race", "ethnicity", "gender", "sex"})
+_KEY_WORD = regex.compile(r"\p{Lu}?\p{Ll}+|\p{Lu}+(?!\p{Ll})|\d+")
+_NULLS = frozenset({"", "n/a", "na", "none", "null", "nil", "unknown", "-", "--", "\\n", "tbd", "redacted", "true",
+                    "false", "yes", "no"})
+_NAME_VALUE = regex.compile(r"(?:\p{L}[\p{L}'’-]*\.?)(?:[ \t]+\p{L}[\p{L}'’-]*\.?){0,4}")
+_PHONE_VALUE = regex.compile(r"[+(]?\d[\d ().\-/]{5,22}\d(?:[ \t]*(?:x|ext\.?)[ \t]*\d{1,5})?")
+
+
+def field_type(key: str) -> tuple[str | None, bool]:
+    """(entity type, loose) for a field name: its longest known ending, so "patient.last_name" is a surname."""
+    words = [w.lower() for w in _KEY_WORD.findall(key)]
+    for i in range(len(words)):
+        k = "".join(words[i:])
+        if k in FIELD_TYPES:
+            return FIELD_TYPES[k], False
+        if k in LOOSE_NAME_KEYS:
+            return "PERSON", True
+        if k in NON_PERSON_KEYS:
+            return NO_PERSON, False
+    return None, False
+
+
+def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
+    """The value has the shape its field promises; a column of the wrong kind ("address: see above") is ignored."""
+    low = value.lower().strip()
+    if etype == NO_PERSON:
+        return low not in _NULLS
+    if low in _NULLS or len(value) > 160:
+        return False
+    if etype == "PERSON":
+        if not _NAME_VALUE.fullmatch(value) or len(value) > 60 or low in _stop_words():
+            return False
+        if not loose:  # a surname column holds "Brown" and "King" too
+            return True
+        return bool(regex.match(TITLES + r"\.?[ \t]", value)) or (low not in COMMON_WORDS
+                                                                   and person_like(value, cased=False))
+    if etype == "PHONE_NUMBER":
+        return bool(_PHONE_VALUE.fullmatch(value)) and 7 <= len(digits(value)) <= 15
+    if etype == "EMAIL_ADDRESS":
+        return "@" in value and " " not in value
+    if etype == "STREET_ADDRESS":
+        return bool(regex.search(r"\p{L}", value)) and len(value.split()) >= 2
+    if etype == "POSTCODE":
+        return bool(regex.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 -]{1,8}[A-Za-z0-9]", value)) and has_digit(value)
+    if etype == "LOCATION":
+        return bool(_NAME_VALUE.fullmatch(value)) and low not in COMMON_WORDS
+    if etype in ("USERNAME", "PASSWORD"):
+        return " " not in value.strip()
+    return has_digit(value) and len(value) <= 40  # ids, dates of birth, account numbers
+
+
+# "key": "value" (JSON, Python dicts) and key: value / key = value (YAML, logs, forms); the value runs to the end of
+# the line, to a separator before the next key, or to the closing quote. It is only looked at (a lookahead), so
+# the next key on the same line is matched too.
+_FIELD = regex.compile(
+    r"(?P<q>[\"']?)(?P<k>\p{L}[\p{L}\d_.-]*(?:[ \t]\p{L}[\p{L}\d_.-]*){0,3})(?P=q)[ \t]*(?::|=>?)[ \t]*"
+    r"(?=\"(?P<dq>(?:[^\"\\\n]|\\.){0,160})\"|'(?P<sq>[^'\n]{0,160})'|(?P<bare>[^\s\"'{\[][^\n]{0,200}))")
+_NEXT_KEY = regex.compile(r"[ \t]*[,;|][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t]")
+
+
+_ONE_TOKEN = regex.compile(r"[A-Z0-9]{2,4} \d[A-Z]{2}\b|\S+")  # a UK postcode has a space; ids do not
+_DATE_START = regex.compile(DATE_VALUE)
+
+
+def _field_value(m: regex.Match, etype: str) -> tuple[int, int]:
+    for g in ("dq", "sq"):
+        if m.group(g) is not None:
+            return m.span(g)
+    start, end = m.span("bare")
+    stop = _NEXT_KEY.search(m.string, start, end)
+    end = stop.start() if stop else end
+    if etype != "STREET_ADDRESS" and (comma := m.string.find(",", start, end)) != -1:
+        end = comma  # "Name: Anna Kowalski, 45, teacher": a name stops at the comma, an address does not
+    while end > start and m.string[end - 1] in " \t.,":
+        end -= 1
+    # an unquoted value may run into the sentence after it ("MRN: 00482913 admitted"): take what its type allows
+    if etype == "PHONE_NUMBER":
+        end = start + (len(v.group()) if (v := _PHONE_VALUE.match(m.string, start, end)) else 0)
+    elif etype == "DATE_OF_BIRTH" and (v := _DATE_START.match(m.string, start, end)):
+        end = v.end()
+    elif etype == "PERSON" and len(m.string[start:end].split()) > 3:
+        end = start  # "Name: Anna Kowalski admitted today": the name cue and the NER decide
+    elif etype not in ("STREET_ADDRESS", "LOCATION", NO_PERSON, "PERSON"):
+        end = _ONE_TOKEN.match(m.string, start, end).end()
+    return start, end
+
+
+def _field_spans(start: int, end: int, etype: str, loose: bool) -> Iterator[Span]:
+    if etype != NO_PERSON:
+        yield Span(start, end, etype, 0.8 if loose or etype == "LOCATION" else 0.9)
+    if etype != "PERSON":
+        yield Span(start, end, NO_PERSON, 1.0)
+
+
+def key_value_spans(text: str) -> Iterator[Span]:
+    if ":" not in text and "=" not in text:
+        return
+    for m in _FIELD.finditer(text):
+        etype, loose = field_type(m.group("k"))
+        if etype is None:
+            continue
+        start, end = _field_value(m, etype)
+        if end > start and field_value_ok(etype, text[start:end], loose):
+            yield from _field_spans(start, end, etype, loose)
+
+
+_TABLE_DELIMS = ("\t", "|", ";", ",")
+_HEADER_CELL = regex.compile(r"[\p{L}\d_.#/()-]+(?:[ ][\p{L}\d_.#/()-]+){0,3}")  # "last_name", "Date of birth"
+
+
+def _cells(line: str, offset: int, delim: str) -> list[tuple[int, int]]:
+    """Cell spans of one delimited line (CSV quoting honoured; Markdown's outer pipes dropped), trimmed."""
+    out, i, n = [], 0, len(line)
+    if delim == "|":
+        body = line.strip()
+        if not (body.startswith("|") or body.endswith("|")):
+            return []
+        lead = len(line) - len(line.lstrip())
+        i, n = lead + (1 if body.startswith("|") else 0), lead + len(body) - (1 if body.endswith("|") else 0)
+    while i <= n:
+        j = i
+        while j < n and line[j] in " \t" and delim not in " \t":
+            j += 1
+        if j < n and line[j] == '"':  # a quoted cell: up to the quote before the delimiter ("" is an escaped quote)
+            k = j + 1
+            while k < n and not (line[k] == '"' and (k + 1 >= n or line[k + 1] != '"')):
+                k += 2 if line[k] == '"' else 1
+            s, e = j + 1, min(k, n)
+            nxt = line.find(delim, k, n)
+        else:
+            nxt = line.find(delim, i, n)
+            s, e = i, (n if nxt == -1 else nxt)
+        while s < e and line[s] in " \t":
+            s += 1
+        while e > s and line[e - 1] in " \t":
+            e -= 1
+        out.append((offset + s, offset + e))
+        if nxt == -1:
+            break
+        i = nxt + 1
+    return out
+
+
+def table_spans(text: str) -> Iterator[Span]:
+    """Cells of CSV, TSV, semicolon and Markdown tables, typed by their column's header. A header is a line whose
+    cells include a known field name; the rows are the lines after it with the same number of cells."""
+    if "\n" not in text:
+        return
+    lines, pos = [], 0
+    for line in text.split("\n"):
+        lines.append((pos, line))
+        pos += len(line) + 1
+    i = 0
+    while i < len(lines) - 1:
+        off, line = lines[i]
+        header = None
+        for delim in _TABLE_DELIMS:
+            if delim not in line:
+                continue
+            cells = _cells(line, off, delim)
+            types = [field_type(text[s:e]) for s, e in cells]
+            if len(cells) >= 2 and any(t for t, _ in types) and all(_HEADER_CELL.fullmatch(text[s:e]) for s, e in cells):
+                header = (delim, types)
+                break
+        i += 1
+        if header is None:
+            continue
+        delim, types = header
+        while i < len(lines):
+            roff, row = lines[i]
+            if delim == "|" and regex.fullmatch(r"[ \t|:-]*-[ \t|:-]*", row):
+                i += 1  # Markdown's |---|---| line
+                continue
+            cells = _cells(row, roff, delim)
+            if len(cells) != len(types):
+                break
+            for (s, e), (etype, loose) in zip(cells, types, strict=True):
+                if etype is not None and e > s and field_value_ok(etype, text[s:e], loose):
+                    yield from _field_spans(s, e, etype, loose)
+            i += 1
+
+
+def field_spans(text: str) -> Iterator[Span]:
+    yield from key_value_spans(text)
+    yield from table_spans(text)
+
+
 # ------------------------------------------------------------------------------------------------- all
 def rule_spans(text: str) -> list[Span]:
     """Everything privtune's recognizers find in `text` (unresolved: overlaps are merged by the redactor)."""
@@ -903,4 +1161,5 @@ def rule_spans(text: str) -> list[Span]:
     out += address_spans(text)
     out += date_spans(text)
     out += name_spans(text)
+    out += field_spans(text)
     return out

@@ -29,7 +29,15 @@ import regex
 from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
-from privtune.data.recognizers import Span, has_digit, medical_term, not_a_name, person_like, rule_spans
+from privtune.data.recognizers import (
+    NO_PERSON,
+    Span,
+    has_digit,
+    medical_term,
+    not_a_name,
+    person_like,
+    rule_spans,
+)
 from privtune.errors import InputError
 
 if TYPE_CHECKING:
@@ -368,8 +376,11 @@ class Redactor:
                                                                              min(m.score, NER_SCORE))):
                 out.append(span)
         out += rule_spans(text)
+        no_person = [(s.start, s.end) for s in out if s.entity_type == NO_PERSON]
         keep = []
         for s in out:
+            if s.entity_type == "PERSON" and any(a <= s.start and s.end <= b for a, b in no_person):
+                continue  # "Prescription: Zolpidem", "City: San Antonio": the field says what it is
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
             s = trim_span(s, text)
