@@ -327,7 +327,7 @@ RECORD_FIELDS = {
 
 def records_docs(seed: int = 11) -> list[dict]:
     """gretel's patient tables rendered the ways records reach a fine-tuning set: one JSON object, "Label: value"
-    lines, a CSV block with its header, a Markdown table. Gold spans are the cells of the PII columns (a titled
+    lines, a CSV block with its header, a Markdown table, XML elements, an SQL INSERT. Gold spans are the cells of the PII columns (a titled
     provider's name is a person; "City Hospital" is not). The renderings are ours, so this source is not unseen."""
     rng = random.Random(seed)
     root = SHARED / "gretel_pii_samples"
@@ -339,9 +339,9 @@ def records_docs(seed: int = 11) -> list[dict]:
         rows = rows[:35] + rng.sample(rows[35:], min(len(rows) - 35, 565)) if len(rows) > 600 else rows
         i = 0
         while i < len(rows):
-            style = rng.choice(("json", "lines", "csv", "markdown"))
+            style = rng.choice(("json", "lines", "csv", "markdown", "xml", "sql"))
             n = 1 if style in ("json", "lines") else rng.randint(3, 5)
-            docs.append(_render(style, fields, rows[i:i + n]))
+            docs.append(_render(style, fields, rows[i:i + n], table))
             i += n
     return docs
 
@@ -352,7 +352,7 @@ def _gold_type(col: str, etype: str | None, value: str) -> str | None:
     return etype if value else None
 
 
-def _render(style: str, fields: list, rows: list[dict]) -> dict:
+def _render(style: str, fields: list, rows: list[dict], table: str = "records") -> dict:
     parts: list[str] = []
     gold: list[tuple[int, int, str]] = []
     pos = 0
@@ -376,6 +376,25 @@ def _render(style: str, fields: list, rows: list[dict]) -> dict:
             put(rows[0][col], etype, col)
             put("\"")
         put("}")
+    elif style == "xml":
+        put(f"<{table}>\n")
+        for row in rows:
+            put("  <record>")
+            for col, _, etype in fields:
+                put(f"<{col}>")
+                put(row[col].replace("&", "&amp;").replace("<", "&lt;"), etype, col)
+                put(f"</{col}>")
+            put("</record>\n")
+        put(f"</{table}>\n")
+    elif style == "sql":
+        put(f"INSERT INTO {table} ({', '.join(c for c, _, _ in fields)}) VALUES\n")
+        for r, row in enumerate(rows):
+            put("  (")
+            for k, (col, _, etype) in enumerate(fields):
+                put((", " if k else "") + "'")
+                put(row[col].replace("'", "''"), etype, col)
+                put("'")
+            put(");\n" if r == len(rows) - 1 else "),\n")
     elif style == "lines":
         for col, label, etype in fields:
             put(f"{label}: ")

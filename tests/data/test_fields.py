@@ -95,3 +95,18 @@ def test_a_field_that_names_a_drug_city_or_hospital_vetoes_a_ner_person(redactor
         assert (gone is None and not persons) or (gone is not None and any(gone in p for p in persons)), (text, persons)
     # the same name in running text is still a person
     assert any(s.entity_type == "PERSON" for s in redactor.spans(["I met Mary Smith yesterday."])[0])
+
+
+def test_xml_elements_query_strings_and_sql_inserts_are_typed_by_their_field_names():
+    xml = "<patient><first_name>Aisha</first_name><lastName>Liang</lastName><dob>04/17/1960</dob><weight>135</weight></patient>"
+    assert [f for f in _fields(xml) if f[1] != R.NO_PERSON] == [
+        ("Aisha", "PERSON"), ("Liang", "PERSON"), ("04/17/1960", "DATE_OF_BIRTH")]
+    query = "GET /api/users?first_name=Aisha&last_name=Liang&zip=10001&page=2"
+    assert [f for f in _fields(query) if f[1] != R.NO_PERSON] == [
+        ("Aisha", "PERSON"), ("Liang", "PERSON"), ("10001", "POSTCODE")]
+    sql = ("INSERT INTO patients (id, first_name, last_name, phone) VALUES\n"
+           "(1, 'Aisha', 'O''Brien', '617-248-4867'),\n(2, 'Harpreet', 'Chaudhry', NULL);")
+    assert [f for f in _fields(sql) if f[1] != R.NO_PERSON] == [
+        ("Aisha", "PERSON"), ("O''Brien", "PERSON"), ("617-248-4867", "PHONE_NUMBER"), ("Harpreet", "PERSON"),
+        ("Chaudhry", "PERSON")]
+    assert _fields("INSERT INTO t (first_name) VALUES (lower(x))") == []  # an expression is no name

@@ -1022,7 +1022,7 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
 _FIELD = regex.compile(
     r"(?P<q>[\"']?)(?P<k>\p{L}[\p{L}\d_.-]*(?:[ \t]\p{L}[\p{L}\d_.-]*){0,3})(?P=q)[ \t]*(?::|=>?)[ \t]*"
     r"(?=\"(?P<dq>(?:[^\"\\\n]|\\.){0,160})\"|'(?P<sq>[^'\n]{0,160})'|(?P<bare>[^\s\"'{\[][^\n]{0,200}))")
-_NEXT_KEY = regex.compile(r"[ \t]*[,;|][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t]")
+_NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]")
 
 
 _ONE_TOKEN = regex.compile(r"[A-Z0-9]{2,4} \d[A-Z]{2}\b|\S+")  # a UK postcode has a space; ids do not
@@ -1069,6 +1069,72 @@ def key_value_spans(text: str) -> Iterator[Span]:
         start, end = _field_value(m, etype)
         if end > start and field_value_ok(etype, text[start:end], loose):
             yield from _field_spans(start, end, etype, loose)
+
+
+# <last_name>Liang</last_name> (XML, HTML-ish exports)
+_XML_FIELD = regex.compile(r"<(?P<k>[\p{L}_][\w.:-]{0,40})(?:[ \t][^<>\n]{0,200})?>[ \t]*(?P<v>[^<>\n]{1,160}?)[ \t]*"
+                           r"</(?P=k)>")
+# INSERT INTO patients (first_name, last_name) VALUES ('Aisha', 'Liang'), (…): each value typed by its column
+_SQL_INSERT = regex.compile(r"(?i:\binsert[ \t]+into[ \t]+[\w.\"`\[\]]+[ \t]*)\((?P<cols>[^()]{1,600})\)"
+                            r"(?i:[ \t\n]*values[ \t\n]*)")
+
+
+def xml_spans(text: str) -> Iterator[Span]:
+    if "</" not in text:
+        return
+    for m in _XML_FIELD.finditer(text):
+        etype, loose = field_type(m.group("k").rsplit(":", 1)[-1])
+        if etype is not None and field_value_ok(etype, m.group("v"), loose):
+            yield from _field_spans(*m.span("v"), etype, loose)
+
+
+def _sql_tuples(text: str, pos: int) -> Iterator[list[tuple[int, int]]]:
+    """The value tuples after VALUES, each as cell spans (quotes dropped; '' is an escaped quote)."""
+    n = len(text)
+    while True:
+        while pos < n and text[pos] in " \t\n,":
+            pos += 1
+        if pos >= n or text[pos] != "(":
+            return
+        pos += 1
+        cells: list[tuple[int, int]] = []
+        while pos < n:
+            while pos < n and text[pos] in " \t\n":
+                pos += 1
+            if pos < n and text[pos] in "'\"":
+                q, start = text[pos], pos + 1
+                pos = start
+                while pos < n and not (text[pos] == q and text[pos + 1:pos + 2] != q):
+                    pos += 2 if text[pos] == q else 1
+                cells.append((start, pos))
+                pos += 1
+            else:
+                start = pos
+                while pos < n and text[pos] not in ",)\n":
+                    pos += 1
+                cells.append((start, len(text[:pos].rstrip())))
+            while pos < n and text[pos] in " \t\n":
+                pos += 1
+            if pos >= n or text[pos] == ")":
+                pos += 1
+                yield cells
+                break
+            if text[pos] != ",":
+                return  # not a value list after all
+            pos += 1
+
+
+def sql_spans(text: str) -> Iterator[Span]:
+    if "(" not in text:
+        return
+    for m in _SQL_INSERT.finditer(text):
+        types = [field_type(c.strip().strip("\"`[]")) for c in m.group("cols").split(",")]
+        for cells in _sql_tuples(text, m.end()):
+            if len(cells) != len(types):
+                break
+            for (s, e), (etype, loose) in zip(cells, types, strict=True):
+                if etype is not None and e > s and field_value_ok(etype, text[s:e], loose):
+                    yield from _field_spans(s, e, etype, loose)
 
 
 _TABLE_DELIMS = ("\t", "|", ";", ",")
@@ -1150,6 +1216,8 @@ def table_spans(text: str) -> Iterator[Span]:
 def field_spans(text: str) -> Iterator[Span]:
     yield from key_value_spans(text)
     yield from table_spans(text)
+    yield from xml_spans(text)
+    yield from sql_spans(text)
 
 
 # ------------------------------------------------------------------------------------------------- all
