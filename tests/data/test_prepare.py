@@ -224,3 +224,34 @@ def test_no_redact_leaves_review_csv_empty(tmp_path):
     assert (tmp_path / "ds" / "review.csv").read_text().strip() == (
         "id,split,category,redacted_text,entity_types,reviewer_verdict,reviewer_notes")
     assert "Redaction was disabled" in (tmp_path / "ds" / "data_card.md").read_text()
+
+
+def test_metadata_values_are_redacted_like_the_text_and_labels_are_kept(tmp_path):
+    # metadata travels into train/val/test with the record: before, "customer_name" and "email" here reached the
+    # splits in clear
+    rows = []
+    for i in range(24):
+        row = ticket(i)
+        name, email, phone, _ = PEOPLE[i % len(PEOPLE)]
+        row["metadata"] |= {"customer_name": name, "email": email, "notes": [f"called from {phone}"],
+                            "contact": {"phone": 4155550132, "zip": "94103"}, "priority": 2,
+                            "channel": "web chat"}
+        rows.append(row)
+    src = write_jsonl(tmp_path / "meta.jsonl", rows)
+    manifest = prepare([src], tmp_path / "ds", PrepareConfig())
+    out = [r for s in ("train", "val", "test") for r in read_jsonl(tmp_path / "ds" / f"{s}.jsonl")]
+    assert len(out) == 24
+    blob = (tmp_path / "ds" / "train.jsonl").read_text() + (tmp_path / "ds" / "test.jsonl").read_text()
+    for person in PEOPLE:
+        for value in (*person[0].split(), person[1]):
+            assert value not in blob
+    assert "4155550132" not in blob and "94103" not in blob
+    for r in out:
+        m = r["metadata"]
+        assert m["category"] in CATEGORIES  # the stratification label is not redacted
+        assert m["source_line"].startswith("meta.jsonl:")
+        assert m["customer_name"] == "[PERSON]" and m["email"] == "[EMAIL_ADDRESS]"
+        assert m["notes"] == ["called from [PHONE_NUMBER]"]
+        assert m["contact"] == {"phone": "[PHONE_NUMBER]", "zip": "[POSTCODE]"}
+        assert m["priority"] == 2 and m["channel"] == "web chat"  # a plain number and plain words stay as they were
+    assert manifest["redaction"]["EMAIL_ADDRESS"] >= 48  # text and metadata both count

@@ -35,6 +35,7 @@ from privtune.data.card import length_histogram, render_data_card, render_data_c
 from privtune.data.dedup import NearDupIndex, content_key, content_text
 from privtune.data.formats import Record, read_records, stable_id
 from privtune.data.progress import progress
+from privtune.data.recognizers import Span
 from privtune.data.redact import is_bare_label
 from privtune.data.review import render_record, select_for_review, write_review_csv
 from privtune.data.split import SPLITS, split_labels
@@ -68,6 +69,34 @@ def _text_slots(record: dict[str, Any]) -> list[tuple[Any, Any]]:
     """(container, key) for every text of a record, so redacted text can be written back in place."""
     slots: list[tuple[Any, Any]] = [(m, "content") for m in record.get("messages", [])]
     return slots + [(record, k) for k in ("chosen", "rejected", "text") if k in record]
+
+
+def _metadata_slots(meta: dict[str, Any], keep: set[str]) -> list[tuple[Any, Any, str]]:
+    """(container, key, field name) for every value in a record's metadata that may hold personal data: every
+    string, nested ones too, and numbers whose field name is an identifier's ("phone": 6172484867). Metadata is
+    written to the splits with the record, so it is redacted like the text; the label fields in `keep` (the
+    stratification field, privtune's own source_line) are not."""
+    from privtune.data.recognizers import NO_PERSON, field_type
+
+    out: list[tuple[Any, Any, str]] = []
+
+    def walk(container: Any, key: Any, name: str) -> None:
+        value = container[key]
+        if isinstance(value, dict):
+            for k in value:
+                walk(value, k, str(k))
+        elif isinstance(value, list):
+            for j in range(len(value)):
+                walk(value, j, name)
+        elif isinstance(value, str) and value.strip() or (
+                isinstance(value, int | float) and not isinstance(value, bool)
+                and field_type(name)[0] not in (None, NO_PERSON)):
+            out.append((container, key, name))
+
+    for k in meta:
+        if k not in keep:
+            walk(meta, k, str(k))
+    return out
 
 
 @dataclass
@@ -156,26 +185,34 @@ class Redaction:
         """Per record: (entity counts, subject fingerprints of the original values found)."""
         from privtune.forget import fingerprints
 
-        slots = []
+        slots = []  # (record index, container, key, prefix): a metadata value is read after its field name
+        keep = {"source_line", "category", self.cfg.split.stratify_by or "category"}
         for i, r in enumerate(records):
             category = r.data.get("metadata", {}).get("category")
             for container, key in _text_slots(r.data):
                 if (self.cfg.redact.protect_labels and container.get("role") == "assistant"
                         and is_bare_label(container[key], category)):
                     continue
-                slots.append((i, container, key))
-        texts = [c[k] for _, c, k in slots]
+                slots.append((i, container, key, ""))
+            meta = r.data.get("metadata")
+            if isinstance(meta, dict):
+                slots += [(i, c, k, f"{name}: ") for c, k, name in _metadata_slots(meta, keep)]
+        texts = [p + str(c[k]) for _, c, k, p in slots]
         n = max(1, self.cfg.redact.workers)
         size = max(1, -(-len(texts) // n))
         batches = [(texts[j:j + size], allow) for j in range(0, len(texts), size)]
         spans = [s for batch in self.pool.map(batches) for s in batch]
         out: list[tuple[Counter[str], list[str]]] = [(Counter(), []) for _ in records]
         values: list[list[str]] = [[] for _ in records]
-        for (i, container, key), found in zip(slots, spans, strict=True):
-            text = container[key]
+        for (i, container, key, prefix), found in zip(slots, spans, strict=True):
+            text = str(container[key])
+            if prefix:  # back to offsets in the value; the field name itself is never redacted
+                n = len(prefix)
+                found = [Span(max(s.start - n, 0), s.end - n, s.entity_type, s.score) for s in found if s.end > n]
             values[i] += [text[s.start:s.end] for s in found]
             out[i][0].update(s.entity_type for s in found)
-            container[key] = self.pool.local.apply(text, found)
+            if found:  # a number with nothing found stays a number
+                container[key] = self.pool.local.apply(text, found)
         for i, vals in enumerate(values):
             if vals:
                 out[i] = (out[i][0], fingerprints(vals, self.subject_key))

@@ -215,8 +215,8 @@ def trim_span(span: Span, text: str) -> Span | None:
     value = text[start:end]
     if span.entity_type == "PERSON" and value.endswith(("'s", "’s")):
         end -= 2
-    while start < end and text[start] in " \t\n\"'“”‘’(,;:":
-        start += 1
+    while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
+        start += 1  # "(212) 555-0178" keeps its parenthesis; "(Anna" loses it
     while end > start and text[end - 1] in " \t\n\"'“”‘’),;:.!?":
         end -= 1
     return Span(start, end, span.entity_type, span.score) if end > start else None
