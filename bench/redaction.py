@@ -327,7 +327,7 @@ RECORD_FIELDS = {
 
 def records_docs(seed: int = 11) -> list[dict]:
     """gretel's patient tables rendered the ways records reach a fine-tuning set: one JSON object, "Label: value"
-    lines, a CSV block with its header, a Markdown table, XML elements, an SQL INSERT. Gold spans are the cells of the PII columns (a titled
+    lines, a CSV block with its header, a Markdown table, a two-column field/value table, XML elements, an SQL INSERT. Gold spans are the cells of the PII columns (a titled
     provider's name is a person; "City Hospital" is not). The renderings are ours, so this source is not unseen."""
     rng = random.Random(seed)
     root = SHARED / "gretel_pii_samples"
@@ -339,8 +339,8 @@ def records_docs(seed: int = 11) -> list[dict]:
         rows = rows[:35] + rng.sample(rows[35:], min(len(rows) - 35, 565)) if len(rows) > 600 else rows
         i = 0
         while i < len(rows):
-            style = rng.choice(("json", "lines", "csv", "markdown", "xml", "sql"))
-            n = 1 if style in ("json", "lines") else rng.randint(3, 5)
+            style = rng.choice(("json", "lines", "csv", "markdown", "xml", "sql", "fieldtable"))
+            n = 1 if style in ("json", "lines", "fieldtable") else rng.randint(3, 5)
             docs.append(_render(style, fields, rows[i:i + n], table))
             i += n
     return docs
@@ -395,6 +395,12 @@ def _render(style: str, fields: list, rows: list[dict], table: str = "records") 
                 put(row[col].replace("'", "''"), etype, col)
                 put("'")
             put(");\n" if r == len(rows) - 1 else "),\n")
+    elif style == "fieldtable":  # a two-column Markdown table: field, value
+        put("| Field | Value |\n|---|---|\n")
+        for col, label, etype in fields:
+            put(f"| {label} | ")
+            put(rows[0][col], etype, col)
+            put(" |\n")
     elif style == "lines":
         for col, label, etype in fields:
             put(f"{label}: ")

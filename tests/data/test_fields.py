@@ -110,3 +110,14 @@ def test_xml_elements_query_strings_and_sql_inserts_are_typed_by_their_field_nam
         ("Aisha", "PERSON"), ("O''Brien", "PERSON"), ("617-248-4867", "PHONE_NUMBER"), ("Harpreet", "PERSON"),
         ("Chaudhry", "PERSON")]
     assert _fields("INSERT INTO t (first_name) VALUES (lower(x))") == []  # an expression is no name
+
+
+def test_two_column_tables_of_field_names_and_values_are_read_row_by_row():
+    md = ("| Field | Value |\n|---|---|\n| First name | Aisha |\n| Surname | Brown |\n| Zip | 10001 |\n| Weight | 135 |\n"
+          "| Phone | 617-248-4867 |\n| Height | 61 |\n")
+    assert [f for f in _fields(md) if f[1] != R.NO_PERSON] == [
+        ("Aisha", "PERSON"), ("Brown", "PERSON"), ("10001", "POSTCODE"), ("617-248-4867", "PHONE_NUMBER")]
+    assert [f for f in _fields("last_name,Liang\nphone,617-248-4867") if f[1] != R.NO_PERSON] == [
+        ("Liang", "PERSON"), ("617-248-4867", "PHONE_NUMBER")]
+    # a two-column table with a header is still a table: "Anna" is typed by the "name" column, "5" by nothing
+    assert _fields("name,score\nAnna,5\nBob,7\n") == [("Anna", "PERSON")]

@@ -1174,20 +1174,45 @@ def _cells(line: str, offset: int, delim: str) -> list[tuple[int, int]]:
     return out
 
 
+def _key_value_row(text: str, off: int, line: str) -> tuple[str, tuple[int, int], tuple[str, bool]] | None:
+    """(delimiter, value cell, its type) for a two-cell line whose first cell is a field name and whose second is not."""
+    for delim in _TABLE_DELIMS:
+        if delim in line:
+            cells = _cells(line, off, delim)
+            if len(cells) == 2:
+                key, value = (text[s:e] for s, e in cells)
+                ktype = field_type(key) if _HEADER_CELL.fullmatch(key) else (None, False)
+                if ktype[0] is not None and field_type(value)[0] is None:
+                    return delim, cells[1], ktype
+    return None
+
+
 def table_spans(text: str) -> Iterator[Span]:
     """Cells of CSV, TSV, semicolon and Markdown tables, typed by their column's header. A header is a line whose
-    cells include a known field name; the rows are the lines after it with the same number of cells."""
+    cells include a known field name; the rows are the lines after it with the same number of cells. A two-column
+    table of field names and values ("| Surname | Liang |") is read row by row."""
     if "\n" not in text:
         return
     lines, pos = [], 0
     for line in text.split("\n"):
         lines.append((pos, line))
         pos += len(line) + 1
-    i = 0
-    while i < len(lines) - 1:
+    i, prev_kv = 0, False
+    while i < len(lines):
         off, line = lines[i]
+        kv = _key_value_row(text, off, line)
+        if kv is not None:  # "| First name | Anna |": unless it heads a two-column table ("name,score\nAnna,5")
+            nxt = _cells(lines[i + 1][1], lines[i + 1][0], kv[0]) if i + 1 < len(lines) else []
+            if prev_kv or len(nxt) != 2 or _key_value_row(text, *lines[i + 1]) is not None:
+                (s, e), (etype, loose) = kv[1], kv[2]
+                if field_value_ok(etype, text[s:e], loose):
+                    yield from _field_spans(s, e, etype, loose)
+                i, prev_kv = i + 1, True
+                continue
+        # a two-cell line with an unknown field ("| Weight | 135 |") keeps a run of field/value rows going
+        prev_kv = any(d in line and len(_cells(line, off, d)) == 2 for d in _TABLE_DELIMS)
         header = None
-        for delim in _TABLE_DELIMS:
+        for delim in _TABLE_DELIMS if i < len(lines) - 1 else ():
             if delim not in line:
                 continue
             cells = _cells(line, off, delim)
