@@ -121,3 +121,14 @@ def test_two_column_tables_of_field_names_and_values_are_read_row_by_row():
         ("Liang", "PERSON"), ("617-248-4867", "PHONE_NUMBER")]
     # a two-column table with a header is still a table: "Anna" is typed by the "name" column, "5" by nothing
     assert _fields("name,score\nAnna,5\nBob,7\n") == [("Anna", "PERSON")]
+
+
+def test_bank_and_id_fields_take_their_whole_value_and_check_it():
+    text = ('{"iban": "GB82 WEST 1234 5698 7654 32", "swift_bic_code": "DEUTDEFF500", "nhs_number": "943 476 5919", '
+            '"vin": "1HGCM82633A004352", "account_pin": "4821"}')
+    found = [f for f in _fields(text) if f[1] != R.NO_PERSON]
+    assert found == [("GB82 WEST 1234 5698 7654 32", "IBAN_CODE"), ("DEUTDEFF500", "ROUTING_NUMBER"),
+                     ("943 476 5919", "NATIONAL_ID"), ("1HGCM82633A004352", "VEHICLE_ID"), ("4821", "PASSWORD")]
+    assert [f for f in _fields("Card number: 4111 1111 1111 1111 expires soon") if f[1] != R.NO_PERSON] == [
+        ("4111 1111 1111 1111", "CREDIT_CARD")]
+    assert [f for f in _fields("iban: GB82 WEST 1234 5698 7654 33") if f[1] != R.NO_PERSON] == []  # mod-97 fails

@@ -954,7 +954,24 @@ FIELD_TYPES = {
     **dict.fromkeys(("driverslicense", "driverlicense", "driverslicence", "drivinglicence", "licensenumber",
                      "dlnumber"), "DRIVER_LICENSE"),
     **dict.fromkeys(("accountnumber", "accountno", "bankaccount", "bankaccountnumber"), "US_BANK_NUMBER"),
-    **dict.fromkeys(("ipaddress", "ip"), "IP_ADDRESS"),
+    **dict.fromkeys(("ipaddress", "ip", "ipv4", "ipv6", "clientip", "remoteaddr"), "IP_ADDRESS"),
+    **dict.fromkeys(("macaddress", "mac"), "MAC_ADDRESS"),
+    **dict.fromkeys(("iban", "ibancode", "ibannumber"), "IBAN_CODE"),
+    **dict.fromkeys(("bic", "swift", "swiftcode", "swiftbic", "swiftbiccode", "biccode", "routingnumber", "aba",
+                     "abanumber", "routingcode"), "ROUTING_NUMBER"),
+    **dict.fromkeys(("sortcode",), "SORT_CODE"),
+    **dict.fromkeys(("bban", "bankaccountno", "checkingaccount", "savingsaccount"), "US_BANK_NUMBER"),
+    **dict.fromkeys(("creditcard", "creditcardnumber", "cardnumber", "ccnumber", "debitcard", "cvv", "cvc",
+                     "cvv2", "cardsecuritycode"), "CREDIT_CARD"),
+    **dict.fromkeys(("pin", "accountpin", "securityanswer", "secretanswer"), "PASSWORD"),
+    **dict.fromkeys(("taxid", "tin", "ein", "taxnumber", "vatnumber", "vatid", "itin"), "TAX_ID"),
+    **dict.fromkeys(("nationalid", "nationalidnumber", "nin", "nino", "nhsnumber", "aadhaar", "pesel", "bsn",
+                     "sin", "personalnumber", "idnumber", "idcard"), "NATIONAL_ID"),
+    **dict.fromkeys(("policynumber", "policyno", "insuranceid", "insurancenumber", "medicarenumber",
+                     "healthplanid"), "INSURANCE_ID"),
+    **dict.fromkeys(("vin", "licenseplate", "licenceplate", "platenumber"),
+                    "VEHICLE_ID"),
+    **dict.fromkeys(("imei", "deviceid", "serialnumber", "udid", "advertisingid", "idfa"), "DEVICE_ID"),
     **dict.fromkeys(NAME_KEYS, "PERSON"),
 }
 # fields that name what their value is not: a person found in "Prescription: Zolpidem" or "City: San Antonio" is the
@@ -1013,6 +1030,10 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
         return bool(_NAME_VALUE.fullmatch(value)) and low not in COMMON_WORDS
     if etype in ("USERNAME", "PASSWORD"):
         return " " not in value.strip()
+    if etype == "ROUTING_NUMBER" and regex.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?", value):
+        return True  # a BIC ("DEUTDEFF500") has no digit to require
+    if etype == "IBAN_CODE":
+        return iban_ok(value)
     return has_digit(value) and len(value) <= 40  # ids, dates of birth, account numbers
 
 
@@ -1025,6 +1046,10 @@ _FIELD = regex.compile(
 _NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]")
 
 
+_SPACED_IDS = frozenset({"CREDIT_CARD", "US_BANK_NUMBER", "NATIONAL_ID", "US_SSN", "TAX_ID", "INSURANCE_ID",
+                         "CUSTOMER_ID", "EMPLOYEE_ID", "MEDICAL_RECORD", "PASSPORT", "DRIVER_LICENSE", "VEHICLE_ID",
+                         "DEVICE_ID", "SORT_CODE"})
+_DIGIT_GROUPS = regex.compile(r"[A-Za-z0-9/.-]*\d[A-Za-z0-9/.-]*(?:[ ][A-Za-z0-9/.-]*\d[A-Za-z0-9/.-]*)*")
 _ONE_TOKEN = regex.compile(r"[A-Z0-9]{2,4} \d[A-Z]{2}\b|\S+")  # a UK postcode has a space; ids do not
 _DATE_START = regex.compile(DATE_VALUE)
 
@@ -1047,6 +1072,10 @@ def _field_value(m: regex.Match, etype: str) -> tuple[int, int]:
         end = v.end()
     elif etype == "PERSON" and len(m.string[start:end].split()) > 3:
         end = start  # "Name: Anna Kowalski admitted today": the name cue and the NER decide
+    elif etype == "IBAN_CODE" and (v := IBAN_CANDIDATE.match(m.string, start, end)):
+        end = v.end()
+    elif etype in _SPACED_IDS and (v := _DIGIT_GROUPS.match(m.string, start, end)):
+        end = v.end()  # "4111 1111 1111 1111", "943 476 5919": groups with digits; "00482913 admitted" stops
     elif etype not in ("STREET_ADDRESS", "LOCATION", NO_PERSON, "PERSON"):
         end = _ONE_TOKEN.match(m.string, start, end).end()
     return start, end
