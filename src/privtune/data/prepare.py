@@ -207,8 +207,9 @@ class Redaction:
         for (i, container, key, prefix), found in zip(slots, spans, strict=True):
             text = str(container[key])
             if prefix:  # back to offsets in the value; the field name itself is never redacted
-                n = len(prefix)
-                found = [Span(max(s.start - n, 0), s.end - n, s.entity_type, s.score) for s in found if s.end > n]
+                plen = len(prefix)
+                found = [Span(max(s.start - plen, 0), s.end - plen, s.entity_type, s.score)
+                         for s in found if s.end > plen]
             values[i] += [text[s.start:s.end] for s in found]
             out[i][0].update(s.entity_type for s in found)
             if found:  # a number with nothing found stays a number
