@@ -93,6 +93,11 @@ def test_a_field_that_names_a_drug_city_or_hospital_vetoes_a_ner_person(redactor
         spans = redactor.spans([text])[0]
         persons = [text[s.start:s.end] for s in spans if s.entity_type == "PERSON"]
         assert (gone is None and not persons) or (gone is not None and any(gone in p for p in persons)), (text, persons)
+    # ... and so is a name right after one: "Hospital Juan de Dios", "Universidade Federal do Espírito Santo"
+    for text in ("Transferred to Hospital Juan de Dios.", "Studied at Universidade Federal do Espírito Santo."):
+        assert not [s for s in redactor.spans([text])[0] if s.entity_type == "PERSON"], text
+    text = "Seen at Hospital Geral by Dr. Ana Souza."
+    assert [text[s.start:s.end] for s in redactor.spans([text])[0] if s.entity_type == "PERSON"] == ["Dr. Ana Souza"]
     # the same name in running text is still a person
     assert any(s.entity_type == "PERSON" for s in redactor.spans(["I met Mary Smith yesterday."])[0])
 

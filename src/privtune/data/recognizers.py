@@ -799,6 +799,12 @@ INSTITUTION_AFTER = regex.compile(
     r"Associates|Laboratories|Labs|Memorial)\b")
 
 
+# "Hospital Juan de Dios", "Universidade Federal …", "Klinik Hirslanden": a name right after one is the institution's
+INSTITUTION_BEFORE = regex.compile(
+    r"(?:\b(?:Hospital|Hospitalario|Hôpital|Hopital|Ospedale|Klinik|Klinikum|Clinic|Clínica|Clinica|Policlinico|"
+    r"Sanatorio|Universidad|Universidade|Università|Universität|Fundación|Fundação|Instituto|Istituto|Centro|"
+    r"Centre|Center)(?:[ \t]+(?:de|do|da|das|dos|del|la|los|di|des|of|the|General|Geral|Universitario|Universitário|Regional|"
+    r"Central|Federal|Nacional|Municipal|Memorial|Saint|San|Santa|São|St\.?))*|\bUniversity[ \t]+of)[ \t]+$")
 TITLED = regex.compile(TITLES + r"\.?[ \t]")
 TITLED_BEFORE = regex.compile(r"\b" + TITLES + r"\.?[ \t]+$")
 
@@ -812,7 +818,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words):
         return True
-    if INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1]):
+    if (INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1])
+            or INSTITUTION_BEFORE.search(text[max(0, start - 60):start])):
         # "Mary Hospital": the name lists took the start of "St. Mary Hospital" for a first name; a titled name
         # stays a person ("Dr. Chen's Clinic" names Dr. Chen)
         return not (TITLED.match(value) or TITLED_BEFORE.search(text[max(0, start - 16):start]))
