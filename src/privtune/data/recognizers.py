@@ -803,17 +803,17 @@ INSTITUTION_AFTER = regex.compile(
 INSTITUTION_BEFORE = regex.compile(
     r"(?:\b(?:Hospital|Hospitalario|Hôpital|Hopital|Ospedale|Klinik|Klinikum|Clinic|Clínica|Clinica|Policlinico|"
     r"Sanatorio|Universidad|Universidade|Università|Universität|Fundación|Fundação|Instituto|Istituto|Centro|"
-    r"Centre|Center)(?:[ \t]+(?:de|do|da|das|dos|del|la|los|di|des|of|the|General|Geral|Universitario|Universitário|Regional|"
-    r"Central|Federal|Nacional|Municipal|Memorial|Saint|San|Santa|São|St\.?))*|\bUniversity[ \t]+of)[ \t]+$")
+    r"Centre|Center)(?:[ \t]+(?:de|do|da|das|dos|del|la|los|di|des|of|the|General|Geral|Universitario|"
+    r"Universitário|Regional|Central|Federal|Nacional|Municipal|Memorial|Saint|San|Santa|São|St\.?))*"
+    r"|\bUniversity[ \t]+of)[ \t]+$")
 TITLED = regex.compile(TITLES + r"\.?[ \t]")
 TITLED_BEFORE = regex.compile(r"\b" + TITLES + r"\.?[ \t]+$")
 
 
 def not_a_name(text: str, start: int, end: int) -> bool:
-    """A PERSON span that is a payment network, currency or assistant, the start of an institution's name, or one
-    short ALL-CAPS word that is no
-    first name in mixed-case text (an acronym: "ATM", "KYC"; "Patient: ANN" stays a name, and so do short
-    names in ALL-CAPS text)."""
+    """A PERSON span that is a payment network, currency or assistant, part of an institution's name, or one short
+    ALL-CAPS word that is no first name in mixed-case text (an acronym: "ATM", "KYC"; "Patient: ANN" stays a name,
+    and so do short names in ALL-CAPS text)."""
     value = text[start:end]
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words):
