@@ -463,6 +463,22 @@ def wnut_docs() -> list[dict]:
     return docs
 
 
+def nlupp_docs() -> list[dict]:
+    """NLU++ banking and hotel requests (../shared/data/nlupp): the `person_name` slot is the gold PERSON span
+    ("a table booked under christyne tauber"), mostly lower-case; every other message is PERSON-free, so a false
+    person anywhere counts against precision. Duplicate texts are kept once."""
+    docs, seen = [], set()
+    for path in sorted((SHARED / "nlupp").glob("*/fold*.json")):
+        for rec in json.loads(path.read_text(encoding="utf-8")):
+            if rec["text"] in seen:
+                continue
+            seen.add(rec["text"])
+            slot = (rec.get("slots") or {}).get("person_name")
+            gold = [(slot["span"][0], slot["span"][1], "PERSON")] if slot else []
+            docs.append({"source": "nlupp", "text": rec["text"], "gold": gold})
+    return docs
+
+
 def benign_docs() -> list[dict]:
     """Customer messages from two public intent datasets (banking77 test, clinc150 test): no labelled PII, the
     wording of bank and assistant tickets. Identifier and secret detections here are (nearly all) false alarms
@@ -494,7 +510,7 @@ def benign_rate(preds: list[list[tuple[int, int, str]]]) -> dict:
             "person_per_1000_docs": round(1000 * persons / n, 2)}
 
 
-SCORED_TYPES = {"gretel": {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"}, "wnut17": {"PERSON"},
+SCORED_TYPES = {"gretel": {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"}, "wnut17": {"PERSON"}, "nlupp": {"PERSON"},
                 "records": {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "STREET_ADDRESS", "POSTCODE", "DATE_OF_BIRTH",
                             "MEDICAL_RECORD"}}
 UNSEEN = ("gretel", "wnut17")  # sources privtune was not developed against
@@ -590,7 +606,7 @@ def main() -> int:
     offline.go_offline()
     docs = generated_docs(args.n_generated)
     if SHARED.is_dir():
-        docs += gretel_docs() + wnut_docs() + records_docs() + benign_docs()
+        docs += gretel_docs() + wnut_docs() + nlupp_docs() + records_docs() + benign_docs()
     else:
         print("../shared/data not found: generator only", file=sys.stderr)
     texts = [d["text"] for d in docs]

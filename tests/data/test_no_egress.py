@@ -22,6 +22,7 @@ TEXTS = [
     "Mail margaret.okafor@example.co.uk or see https://portal.example-bank.com/tickets/42 and www.example.net.",
     "Escalate to ops-team@corp.internal; the runbook is at http://wiki.corp.internal/page?id=7.",
     "IDN mail: ana@xn--bcher-kva.example and plain host example.org/help.",
+    "please send 40 euros to quillfeather okonjo tomorrow",  # the name check reads wordfreq's bundled tables
 ]
 
 
@@ -46,13 +47,14 @@ def test_redaction_makes_no_outbound_connection(guard, redactor):
     assert all("@" not in text for text, _ in results)
     assert sum(counts.get("EMAIL_ADDRESS", 0) for _, counts in results) == 3
     assert sum(counts.get("URL", 0) for _, counts in results) >= 3
+    assert results[3] == ("please send 40 euros to [PERSON] tomorrow", {"PERSON": 1})
     _guard_is_armed()
 
 
 def test_prepare_makes_no_outbound_connection(guard, tmp_path):
     rows = [ticket(i) for i in range(12)]
     for i, row in enumerate(rows):
-        row["messages"][1]["content"] += " " + TEXTS[i % len(TEXTS)]
+        row["messages"][1]["content"] += " " + TEXTS[i % 3]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     manifest = prepare([src], tmp_path / "ds", PrepareConfig())
     assert offline.blocked_attempts() == []

@@ -79,6 +79,16 @@ def test_dates_without_digits_are_kept_and_real_dates_redacted(redactor):
                                                              {"DATE_TIME": 1})]
 
 
+def test_a_name_list_word_inside_a_date_stays_part_of_the_date(redactor):
+    """"Sep" and "Jan" are first names in the lists; inside a date they are the date, not a [PERSON]."""
+    texts = ["I'd like to postpone the loan to Sep 17.", "we check in on the 6th of Sep", "from the Jan the 12th on"]
+    out = redactor.redact_texts(texts)
+    assert [counts for _, counts in out] == [{"DATE_TIME": 1}] * 3
+    assert out[0][0] == "I'd like to postpone the loan to [DATE_TIME]."
+    [(red, counts)] = redactor.redact_texts(["send 20 euros to marisol quenneville on Sep 17"])
+    assert red == "send 20 euros to [PERSON] on [DATE_TIME]" and counts == {"PERSON": 1, "DATE_TIME": 1}
+
+
 def test_payment_networks_currencies_and_shouting_are_not_people(redactor):
     texts = ["Do you take Visa and Mastercard for SWIFT transfers?", "I need AUD instead of GBP at the ATM.",
              "This is URGENT, my PIN is blocked."]

@@ -659,6 +659,7 @@ WEAK_NAME_CUE = regex.compile(
     r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bask|\btell|\bthank|\bthanks)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 LOWER_AFTER_CUE = regex.compile(STRONG_NAME_CUE.pattern.split(")" + _NAME_TAIL)[0] + r")\p{Ll}[\p{Ll}'-]+(?:[ \t]+\p{Ll}[\p{Ll}'-]+)?")
 WORD = regex.compile(r"[\p{L}'’-]+")
+CONTRACTION = regex.compile(r"(?i:i|you|we|they|he|she|it|that|there|here|what|who|let)['’]\p{L}{1,2}$")
 NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_IE", "en_NG", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR",
                 "pt_PT", "nl_NL", "pl_PL", "sv_SE", "da_DK", "no_NO", "fi_FI", "cs_CZ", "tr_TR", "id_ID", "ro_RO",
                 "hu_HU", "hr_HR", "sk_SK", "en_PK", "yo_NG", "zu_ZA", "sw")
@@ -891,7 +892,8 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
                 i += 2
                 continue
         if low in first and len(w) > 2 and _cap(w):  # a lone "Eleanor reported…": weaker, above the threshold
-            yield Span(s, e, "PERSON", 0.45)
+            if not (low in MONTHS and regex.search(r"\d", text[max(0, s - 12):e + 12])):  # "Sep 17", "5th of Jan"
+                yield Span(s, e, "PERSON", 0.45)
         elif w.islower() and low in lowercase_first_names():  # "omg poor emily": chat drops capitals
             yield Span(s, e, "PERSON", 0.45)
         i += 1
@@ -907,8 +909,9 @@ def name_spans(text: str) -> Iterator[Span]:
             if all(w.lower() in COMMON_WORDS for w in words):
                 continue
             known = any(w.lower() in first or w.lower() in last for w in words)
-            if not known and ((m.group().isupper() and not text.isupper()) or words[0].lower() in _stop_words()):
-                continue  # "This is URGENT": emphasis; "SIGNED THE FORM", "CALLED ABOUT": not a name
+            if not known and ((m.group().isupper() and not text.isupper()) or words[0].lower() in _stop_words()
+                              or CONTRACTION.match(words[0])):
+                continue  # "This is URGENT": emphasis; "SIGNED THE FORM", "CALLED ABOUT", "thank you, I'm": not a name
             yield Span(m.start(), m.end(), "PERSON", 0.7 if known else unknown_score)
     for m in LOWER_AFTER_CUE.finditer(text):
         words = m.group().split()
@@ -916,6 +919,142 @@ def name_spans(text: str) -> Iterator[Span]:
             end = m.end() if len(words) == 2 and (words[1] in last or words[1] in first) else m.start() + len(words[0])
             yield Span(m.start(), end, "PERSON", 0.6)
     yield from gazetteer_spans(text)
+
+
+# Who a payment, a booking or a call is for. Chat, voice transcripts and banking apps drop capitals, and a rare
+# surname has no context a NER model knows: "a standing order to rickelle kawamoto", "a table booked under sadi
+# nellis", "my name is coppedge". After such a cue, lower-case words that are a known name or rare in English
+# (word frequency from `wordfreq`: "kawamoto" is 1.5 on its Zipf scale, "savings" 4.4) are the person.
+# "to", "from", "for" and a bare "under" introduce a person only where money moves or a booking is made
+PARTY_CONTEXT = regex.compile(
+    r"(?i:\b(?:transfer|transfers|transferring|transferred|payments?|paid|pay(?:ing|s)?|sen[dt]|sending|wire[ds]?|"
+    r"wiring|orders?|debits?|transactions?|money|amount|funds?|refund\w*|remit\w*|cheque|owe[sd]?|owing|lend|lent|"
+    r"gave|give|giving|receive[ds]?|receiving|payee|recipient|beneficiary|euros?|dollars?|pounds?|bucks|usd|eur|"
+    r"gbp|book|booked|booking|bookings|reservation|reserved|reserve|table|room|appointment|session)\b|[$£€¥₹])"
+    r"[^.!?;\n]{0,60}$")
+PARTY_CUE = regex.compile(
+    r"(?:(?i:\b(?:to|from|for|under)|\bunder[ \t]+the[ \t]+name(?:[ \t]+of)?|\b(?:it|its|it['’]s|is|are)[ \t]+under|"
+    r"\bon[ \t]+behalf[ \t]+of|\bin[ \t]+the[ \t]+name[ \t]+of|\b(?:booked|booking|reservation|table|room|"
+    r"appointment|session)(?:[ \t]+(?:for|under))?|\bnamed|\b(?:my|the|same|sur|last|first|family)?[ \t]*name"
+    r"(?:[ \t]+(?:is|to|as)|'s|:)?|\bpay|\bowe|\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is|"
+    r"\b(?:hi|hello|hey)[ \t]*,?)[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
+    r"[ \t]*,?[ \t]*\n[ \t]*|(?i:\b(?:regards|cheers|thanks|sincerely))[ \t]*,[ \t]*|^[ \t]*)(?=\p{Ll})", regex.M)
+SELF_CUE = regex.compile(r"(?i:\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is)[ \t]+$")
+GREETING_CUE = regex.compile(r"(?i:^|\b(?:hi|hello|hey)[ \t]*,?)[ \t]*$", regex.M)
+SIGNOFF_CUE = regex.compile(r"(?i:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love)[ \t]*,?\s*$")
+SIGNOFF_END = regex.compile(r"[ \t]*[.!]?[ \t]*(?:\n|$)")  # a sign-off name ends its line: "thanks,\nkawamoto"
+# after "i'm" or "this is" most rare words are not names ("i'm gutted"); one is a name when its clause ends there or
+# a speaker's phrase follows ("it's katty calling", "this is kaytie, alter my booking"); at the start of a message
+# or after a greeting only the speaker's phrase counts ("jamesha hamlett here, …")
+SELF_END = regex.compile(r"[ \t]*(?:[,.!?;:]|$|(?i:speaking|calling|here|from|again)\b)")
+SPEAKER_END = regex.compile(r"[ \t]*(?i:speaking|calling|here)\b")
+# "a payment to elia greek restaurant", "from rbs to woodforest account": the next word names a business
+BUSINESS_AFTER = regex.compile(
+    r"(?:[ \t]+\p{Ll}+)?[ \t]+(?i:restaurant|grill|kitchen|diner|bistro|taverna|cafe|café|bar|pub|store|shop|market|supermarket|pharmacy|hotel|salon|gym|bakery|"
+    r"ltd|inc|llc|plc|limited|company|co|corp|group|bank|services|account|card|app|website|department|ward|unit)\b")
+# a word built with an English suffix is a word, not a name ("intractable", "nephrology", "subed", "pending")
+WORD_SUFFIX = regex.compile(r"(?:ology|ologist|able|ible|ness|less|ment|tion|sion|ious|eous|ful|ism|ity|ive|ize|ized|"
+                            r"izing)$")
+LOWER_WORD = regex.compile(r"\p{Ll}[\p{Ll}'’-]*\p{Ll}")
+RARE_ZIPF = 3.0  # below this a lower-case word is rare enough in English to be a name after a cue
+SOLO_ZIPF = 2.5  # a lone word, with no surname after it, must be rarer: brands sit at 2.4-3 ("waitrose", "aldi")
+NEXT_ZIPF = 3.7  # a word after a name-like one joins it up to this ("tao", "watford", "oaks")
+NAME_ZIPF = 4.6  # a name-list word this common ("page", "mark") is the everyday word unless capitalised
+TYPO_ZIPF = (5.5, 4.4)  # a rare word one edit from a word this common is its typo (other cues, after "i'm"/"it's")
+MONTHS = frozenset({"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"})
+
+
+@lru_cache(maxsize=65536)
+def zipf(word: str) -> float:
+    """How common `word` is in English, 0 (unseen) to ~7.7 ("the"); wordfreq's bundled tables, no I/O per call."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en")
+
+
+def _party_word(word: str, limit: float) -> bool:
+    first, last = name_lists()
+    if (len(word) < 2 or word in _stop_words() or word in COMMON_WORDS or word in NOT_PERSON_WORDS
+            or word in MONTHS or not word.replace("'", "").replace("’", "").replace("-", "").isalpha()):
+        return False
+    z = zipf(word)
+    if word in first or word in last:
+        return z < NAME_ZIPF
+    if z >= limit or WORD_SUFFIX.search(word):
+        return False
+    stem = regex.match(r"(\p{L}{2,}?)(?:ed|ing)$", word)  # "subed", "pinged": a common word inflected
+    return not (stem and max(zipf(stem.group(1)), zipf(stem.group(1) + "e")) >= 3.5)
+
+
+def party_spans(text: str) -> Iterator[Span]:
+    """Lower-case names after a payment, booking or self-introduction cue (see PARTY_CUE)."""
+    first = name_lists()[0]
+    for m in PARTY_CUE.finditer(text):
+        cue = m.group().strip().lower()
+        if cue in ("to", "from", "for", "under") and not PARTY_CONTEXT.search(text[max(0, m.start() - 64):m.start()]):
+            continue  # "go to school", "a letter from home", "under the nail bed"
+        words: list = []
+        for w in LOWER_WORD.finditer(text, m.end()):
+            gap = text[(words[-1].end() if words else m.end()):w.start()]
+            if len(words) == 3 or gap not in ((" ", "\t") if words else ("",)):
+                break
+            word = w.group()
+            if _party_word(word, NEXT_ZIPF if words else RARE_ZIPF):
+                words.append(w)
+            elif not words and word in first:  # "guy kephart", "page guynn": a common first name before a rare word
+                nxt = LOWER_WORD.match(text, w.end() + 1)
+                if text[w.end():w.end() + 1] == " " and nxt and _party_word(nxt.group(), RARE_ZIPF):
+                    words.append(w)
+                    continue
+                break
+            else:
+                break
+        if not words:
+            continue
+        end = words[-1].end()
+        known = any(w.group() in first or w.group() in name_lists()[1] for w in words)
+        if len(words) == 1 and "-" not in words[0].group() and not known and zipf(words[0].group()) >= SOLO_ZIPF:
+            continue
+        if regex.match(r"[.@]\w|['’]s\b", text[end:end + 3]) or BUSINESS_AFTER.match(text, end):
+            continue  # "railcard.co.uk", "elia's", "elia greek restaurant"
+        self_intro = bool(SELF_CUE.search(m.group()))
+        if len(words) == 1 and not known and typo_of_common(words[0].group(), TYPO_ZIPF[self_intro]):
+            continue  # "owe to peopke", "it's gona be", "this is ridicoulous"
+        if self_intro:
+            if not (known or SELF_END.match(text, end) or _stop_word_after(text, end)):
+                continue
+        elif SIGNOFF_CUE.search(m.group()):
+            if not SIGNOFF_END.match(text, end):
+                continue
+        elif GREETING_CUE.search(m.group()) and not SPEAKER_END.match(text, end):
+            continue
+        yield Span(words[0].start(), end, "PERSON", 0.6)
+
+
+def typo_of_common(word: str, limit: float) -> bool:
+    """`word` is one edit (a letter dropped, added, changed or two swapped) from an English word at least `limit`
+    common on wordfreq's Zipf scale: "peopke" (people), "gona" (gonna), "ridicoulous". Rare words after a cue are
+    names only when they are not such typos."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    seen = set()
+    for i in range(len(word) + 1):
+        a, b = word[:i], word[i:]
+        edits = [a + c + b for c in letters]
+        if b:
+            edits += [a + b[1:]] + [a + c + b[1:] for c in letters if c != b[0]]
+        if len(b) > 1:
+            edits.append(a + b[1] + b[0] + b[2:])
+        for e in edits:
+            if e != word and e not in seen:
+                seen.add(e)
+                if zipf(e) >= limit:
+                    return True
+    return False
+
+
+def _stop_word_after(text: str, end: int) -> bool:
+    nxt = regex.match(r"[ \t]+(\p{L}+)", text[end:end + 20])
+    return bool(nxt) and nxt.group(1).lower() in _stop_words()
 
 
 # ------------------------------------------------------------------------------------- structured fields
@@ -1290,5 +1429,6 @@ def rule_spans(text: str) -> list[Span]:
     out += address_spans(text)
     out += date_spans(text)
     out += name_spans(text)
+    out += party_spans(text)
     out += field_spans(text)
     return out

@@ -377,10 +377,13 @@ class Redactor:
                 out.append(span)
         out += rule_spans(text)
         no_person = [(s.start, s.end) for s in out if s.entity_type == NO_PERSON]
+        dates = [(s.start, s.end) for s in out if s.entity_type == "DATE_TIME"]
         keep = []
         for s in out:
             if s.entity_type == "PERSON" and any(a <= s.start and s.end <= b for a, b in no_person):
                 continue  # "Prescription: Zolpidem", "City: San Antonio": the field says what it is
+            if s.entity_type == "PERSON" and s.score < 0.5 and any(a < s.end and s.start < b for a, b in dates):
+                continue  # a lone name-list word inside a date: "New Year's Eve", "from Jan the 12th"
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
             s = trim_span(s, text)

@@ -1,0 +1,66 @@
+"""Lower-case names of payees, bookers and callers (chat and voice text), and the look-alikes that must stay."""
+
+from __future__ import annotations
+
+import pytest
+
+from privtune.data import recognizers as R
+from privtune.data.redact import resolve_spans
+
+THRESHOLD = 0.4
+
+
+def _persons(text: str) -> list[str]:
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= THRESHOLD and s.entity_type != R.NO_PERSON], text)
+    return [text[s.start:s.end] for s in spans if s.entity_type == "PERSON"]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("please send 40 euros to marisol quenneville tomorrow", "marisol quenneville"),
+    ("why did my standing order to okonkwo fail last week", "okonkwo"),
+    ("did I get the refund from tiberius vandermolen yet?", "tiberius vandermolen"),
+    ("the table is booked under zebulon, can we make it 8 people", "zebulon"),
+    ("we have a spa reservation under yolanthe brisbois for friday", "yolanthe brisbois"),
+    ("my name is thaddeus ekwueme and my card is blocked", "thaddeus ekwueme"),
+    ("hi, it's marguerite calling about the loan", "marguerite"),
+    ("this is orlaith, I booked a double room", "orlaith"),
+    ("quimby here, cancel my lunch booking please", "quimby"),
+    ("I need to change my surname to vasquez-hollander", "vasquez-hollander"),
+    ("can you open another account in the name of ottilie farquharson", "ottilie farquharson"),
+    ("i owe oyelaran 50 dollars, pay him today", "oyelaran"),
+    ("the card still does not work.\nthanks,\nfenwicke", "fenwicke"),
+    ("ok will try again tomorrow. regards, ilsabeth novotna", "ilsabeth novotna"),
+])
+def test_lower_case_names_after_payment_booking_and_greeting_cues(text, name):
+    assert _persons(text) == [name]
+
+
+@pytest.mark.parametrize("text", [
+    "please transfer 200 euros to my savings account",
+    "I want to go to tamworth on saturday",  # no money moves: a place, not a payee
+    "the patient was transferred to nephrology overnight",  # a department (suffix), not a person
+    "a dark streak under the nail bed",  # "under" without a booking
+    "can I pay contactless at the station",
+    "it's gona rain tomorrow so move my booking",  # a typo of a common word after "it's"
+    "how much do I still owe to peopel",  # a typo of "people"
+    "what happened to my payment to waitrose",  # a lone brand is about as common as this
+    "a payment of 30 dollars to zanzibari grill restaurant",  # a business word follows
+    "transfer the rest to wyndhamshire.co.uk",  # a domain
+    "Thank you, I'm looking forward to the appointment",  # a contraction after a strong cue
+    "Thank you, I'll call back later",
+    "thanks, gona try that now",  # a sign-off name ends its line
+])
+def test_words_after_cues_that_are_not_names(text):
+    assert _persons(text) == []
+
+
+def test_month_abbreviations_next_to_numbers_are_not_lone_first_names():
+    assert _persons("I'd like to postpone the loan to Sep 17.") == []
+    assert _persons("arriving on the 5th of Jan, leaving the 9th") == []
+    assert _persons("Jan Kowalski called on Monday") == ["Jan Kowalski"]  # a first name with a surname still is
+
+
+def test_word_frequency_and_typo_checks():
+    assert R.zipf("the") > 7 and R.zipf("kawamoto") < R.RARE_ZIPF
+    assert R.typo_of_common("peopke", 5.5) and R.typo_of_common("ridicoulous", 4.4)
+    assert not R.typo_of_common("okonkwo", 4.4)
