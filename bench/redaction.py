@@ -1,11 +1,15 @@
 """Redaction quality and speed: privtune vs vanilla Presidio, same labelled documents, same run.
 
-Sources (each scored separately; `unseen` = every source but the generator):
+Sources (each scored separately; `unseen` = gretel + wnut17, the sources privtune was not developed against):
 - generator: our own templates filled with Faker values in several locales (every entity type privtune
   handles, noisy casing, multi-line addresses, secrets). privtune's recognizers were developed against it.
 - gretel: ../shared/data/gretel_pii_samples, notes with the patient's name/email/phone columns located in the
   note text (labels derived; names of other people in a note are unlabelled, so they count against precision).
 - wnut17: ../shared/data/wnut17_ner dev + test, person spans from the BIO tags (noisy user text).
+- records: gretel's patient tables rendered as JSON, label lines, CSV, Markdown, field/value tables, XML and SQL
+  (developed against since 2026-11-28).
+- nlupp: ../shared/data/nlupp bank and hotel requests, `person_name` slots as PERSON (mostly lower-case names;
+  developed against since 2026-11-28 afternoon, after one measurement as unseen data).
 - benign: banking77 test + clinc150 test customer messages (no PII labels): not in precision/recall; reported
   as identifier/secret detections per 1,000 documents, which are nearly all false alarms.
 
