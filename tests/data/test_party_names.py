@@ -64,3 +64,25 @@ def test_word_frequency_and_typo_checks():
     assert R.zipf("the") > 7 and R.zipf("kawamoto") < R.RARE_ZIPF
     assert R.typo_of_common("peopke", 5.5) and R.typo_of_common("ridicoulous", 4.4)
     assert not R.typo_of_common("okonkwo", 4.4)
+
+
+def _found(text: str) -> list[tuple[str, str]]:
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= THRESHOLD and s.entity_type != R.NO_PERSON], text)
+    return [(text[s.start:s.end], s.entity_type) for s in spans]
+
+
+def test_capitalised_payee_names_after_money_cues():
+    assert _persons("Please wire 4,500 EUR to Odessa Wintheiser today.") == ["Odessa Wintheiser"]
+    assert _persons("a standing order for 20 pounds to Quilla Brannagh") == ["Quilla Brannagh"]
+    for text in ("the payment to American Express failed", "transfer 30 dollars to Sztur Elektron Ltd",
+                 "I want to go to Odessa Wintheiser next week",  # no money moves
+                 "send 10 euros to Central Bank"):
+        assert _persons(text) == [], text
+
+
+def test_handles_passwords_and_plural_street_types():
+    assert _found("Hi Nelson_Kuhic52, welcome back") == [("Nelson_Kuhic52", "USERNAME")]
+    assert _found("user agent Mozilla/5.0 logged in as kunze.vada from home") == [("kunze.vada", "USERNAME")]
+    assert _found("the label card_lost and loan_inquiry") == []  # snake_case labels are not handles
+    assert ("xZ1l8yQ", "PASSWORD") in _found("your password was reset to xZ1l8yQ yesterday")
+    assert _found("ship it to 88193 Kirlin Mills, Apt. 412 please")[0] == ("88193 Kirlin Mills, Apt. 412", "STREET_ADDRESS")

@@ -331,7 +331,8 @@ RULES: tuple[Rule, ...] = (
     Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig)[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
                     r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
     # "password: x", "pwd=x", "PIN changed to x": whatever follows is the secret
-    Rule("PASSWORD", _PW_CUE + r"(?i:(?:\s+(?:is|was))?\s*[:=]|\s+(?:set|changed|reset|updated) to\b)\s*" + _PW_VALUE,
+    Rule("PASSWORD", _PW_CUE + r"(?i:(?:\s+(?:is|was))?\s*[:=]|(?:\s+(?:was|is|has been|had been|been|got))?\s+"
+                               r"(?:set|changed|reset|updated) to\b)\s*" + _PW_VALUE,
          0.9, lambda v: v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     # "my PIN is 4432" / "password is hunter2" — but "my PIN is blocked", "my PIN was entered wrong" are not
     Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is|was)\b)\s*" + _PW_VALUE, 0.9,
@@ -348,6 +349,11 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", _after(r"user ?name|user ?id|screen ?name|account name|gamertag",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS),
+    Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
+         0.85, lambda v: v.lower() not in _stop_words()),
+    # a handle built from a first name: "Nelson_Kuhic52", "Maria.Lopez88"
+    Rule("USERNAME", r"(?<![\w.@-])(?P<v>\p{Lu}\p{Ll}+[_.]\p{Lu}\p{Ll}+\d*)(?![\w@-]|\.\w)", 0.6,
+         lambda v: regex.split(r"[_.]", v)[0].lower() in name_lists()[0]),
     # "login"/"handle" are also verbs and nouns ("handle top-ups", "login screen"): a plain word needs ":"/"is"
     Rule("USERNAME", r"(?i:\b(?:login|handle)(?:\s+(?:is|was))?\s*[:=]\s*|\b(?:login|handle)\s+(?:is|was)\s+)"
                      r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85, lambda v: v.lower() not in _NOT_PASSWORDS),
@@ -550,7 +556,10 @@ _STREET_WORDS = (
     "forge|fork|fort|glen|harbor|harbour|haven|island|isle|key|knolls?|lake|lakes|lights?|lodge|mall|mission|"
     "mount|mountain|neck|oval|overpass|pines|plains|prairie|radial|ramp|ranch|rapids|rest|route|shoals?|shores?|"
     "skyway|springs?|squares|stravenue|stream|streets|throughway|trace|track|trafficway|tunnel|underpass|union|"
-    "unions|viaduct|ville|ways|wells?|terr|blvd\\.|hwy")
+    "unions|viaduct|ville|ways|wells?|terr|blvd\\.|hwy|mills|points|ports|ridges|hills|groves|views|villages|villas|"
+    "walks|brooks|courts|coves|drives|fords|forges|forks|glens|greens|harbors|islands|junctions|keys|locks|manors|"
+    "mountains|parks|parkways|roads|spurs|valleys|centers|circles|burgs|inlet|approach|arcade|bend|broadway|circuit|"
+    "concourse|courtyard|esplanade|parade|promenade|quay|quays|ridgeway|roadway|strand|vale|walkway|brae|grange")
 _UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#|no\.?|piso|planta|puerta|"
          r"escalera|esc\.|stiege|stock|etage|app\.?|interno|int\.|scala|bis|bldg|building)(?![^\W\d_])\.?[ \t]*#?[ \t]*[\w/-]{1,6}"
          r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?)")
@@ -1031,6 +1040,29 @@ def party_spans(text: str) -> Iterator[Span]:
         yield Span(words[0].start(), end, "PERSON", 0.6)
 
 
+# the same cues before a capitalised full name the NER model missed or took for a place ("transfer 4,500 EUR to
+# Odessa Wintheiser"): two or three Title-case words, each a known name word or rare in English
+TITLED_PARTY = regex.compile(
+    r"(?i:\b(?:to|from|for|under(?:[ \t]+the[ \t]+name(?:[ \t]+of)?)?|on[ \t]+behalf[ \t]+of|in[ \t]+the[ \t]+name[ \t]+of))"
+    r"[ \t]+(?P<v>\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+){1,2})\b(?![.@-]\w)")
+
+
+def titled_party_spans(text: str) -> Iterator[Span]:
+    first, last = name_lists()
+    for m in TITLED_PARTY.finditer(text):
+        cue = text[m.start():m.start("v")].strip().lower()
+        if cue in ("to", "from", "for", "under") and not PARTY_CONTEXT.search(text[max(0, m.start() - 64):m.start()]):
+            continue
+        words = [w.lower() for w in m.group("v").split()]
+        if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS or w in NOT_PERSON_WORDS or w in MONTHS
+               for w in words):
+            continue
+        named = [((w in first or w in last) and zipf(w) < NAME_ZIPF) or zipf(w) < RARE_ZIPF for w in words]
+        if any(named) and all(n or zipf(w) < NEXT_ZIPF for n, w in zip(named, words, strict=True)) and not (
+                BUSINESS_AFTER.match(text, m.end()) or INSTITUTION_AFTER.match(text, m.end())):
+            yield Span(m.start("v"), m.end("v"), "PERSON", 0.6)
+
+
 def typo_of_common(word: str, limit: float) -> bool:
     """`word` is one edit (a letter dropped, added, changed or two swapped) from an English word at least `limit`
     common on wordfreq's Zipf scale: "peopke" (people), "gona" (gonna), "ridicoulous". Rare words after a cue are
@@ -1430,5 +1462,6 @@ def rule_spans(text: str) -> list[Span]:
     out += date_spans(text)
     out += name_spans(text)
     out += party_spans(text)
+    out += titled_party_spans(text)
     out += field_spans(text)
     return out
