@@ -84,5 +84,7 @@ def test_handles_passwords_and_plural_street_types():
     assert _found("Hi Nelson_Kuhic52, welcome back") == [("Nelson_Kuhic52", "USERNAME")]
     assert _found("user agent Mozilla/5.0 logged in as kunze.vada from home") == [("kunze.vada", "USERNAME")]
     assert _found("the label card_lost and loan_inquiry") == []  # snake_case labels are not handles
+    assert _found("reset VPN access for user jmcallister today") == [("jmcallister", "USERNAME")]
+    assert _found("the user reported that the user interface froze") == []
     assert ("xZ1l8yQ", "PASSWORD") in _found("your password was reset to xZ1l8yQ yesterday")
     assert _found("ship it to 88193 Kirlin Mills, Apt. 412 please")[0] == ("88193 Kirlin Mills, Apt. 412", "STREET_ADDRESS")

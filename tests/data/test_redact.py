@@ -89,6 +89,11 @@ def test_a_name_list_word_inside_a_date_stays_part_of_the_date(redactor):
     assert red == "send 20 euros to [PERSON] on [DATE_TIME]" and counts == {"PERSON": 1, "DATE_TIME": 1}
 
 
+def test_a_street_named_after_someone_is_the_address(redactor):
+    [(red, counts)] = redactor.redact_texts(["Signed by JONATHAN PEMBERTON of 14 Cheyne Walk, London SW3 5RA."])
+    assert red == "Signed by [PERSON] of [STREET_ADDRESS]." and counts == {"PERSON": 1, "STREET_ADDRESS": 1}
+
+
 def test_payment_networks_currencies_and_shouting_are_not_people(redactor):
     texts = ["Do you take Visa and Mastercard for SWIFT transfers?", "I need AUD instead of GBP at the ATM.",
              "This is URGENT, my PIN is blocked."]

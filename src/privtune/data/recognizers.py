@@ -351,6 +351,9 @@ RULES: tuple[Rule, ...] = (
          lambda v: v.lower() not in _NOT_PASSWORDS),
     Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
          0.85, lambda v: v.lower() not in _stop_words()),
+    # "reset VPN access for user jmcallister": after a bare "user", only a token no dictionary knows
+    Rule("USERNAME", r"(?i:\buser[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])", 0.6,
+         lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
     # a handle built from a first name: "Nelson_Kuhic52", "Maria.Lopez88"
     Rule("USERNAME", r"(?<![\w.@-])(?P<v>\p{Lu}\p{Ll}+[_.]\p{Lu}\p{Ll}+\d*)(?![\w@-]|\.\w)", 0.6,
          lambda v: regex.split(r"[_.]", v)[0].lower() in name_lists()[0]),
@@ -640,6 +643,50 @@ DOB_RULE = regex.compile(r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|bir
                          r"geburtsdatum|geboren(?: am)?|né(?:e)? le|fecha de nacimiento)\b)[^\n\d]{0,12}?"
                          r"(?P<v>" + DATE_VALUE + r")")
 DATE_RULE = regex.compile(r"(?<![\w/.-])" + DATE_VALUE + r"(?![\w/-])")
+
+
+# Call transcripts spell dates and numbers out: "march third nineteen eighty-two", "four oh four, five five five"
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_TEENS = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_ORDINALS = ("first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|"
+             "fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth")
+_DAY_WORDS = r"(?:(?:twenty|thirty)[ -](?:" + _ORDINALS + r")|" + _ORDINALS + r")"  # digits: DATE_RULE's
+_YEAR_WORDS = (r"(?:(?:nineteen|twenty)[ -](?:(?:" + _TENS + r")(?:[ -](?:" + _UNITS + r"))?|" + _TEENS + r"|oh[ -](?:"
+               + _UNITS + r"))|two thousand(?:[ -](?:and[ -])?(?:(?:" + _TENS + r")(?:[ -](?:" + _UNITS + r"))?|" + _TEENS
+               + r"|" + _UNITS + r"))?)")
+_MONTH_WORDS = "january|february|march|april|may|june|july|august|september|october|november|december"
+SPOKEN_DATE = regex.compile(
+    r"(?i:\b(?:(?:" + _MONTH_WORDS + r")[ \t]+(?:the[ \t]+)?" + _DAY_WORDS + r"|(?:the[ \t]+)?" + _DAY_WORDS
+    + r"[ \t]+of[ \t]+(?:" + _MONTH_WORDS + r"))(?:,?[ \t]+(?:" + _YEAR_WORDS + r"))?\b)")
+SPOKEN_DOB_CUE = regex.compile(r"(?i:\b(?:dob|date of birth|birth ?date|birthday|born)\b)[^\n]{0,40}$")
+_DIGIT_WORD = {"zero": 1, "oh": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1, "six": 1, "seven": 1,
+               "eight": 1, "nine": 1, "double": 1, "triple": 2}  # "double five" is two digits, "double" adds one
+SPOKEN_DIGITS = regex.compile(r"(?i:\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)"
+                              r"(?:[ \t]*[,-]?[ \t]*(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|"
+                              r"triple))+\b)")
+SPOKEN_CUES = (("US_SSN", regex.compile(r"(?i:\b(?:ssn|social(?: security)?)\b)")),
+               ("CREDIT_CARD", regex.compile(r"(?i:\bcard\b)")),
+               ("POSTCODE", regex.compile(r"(?i:\b(?:zip|post ?code|postal code)\b)")),
+               ("US_BANK_NUMBER", regex.compile(r"(?i:\baccount\b)")),
+               ("PHONE_NUMBER", regex.compile(r"(?i:\b(?:phone|mobile|cell|call|reach|contact|ring|tel)\b)")))
+
+
+def spoken_spans(text: str) -> Iterator[Span]:
+    """Dates and numbers spelled out the way speech-to-text writes them; a number needs a cue word before it."""
+    for m in SPOKEN_DATE.finditer(text):
+        dob = SPOKEN_DOB_CUE.search(text[max(0, m.start() - 60):m.start()])
+        yield Span(*m.span(), "DATE_OF_BIRTH" if dob else "DATE_TIME", 0.9 if dob else 0.5)
+    for m in SPOKEN_DIGITS.finditer(text):
+        n = sum(_DIGIT_WORD[w.lower()] for w in regex.findall(r"\p{L}+", m.group()))
+        before = text[max(0, m.start() - 40):m.start()]
+        cues = [(hits[-1].end(), etype) for etype, cue in SPOKEN_CUES if (hits := list(cue.finditer(before)))]
+        if not cues and regex.search(r"(?i:\bnumber\b)", before):
+            cues = [(0, "PHONE_NUMBER")]  # "the number is …": a bare "number" only when nothing says more
+        if cues:  # the nearest cue says what it is: "my zip is …, and my phone is …", "card number …"
+            etype = max(cues)[1]
+            if n >= 7 or etype == "POSTCODE" and n >= 5:
+                yield Span(*m.span(), etype, 0.8)
 
 
 def date_spans(text: str) -> Iterator[Span]:
@@ -1460,6 +1507,7 @@ def rule_spans(text: str) -> list[Span]:
     out += iban_spans(text)
     out += address_spans(text)
     out += date_spans(text)
+    out += spoken_spans(text)
     out += name_spans(text)
     out += party_spans(text)
     out += titled_party_spans(text)

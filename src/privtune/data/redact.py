@@ -31,6 +31,7 @@ from privtune.config import RedactConfig
 from privtune.data.progress import progress
 from privtune.data.recognizers import (
     NO_PERSON,
+    SPOKEN_DATE,
     Span,
     has_digit,
     medical_term,
@@ -206,7 +207,7 @@ def keep_detection(entity_type: str, value: str) -> bool:
         return True
     if value.isdigit():
         return len(value) == 4 and 1900 <= int(value) <= 2099
-    return has_digit(value)
+    return has_digit(value) or bool(SPOKEN_DATE.search(value))  # "march third nineteen eighty-two" pins a day
 
 
 def trim_span(span: Span, text: str) -> Span | None:
@@ -378,12 +379,15 @@ class Redactor:
         out += rule_spans(text)
         no_person = [(s.start, s.end) for s in out if s.entity_type == NO_PERSON]
         dates = [(s.start, s.end) for s in out if s.entity_type == "DATE_TIME"]
+        streets = [(s.start, s.end) for s in out if s.entity_type == "STREET_ADDRESS"]
         keep = []
         for s in out:
             if s.entity_type == "PERSON" and any(a <= s.start and s.end <= b for a, b in no_person):
                 continue  # "Prescription: Zolpidem", "City: San Antonio": the field says what it is
             if s.entity_type == "PERSON" and s.score < 0.5 and any(a < s.end and s.start < b for a, b in dates):
                 continue  # a lone name-list word inside a date: "New Year's Eve", "from Jan the 12th"
+            if s.entity_type == "PERSON" and any(a < s.start and s.end <= b for a, b in streets):
+                continue  # a street named after someone: "14 Cheyne Walk", "88193 Kirlin Mills"
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
             s = trim_span(s, text)
