@@ -30,6 +30,8 @@ def _persons(text: str) -> list[str]:
     ("i owe oyelaran 50 dollars, pay him today", "oyelaran"),
     ("the card still does not work.\nthanks,\nfenwicke", "fenwicke"),
     ("ok will try again tomorrow. regards, ilsabeth novotna", "ilsabeth novotna"),
+    ("her son jayden was also on the policy", "jayden"),
+    ("my flatmate okechukwu paid the deposit", "okechukwu"),
 ])
 def test_lower_case_names_after_payment_booking_and_greeting_cues(text, name):
     assert _persons(text) == [name]
@@ -49,6 +51,8 @@ def test_lower_case_names_after_payment_booking_and_greeting_cues(text, name):
     "Thank you, I'm looking forward to the appointment",  # a contraction after a strong cue
     "Thank you, I'll call back later",
     "thanks, gona try that now",  # a sign-off name ends its line
+    "my wife called about the statement",
+    "her husband said the card was stolen",
 ])
 def test_words_after_cues_that_are_not_names(text):
     assert _persons(text) == []

@@ -89,6 +89,13 @@ def test_a_name_list_word_inside_a_date_stays_part_of_the_date(redactor):
     assert red == "send 20 euros to [PERSON] on [DATE_TIME]" and counts == {"PERSON": 1, "DATE_TIME": 1}
 
 
+def test_a_name_glued_to_a_handle_or_a_column_gap(redactor):
+    [(red, _)] = redactor.redact_texts(["lol at the bbq yesterday, tagging sarah_k and Anna too"])
+    assert red == "lol at the bbq yesterday, tagging [USERNAME] and [PERSON] too"
+    [(red, _)] = redactor.redact_texts(["Patient: Chidi Okonkwo A.   DOB: 1958-07-22   Ward: 4B"])
+    assert red == "Patient: [PERSON].   DOB: [DATE_OF_BIRTH]   Ward: 4B"
+
+
 def test_a_street_named_after_someone_is_the_address(redactor):
     [(red, counts)] = redactor.redact_texts(["Signed by JONATHAN PEMBERTON of 14 Cheyne Walk, London SW3 5RA."])
     assert red == "Signed by [PERSON] of [STREET_ADDRESS]." and counts == {"PERSON": 1, "STREET_ADDRESS": 1}

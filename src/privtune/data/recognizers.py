@@ -993,7 +993,10 @@ PARTY_CUE = regex.compile(
     r"\bon[ \t]+behalf[ \t]+of|\bin[ \t]+the[ \t]+name[ \t]+of|\b(?:booked|booking|reservation|table|room|"
     r"appointment|session)(?:[ \t]+(?:for|under))?|\bnamed|\b(?:my|the|same|sur|last|first|family)?[ \t]*name"
     r"(?:[ \t]+(?:is|to|as)|'s|:)?|\bpay|\bowe|\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is|"
-    r"\b(?:hi|hello|hey)[ \t]*,?)[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
+    r"\b(?:hi|hello|hey)[ \t]*,?|\b(?:son|daughter|wife|husband|partner|mother|father|mom|mum|dad|brother|sister|"
+    r"aunt|uncle|cousin|nephew|niece|grandson|granddaughter|grandma|grandpa|grandmother|grandfather|friend|boyfriend|"
+    r"girlfriend|fianc[ée]e?|colleague|coworker|boss|neighbou?r|landlord|landlady|tenant|roommate|flatmate|stepson|"
+    r"stepdaughter|caregiver|carer|nanny))[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
     r"[ \t]*,?[ \t]*\n[ \t]*|(?i:\b(?:regards|cheers|thanks|sincerely))[ \t]*,[ \t]*|^[ \t]*)(?=\p{Ll})", regex.M)
 SELF_CUE = regex.compile(r"(?i:\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is)[ \t]+$")
 GREETING_CUE = regex.compile(r"(?i:^|\b(?:hi|hello|hey)[ \t]*,?)[ \t]*$", regex.M)

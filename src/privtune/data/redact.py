@@ -216,6 +216,8 @@ def trim_span(span: Span, text: str) -> Span | None:
     value = text[start:end]
     if span.entity_type == "PERSON" and value.endswith(("'s", "’s")):
         end -= 2
+    if span.entity_type == "PERSON" and (gap := regex.search(r" {3,}|\t|\n", value)):
+        end = start + gap.start()  # a name ends at a column gap: "Okonkwo, Chidi A.   DOB: …"
     while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
         start += 1  # "(212) 555-0178" keeps its parenthesis; "(Anna" loses it
     while end > start and text[end - 1] in " \t\n\"'“”‘’),;:.!?":
@@ -393,6 +395,9 @@ class Redactor:
             s = trim_span(s, text)
             if s is None or not keep_detection(s.entity_type, text[s.start:s.end]):
                 continue
+            if s.entity_type == "PERSON" and (text[s.end:s.end + 1] == "_" or text[s.start - 1:s.start] == "_"):
+                left = regex.search(r"[\w.]*$", text[:s.start]).start()  # "sarah_k", "big_mike88": a handle
+                s = Span(left, s.end + regex.match(r"[\w.]*", text[s.end:]).end(), "USERNAME", s.score)
             if s.entity_type == "PERSON" and (medical_term(text, s.start, s.end) or not_a_name(text, s.start, s.end)):
                 continue  # "Horner's syndrome", "prescribed Prilosec", "Visa or Mastercard", "GBP to AUD"
             keep.append(s)
