@@ -328,7 +328,8 @@ RULES: tuple[Rule, ...] = (
     Rule("API_KEY", r"(?i:\b(?:token|api[ _-]?key|secret|access key|secret key|key|credential)s?\b\s*(?:is|:|=)?\s*)"
                     r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
     Rule("API_KEY", r"(?i:\bbearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{16,})", 0.9),
-    Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig)[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
+    Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig|session|sessionid|sid|cookie)"
+                    r"[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
                     r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
     # "password: x", "pwd=x", "PIN changed to x": whatever follows is the secret
     Rule("PASSWORD", _PW_CUE + r"(?i:(?:\s+(?:is|was))?\s*[:=]|(?:\s+(?:was|is|has been|had been|been|got))?\s+"
@@ -351,6 +352,10 @@ RULES: tuple[Rule, ...] = (
          lambda v: v.lower() not in _NOT_PASSWORDS),
     Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
          0.85, lambda v: v.lower() not in _stop_words()),
+    # log lines: "auth: login ok user=mkowalski src=…" (only "=": a JSON "user" key may hold a chat message)
+    Rule("USERNAME", r"(?i:(?<![\w.-])(?:user|usr|uid|username|user_name|userid|user_id|login|account|acct)=)"
+                     r"(?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*)", 0.85,
+         lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in ("null", "none", "true", "false")),
     # "reset VPN access for user jmcallister": after a bare "user", only a token no dictionary knows
     Rule("USERNAME", r"(?i:\buser[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])", 0.6,
          lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
@@ -638,6 +643,7 @@ def address_spans(text: str) -> Iterator[Span]:
 _MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
            r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
 DATE_VALUE = (r"(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\s+(?i:" + _MONTHS + r"),?\s+\d{2,4}|"
+              r"\d{1,2}[-/.](?i:" + _MONTHS + r")[-/.]\d{2,4}|"  # "12-Aug-1979", "03/MAR/85"
               r"(?i:" + _MONTHS + r")\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{2,4})")
 DOB_RULE = regex.compile(r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?|"
                          r"geburtsdatum|geboren(?: am)?|né(?:e)? le|fecha de nacimiento)\b)[^\n\d]{0,12}?"
