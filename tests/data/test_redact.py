@@ -96,6 +96,14 @@ def test_a_name_glued_to_a_handle_or_a_column_gap(redactor):
     assert red == "Patient: [PERSON].   DOB: [DATE_OF_BIRTH]   Ward: 4B"
 
 
+def test_letters_in_other_languages_keep_their_greetings(redactor):
+    texts = ["Sehr geehrte Frau Schneider, Ihre neue IBAN lautet DE44 5001 0517 5407 3249 31. Mit freundlichen Grüßen, "
+             "Jürgen Maier", "Estimado Sr. García, su DNI 12345678Z ha sido verificado. Teléfono: +34 612 345 678."]
+    assert [red for red, _ in redactor.redact_texts(texts)] == [
+        "Sehr geehrte [PERSON], Ihre neue IBAN lautet [IBAN_CODE]. Mit freundlichen Grüßen, [PERSON]",
+        "Estimado [PERSON], su DNI [NATIONAL_ID] ha sido verificado. Teléfono: [PHONE_NUMBER]."]
+
+
 def test_a_street_named_after_someone_is_the_address(redactor):
     [(red, counts)] = redactor.redact_texts(["Signed by JONATHAN PEMBERTON of 14 Cheyne Walk, London SW3 5RA."])
     assert red == "Signed by [PERSON] of [STREET_ADDRESS]." and counts == {"PERSON": 1, "STREET_ADDRESS": 1}

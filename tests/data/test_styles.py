@@ -22,3 +22,17 @@ def test_log_line_user_and_session_values():
 def test_day_month_year_dates_with_a_month_name():
     assert _found("Policy holder DOB 12-Aug-1979, renewal due") == [("12-Aug-1979", "DATE_OF_BIRTH")]
     assert _found("admitted 03/MAR/2021 to ward 4") == [("03/MAR/2021", "DATE_TIME")]
+
+
+def test_holders_and_initials_in_lower_case():
+    names = [t for t, e in _found("Pls refund to the amex ending 1005, cardholder t. okoye") if e == "PERSON"]
+    assert names == ["t. okoye"]
+    assert [t for t, e in _found("the account holder: ngozi adeyemi") if e == "PERSON"] == ["ngozi adeyemi"]
+    assert _found("the policy holder changed the address") == []
+
+
+def test_other_languages_function_words_and_letter_formulas_are_not_names():
+    assert R.not_a_name("Mit freundlichen Grüßen", 0, 23) and R.not_a_name("Ihre", 0, 4)
+    assert not R.not_a_name("Jürgen Maier", 0, 12)
+    words = R.foreign_function_words()
+    assert "teléfono" in words and "sehr" in words and "maria" not in words  # name-list words are never dropped

@@ -290,6 +290,28 @@ def _stop_words() -> frozenset[str]:
     return frozenset(STOP_WORDS)
 
 
+@lru_cache(maxsize=1)
+def foreign_function_words() -> frozenset[str]:
+    """Stop words of the other languages enterprise text comes in, plus letter formulas ("Sehr geehrte", "Mit
+    freundlichen Grüßen", "Estimado", "Gentile"): the English NER model calls them names."""
+    import importlib
+
+    words = set(LETTER_WORDS)
+    for lang in ("de", "fr", "es", "it", "nl", "pt"):  # short ones are also names: "Ali", "Ed", "Del", "Min"
+        words |= {w for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS if len(w) > 3}
+    first, last = name_lists()
+    return frozenset(w for w in words if w not in first and w not in last)
+
+
+LETTER_WORDS = frozenset({
+    "geehrte", "geehrter", "freundlichen", "freundliche", "grüßen", "grüße", "gruß", "grüssen", "liebe", "lieber",
+    "hallo", "danke", "vielen", "bitte", "estimado", "estimada", "estimados", "atentamente", "saludos", "cordiales",
+    "cordialmente", "hola", "gracias", "teléfono", "telefono", "gentile", "gentili", "egregio", "egregia", "cordiali",
+    "saluti", "distinti", "grazie", "ciao", "bonjour", "madame", "monsieur", "cordialement", "salutations", "merci",
+    "bonsoir", "geachte", "hartelijk", "groeten", "vriendelijke", "prezado", "prezada", "obrigado", "obrigada",
+    "atenciosamente", "olá"})
+
+
 def spaced_handle_ok(value: str) -> bool:
     """"@ john_d" is a handle, "@ home" or "@ the office" is not."""
     return value.lower() not in _stop_words() and value.lower() not in COMMON_WORDS
@@ -881,6 +903,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words):
         return True
+    if words and all(w in foreign_function_words() for w in words):
+        return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
     if (INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1])
             or INSTITUTION_BEFORE.search(text[max(0, start - 60):start])):
         # "Mary Hospital": the name lists took the start of "St. Mary Hospital" for a first name; a titled name
@@ -1002,7 +1026,8 @@ PARTY_CUE = regex.compile(
     r"\b(?:hi|hello|hey)[ \t]*,?|\b(?:son|daughter|wife|husband|partner|mother|father|mom|mum|dad|brother|sister|"
     r"aunt|uncle|cousin|nephew|niece|grandson|granddaughter|grandma|grandpa|grandmother|grandfather|friend|boyfriend|"
     r"girlfriend|fianc[ée]e?|colleague|coworker|boss|neighbou?r|landlord|landlady|tenant|roommate|flatmate|stepson|"
-    r"stepdaughter|caregiver|carer|nanny))[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
+    r"stepdaughter|caregiver|carer|nanny|card ?holder|account ?holder|policy ?holder|beneficiary|payee|claimant|"
+    r"insured|applicant|tenant))[ \t]*:?[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
     r"[ \t]*,?[ \t]*\n[ \t]*|(?i:\b(?:regards|cheers|thanks|sincerely))[ \t]*,[ \t]*|^[ \t]*)(?=\p{Ll})", regex.M)
 SELF_CUE = regex.compile(r"(?i:\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is)[ \t]+$")
 GREETING_CUE = regex.compile(r"(?i:^|\b(?:hi|hello|hey)[ \t]*,?)[ \t]*$", regex.M)
@@ -1059,8 +1084,10 @@ def party_spans(text: str) -> Iterator[Span]:
         if cue in ("to", "from", "for", "under") and not PARTY_CONTEXT.search(text[max(0, m.start() - 64):m.start()]):
             continue  # "go to school", "a letter from home", "under the nail bed"
         words: list = []
-        for w in LOWER_WORD.finditer(text, m.end()):
-            gap = text[(words[-1].end() if words else m.end()):w.start()]
+        initial = regex.match(r"\p{Ll}\.[ \t]?", text[m.end():m.end() + 3])  # "cardholder t. okoye"
+        begin = m.end() + (initial.end() if initial else 0)
+        for w in LOWER_WORD.finditer(text, begin):
+            gap = text[(words[-1].end() if words else begin):w.start()]
             if len(words) == 3 or gap not in ((" ", "\t") if words else ("",)):
                 break
             word = w.group()
@@ -1093,7 +1120,7 @@ def party_spans(text: str) -> Iterator[Span]:
                 continue
         elif GREETING_CUE.search(m.group()) and not SPEAKER_END.match(text, end):
             continue
-        yield Span(words[0].start(), end, "PERSON", 0.6)
+        yield Span(m.end() if initial else words[0].start(), end, "PERSON", 0.6)
 
 
 # the same cues before a capitalised full name the NER model missed or took for a place ("transfer 4,500 EUR to

@@ -30,9 +30,11 @@ from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
 from privtune.data.recognizers import (
+    LETTER_WORDS,
     NO_PERSON,
     SPOKEN_DATE,
     Span,
+    foreign_function_words,
     has_digit,
     medical_term,
     not_a_name,
@@ -225,6 +227,18 @@ def trim_span(span: Span, text: str) -> Span | None:
     return Span(start, end, span.entity_type, span.score) if end > start else None
 
 
+def strip_letter_words(span: Span, text: str) -> Span | None:
+    """Greetings of other languages stripped from the front of a name ("Estimado", "Bonjour", "Gentile"); None when
+    the span is only such words or another language's function words ("Sehr", "Ihre")."""
+    words = list(regex.finditer(r"[\p{L}'’]+", text[span.start:span.end]))
+    if words and all(w.group().lower() in foreign_function_words() for w in words):
+        return None
+    k = 0
+    while k < len(words) - 1 and words[k].group().lower() in LETTER_WORDS:
+        k += 1
+    return Span(span.start + words[k].start() if words else span.start, span.end, span.entity_type, span.score)
+
+
 def allowed_ranges(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     """Where allow-listed terms occur (case-insensitive, whole words)."""
     out = []
@@ -395,6 +409,10 @@ class Redactor:
             s = trim_span(s, text)
             if s is None or not keep_detection(s.entity_type, text[s.start:s.end]):
                 continue
+            if s.entity_type in ("PERSON", "NRP", "LOCATION"):
+                s = strip_letter_words(s, text)  # "Estimado Sr. García" → "Sr. García"; "Sehr" (geehrte) → none
+                if s is None:
+                    continue
             if s.entity_type == "PERSON" and (text[s.end:s.end + 1] == "_" or text[s.start - 1:s.start] == "_"):
                 left = regex.search(r"[\w.]*$", text[:s.start]).start()  # "sarah_k", "big_mike88": a handle
                 s = Span(left, s.end + regex.match(r"[\w.]*", text[s.end:]).end(), "USERNAME", s.score)
