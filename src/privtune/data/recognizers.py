@@ -304,7 +304,7 @@ def foreign_function_words() -> frozenset[str]:
 
 
 LETTER_WORDS = frozenset({
-    "geehrte", "geehrter", "freundlichen", "freundliche", "grüßen", "grüße", "gruß", "grüssen", "liebe", "lieber",
+    "mit", "geehrte", "geehrter", "freundlichen", "freundliche", "grüßen", "grüße", "gruß", "grüssen", "liebe", "lieber",
     "hallo", "danke", "vielen", "bitte", "estimado", "estimada", "estimados", "atentamente", "saludos", "cordiales",
     "cordialmente", "hola", "gracias", "teléfono", "telefono", "gentile", "gentili", "egregio", "egregia", "cordiali",
     "saluti", "distinti", "grazie", "ciao", "bonjour", "madame", "monsieur", "cordialement", "salutations", "merci",
