@@ -104,6 +104,11 @@ def test_letters_in_other_languages_keep_their_greetings(redactor):
         "Estimado [PERSON], su DNI [NATIONAL_ID] ha sido verificado. Teléfono: [PHONE_NUMBER]."]
 
 
+def test_a_name_cut_at_a_hyphen_is_joined(redactor):
+    [(red, _)] = redactor.redact_texts(["Per our records, the borrower (Hyun-woo Park) resides in Edison."])
+    assert red.startswith("Per our records, the borrower ([PERSON]") and "woo" not in red  # not half a given name
+
+
 def test_a_street_named_after_someone_is_the_address(redactor):
     [(red, counts)] = redactor.redact_texts(["Signed by JONATHAN PEMBERTON of 14 Cheyne Walk, London SW3 5RA."])
     assert red == "Signed by [PERSON] of [STREET_ADDRESS]." and counts == {"PERSON": 1, "STREET_ADDRESS": 1}

@@ -36,3 +36,15 @@ def test_other_languages_function_words_and_letter_formulas_are_not_names():
     assert not R.not_a_name("Jürgen Maier", 0, 12)
     words = R.foreign_function_words()
     assert "teléfono" in words and "sehr" in words and "maria" not in words  # name-list words are never dropped
+
+
+def test_display_names_in_mail_headers():
+    assert _found('From: "Okafor, Ngozi" <ngozi.okafor@lagosfin.example>') == [
+        ("Okafor, Ngozi", "PERSON"), ("ngozi.okafor@lagosfin.example", "EMAIL_ADDRESS")]
+    assert ("Anna Kowalski", "PERSON") in _found("To: Anna Kowalski <ak@example.org>")
+    for header in ("From: Acme Billing <billing@acme.example>", "From: IT Support Team <desk@corp.example>"):
+        assert [e for _, e in _found(header)] == ["EMAIL_ADDRESS"], header
+
+
+def test_plates_after_a_plate_cue():
+    assert ("KA 05 MN 1234", "VEHICLE_ID") in _found("Driver: Mohammed Al-Farsi | Plate: KA 05 MN 1234 | Route 17")

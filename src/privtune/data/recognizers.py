@@ -442,9 +442,10 @@ RULES: tuple[Rule, ...] = (
     Rule("VEHICLE_ID", r"(?i)\b(?=[A-Z]*\d)(?=\d*[A-Z])[A-HJ-NPR-Z0-9]{17}\b", 0.85, vin_ok, invalid_score=0.3,
          context=("vin ", "vin:", "vin#", "vehicle", "chassis")),
     Rule("VEHICLE_ID", _after(r"vin|vehicle identification|chassis", r"(?P<v>(?i:[A-HJ-NPR-Z0-9]{17}))\b"), 0.95),
-    Rule("VEHICLE_ID", _after(r"licen[cs]e plate|number plate|registration plate|plate number|plate no|reg(?:istration)? mark|"
-                              r"vehicle registration|vehicle reg|kennzeichen|immatriculation|matr[ií]cula|targa",
-                              r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,2})\b"),
+    Rule("VEHICLE_ID", _after(r"licen[cs]e plate|number plate|registration plate|plate number|plate no|plate(?=\s*[:#=])|"
+                              r"reg(?:istration)? mark|vehicle registration|vehicle reg|kennzeichen|immatriculation|"
+                              r"matr[ií]cula|targa",
+                              r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
          0.85),
     Rule("DEVICE_ID", r"(?<![\w-])\d{2}[ -]?\d{6}[ -]?\d{6}[ -]?\d(?![\w-])", 0.5,
          lambda v: imei_ok(v) and not card_ok(v), context=("imei", "device", "handset", "serial", "phone")),
@@ -983,6 +984,22 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
         elif w.islower() and low in lowercase_first_names():  # "omg poor emily": chat drops capitals
             yield Span(s, e, "PERSON", 0.45)
         i += 1
+
+
+# e-mail headers: the display name before an address, `"Okafor, Ngozi" <ngozi.okafor@…>`, `Anna Kowalski <ak@…>`
+DISPLAY_NAME = regex.compile(r"(?P<v>\p{Lu}[\p{L}'’.-]+(?:,?[ \t]+\p{Lu}[\p{L}'’.-]*){0,3})\"?[ \t]*<(?P<local>[^>@\s]+)@")
+ROLE_MAILBOX = frozenset({"billing", "support", "info", "noreply", "no-reply", "donotreply", "sales", "admin", "team",
+                          "hello", "contact", "service", "help", "office", "hr", "accounts", "accounting", "finance",
+                          "security", "compliance", "news", "newsletter", "marketing", "jobs", "careers", "orders"})
+
+
+def display_name_spans(text: str) -> Iterator[Span]:
+    for m in DISPLAY_NAME.finditer(text):
+        local = m.group("local").lower()
+        words = [w.lower().strip(".,") for w in m.group("v").split()]
+        if local in ROLE_MAILBOX or any(w in ORG_WORDS for w in words):
+            continue  # "Acme Billing <billing@acme.com>", "IT Support Team <…>"
+        yield Span(m.start("v"), m.end("v"), "PERSON", 0.75)
 
 
 def name_spans(text: str) -> Iterator[Span]:
@@ -1547,5 +1564,6 @@ def rule_spans(text: str) -> list[Span]:
     out += name_spans(text)
     out += party_spans(text)
     out += titled_party_spans(text)
+    out += display_name_spans(text)
     out += field_spans(text)
     return out

@@ -37,6 +37,7 @@ from privtune.data.recognizers import (
     foreign_function_words,
     has_digit,
     medical_term,
+    name_lists,
     not_a_name,
     person_like,
     rule_spans,
@@ -413,6 +414,12 @@ class Redactor:
                 s = strip_letter_words(s, text)  # "Estimado Sr. García" → "Sr. García"; "Sehr" (geehrte) → none
                 if s is None:
                     continue
+            if s.entity_type == "PERSON" and (joined := regex.match(r"-\p{L}+(?:[ \t](\p{Lu}\p{Ll}+))?", text[s.end:])):
+                # NER stopped at a hyphen: "Hyun" of "Hyun-woo Park"; a surname after it joins when the lists know it
+                tail = joined.end()
+                if joined.group(1) and joined.group(1).lower() not in name_lists()[1]:
+                    tail = joined.start(1) - 1
+                s = Span(s.start, s.end + tail, "PERSON", s.score)
             if s.entity_type == "PERSON" and (text[s.end:s.end + 1] == "_" or text[s.start - 1:s.start] == "_"):
                 left = regex.search(r"[\w.]*$", text[:s.start]).start()  # "sarah_k", "big_mike88": a handle
                 s = Span(left, s.end + regex.match(r"[\w.]*", text[s.end:]).end(), "USERNAME", s.score)
