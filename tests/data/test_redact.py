@@ -104,6 +104,11 @@ def test_letters_in_other_languages_keep_their_greetings(redactor):
         "Estimado [PERSON], su DNI [NATIONAL_ID] ha sido verificado. Teléfono: [PHONE_NUMBER]."]
 
 
+def test_a_count_of_digits_is_not_a_date(redactor):
+    text = "Can you share the last 4 digits of the card?"
+    assert redactor.redact_texts([text]) == [(text, {})]
+
+
 def test_a_name_cut_at_a_hyphen_is_joined(redactor):
     [(red, _)] = redactor.redact_texts(["Per our records, the borrower (Hyun-woo Park) resides in Edison."])
     assert red.startswith("Per our records, the borrower ([PERSON]") and "woo" not in red  # not half a given name

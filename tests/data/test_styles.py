@@ -48,3 +48,15 @@ def test_display_names_in_mail_headers():
 
 def test_plates_after_a_plate_cue():
     assert ("KA 05 MN 1234", "VEHICLE_ID") in _found("Driver: Mohammed Al-Farsi | Plate: KA 05 MN 1234 | Route 17")
+
+
+def test_a_name_its_mail_address_repeats_and_lower_case_titles():
+    assert ("sunita", "PERSON") in _found("dear team, pls add sunita (sunita.rao@corp.example) to the channel")
+    assert [e for _, e in _found("send it to the desk (helpdesk@corp.example) today")] == ["EMAIL_ADDRESS"]
+    assert ("okonkwo", "PERSON") in _found("pt's husband, mr okonkwo, is the primary caregiver")
+
+
+def test_passport_machine_readable_zone():
+    line1 = "P<GBRSMITH<<JOHN<PETER<<<<<<<<<<<<<<<<<<<<<<<"
+    line2 = "1234567897GBR8001014M3001012<<<<<<<<<<<<<<02"
+    assert _found(f"MRZ:\n{line1}\n{line2}") == [(line1, "PASSPORT"), (line2, "PASSPORT")]

@@ -993,6 +993,25 @@ ROLE_MAILBOX = frozenset({"billing", "support", "info", "noreply", "no-reply", "
                           "security", "compliance", "news", "newsletter", "marketing", "jobs", "careers", "orders"})
 
 
+# "pls add sunita (sunita.rao@corp.example)": words before an address that its local part repeats are the name
+NAME_BEFORE_MAIL = regex.compile(r"(?P<v>[\p{L}'’-]+(?:[ \t]+[\p{L}'’-]+){0,2})[ \t]*[(<][ \t]*(?P<local>[^\s@()<>]+)@")
+# passport machine-readable zone, line 1 (type, issuer, SURNAME<<GIVEN<NAMES) and line 2 (number, dates, checks)
+MRZ = regex.compile(r"\bP[A-Z<][A-Z<]{3}[A-Z]+<<[A-Z<]{2,}|\b[A-Z0-9<]{9}\d[A-Z<]{3}\d{6}\d[MFX<]\d{7}[A-Z0-9<]{14}\d{2}\b")
+
+
+def mail_and_mrz_spans(text: str) -> Iterator[Span]:
+    for m in NAME_BEFORE_MAIL.finditer(text):
+        parts = set(regex.split(r"[._\d-]+", m.group("local").lower())) - ROLE_MAILBOX
+        words = list(regex.finditer(r"[\p{L}'’-]+", m.group("v")))
+        k = len(words)
+        while k > 0 and len(words[k - 1].group()) > 1 and words[k - 1].group().lower() in parts:
+            k -= 1
+        if k < len(words):
+            yield Span(m.start("v") + words[k].start(), m.end("v"), "PERSON", 0.8)
+    for m in MRZ.finditer(text):
+        yield Span(*m.span(), "PASSPORT", 0.9)
+
+
 def display_name_spans(text: str) -> Iterator[Span]:
     for m in DISPLAY_NAME.finditer(text):
         local = m.group("local").lower()
@@ -1044,7 +1063,7 @@ PARTY_CUE = regex.compile(
     r"aunt|uncle|cousin|nephew|niece|grandson|granddaughter|grandma|grandpa|grandmother|grandfather|friend|boyfriend|"
     r"girlfriend|fianc[ée]e?|colleague|coworker|boss|neighbou?r|landlord|landlady|tenant|roommate|flatmate|stepson|"
     r"stepdaughter|caregiver|carer|nanny|card ?holder|account ?holder|policy ?holder|beneficiary|payee|claimant|"
-    r"insured|applicant|tenant))[ \t]*:?[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
+    r"insured|applicant|tenant|mr|mrs|ms|miss|mister|dr)\.?)[ \t]*:?[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
     r"[ \t]*,?[ \t]*\n[ \t]*|(?i:\b(?:regards|cheers|thanks|sincerely))[ \t]*,[ \t]*|^[ \t]*)(?=\p{Ll})", regex.M)
 SELF_CUE = regex.compile(r"(?i:\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is)[ \t]+$")
 GREETING_CUE = regex.compile(r"(?i:^|\b(?:hi|hello|hey)[ \t]*,?)[ \t]*$", regex.M)
@@ -1565,5 +1584,6 @@ def rule_spans(text: str) -> list[Span]:
     out += party_spans(text)
     out += titled_party_spans(text)
     out += display_name_spans(text)
+    out += mail_and_mrz_spans(text)
     out += field_spans(text)
     return out

@@ -201,6 +201,12 @@ def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span 
     return Span(start, end, etype, score) if etype is not None else None
 
 
+def keep_date(text: str, span: Span) -> bool:
+    """"the last 4 digits", "first 6 characters": a count, not a date."""
+    return not (span.entity_type == "DATE_TIME" and regex.match(r"[ \t]+(?:digits?|numbers?|characters?|letters?)\b",
+                                                                 text[span.end:span.end + 16]))
+
+
 def keep_detection(entity_type: str, value: str) -> bool:
     """Drop dates without a digit ("monthly", "last Friday", "the weekend"): they cannot pin a person to a
     day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted. A bare
@@ -408,7 +414,7 @@ class Redactor:
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
             s = trim_span(s, text)
-            if s is None or not keep_detection(s.entity_type, text[s.start:s.end]):
+            if s is None or not keep_detection(s.entity_type, text[s.start:s.end]) or not keep_date(text, s):
                 continue
             if s.entity_type in ("PERSON", "NRP", "LOCATION"):
                 s = strip_letter_words(s, text)  # "Estimado Sr. García" → "Sr. García"; "Sehr" (geehrte) → none
