@@ -104,6 +104,11 @@ def test_letters_in_other_languages_keep_their_greetings(redactor):
         "Estimado [PERSON], su DNI [NATIONAL_ID] ha sido verificado. Teléfono: [PHONE_NUMBER]."]
 
 
+def test_chat_shorthand_is_not_a_nationality(redactor):
+    text = "per our call, pls send your paystubs. thx"
+    assert redactor.redact_texts([text]) == [(text, {})]
+
+
 def test_a_count_of_digits_is_not_a_date(redactor):
     text = "Can you share the last 4 digits of the card?"
     assert redactor.redact_texts([text]) == [(text, {})]

@@ -60,3 +60,9 @@ def test_passport_machine_readable_zone():
     line1 = "P<GBRSMITH<<JOHN<PETER<<<<<<<<<<<<<<<<<<<<<<<"
     line2 = "1234567897GBR8001014M3001012<<<<<<<<<<<<<<02"
     assert _found(f"MRZ:\n{line1}\n{line2}") == [(line1, "PASSPORT"), (line2, "PASSPORT")]
+
+
+def test_several_fields_on_one_line_and_initial_dot_surname_logins():
+    assert _found("Name on card: KOFI A. MENSAH  Exp: 08/27") == [("KOFI A. MENSAH", "PERSON")]
+    assert ("e.nakamura", "USERNAME") in _found("laptop assigned to e.nakamura (asset tag 22018) reported stolen")
+    assert _found("culture grew e.coli and the config is in a.json") == []

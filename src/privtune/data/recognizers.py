@@ -312,6 +312,12 @@ LETTER_WORDS = frozenset({
     "atenciosamente", "olá"})
 
 
+FILE_EXTENSIONS = frozenset({"json", "jsonl", "yaml", "toml", "html", "docx", "xlsx", "pptx", "java", "scala", "conf",
+                             "lock", "parquet", "ipynb", "jpeg", "tiff", "webp", "mpeg", "wav", "flac", "gguf",
+                             "safetensors", "onnx", "pickle", "bash", "fish", "psql", "sqlite", "proto", "vue", "tsx",
+                             "dart", "swift", "kotlin", "gradle", "cmake", "make", "rules", "tmpl", "jinja", "mako"})
+
+
 def spaced_handle_ok(value: str) -> bool:
     """"@ john_d" is a handle, "@ home" or "@ the office" is not."""
     return value.lower() not in _stop_words() and value.lower() not in COMMON_WORDS
@@ -381,6 +387,9 @@ RULES: tuple[Rule, ...] = (
     # "reset VPN access for user jmcallister": after a bare "user", only a token no dictionary knows
     Rule("USERNAME", r"(?i:\buser[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])", 0.6,
          lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
+    # initial.surname logins: "laptop assigned to e.nakamura" (not "e.coli", not "a.json")
+    Rule("USERNAME", r"(?<![\w.@/-])(?P<v>[a-z]\.[a-z]{4,20})(?![\w@/-]|\.\w)", 0.6,
+         lambda v: v[2:] in name_lists()[1] or (zipf(v[2:]) < 3.2 and v[2:] not in FILE_EXTENSIONS)),
     # a handle built from a first name: "Nelson_Kuhic52", "Maria.Lopez88"
     Rule("USERNAME", r"(?<![\w.@-])(?P<v>\p{Lu}\p{Ll}+[_.]\p{Lu}\p{Ll}+\d*)(?![\w@-]|\.\w)", 0.6,
          lambda v: regex.split(r"[_.]", v)[0].lower() in name_lists()[0]),
@@ -1340,7 +1349,8 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
 _FIELD = regex.compile(
     r"(?P<q>[\"']?)(?P<k>\p{L}[\p{L}\d_.-]*(?:[ \t]\p{L}[\p{L}\d_.-]*){0,3})(?P=q)[ \t]*(?::|=>?)[ \t]*"
     r"(?=\"(?P<dq>(?:[^\"\\\n]|\\.){0,160})\"|'(?P<sq>[^'\n]{0,160})'|(?P<bare>[^\s\"'{\[][^\n]{0,200}))")
-_NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]")
+_NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]"
+                          r"| {2,}(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)| {3,}")  # "Name: …  Exp: …"
 
 
 _SPACED_IDS = frozenset({"CREDIT_CARD", "US_BANK_NUMBER", "NATIONAL_ID", "US_SSN", "TAX_ID", "INSURANCE_ID",

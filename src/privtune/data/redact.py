@@ -416,6 +416,8 @@ class Redactor:
             s = trim_span(s, text)
             if s is None or not keep_detection(s.entity_type, text[s.start:s.end]) or not keep_date(text, s):
                 continue
+            if s.entity_type == "NRP" and text[s.start:s.end].islower() and s.end - s.start <= 4:
+                continue  # "pls", "thx": chat shorthand, not a nationality
             if s.entity_type in ("PERSON", "NRP", "LOCATION"):
                 s = strip_letter_words(s, text)  # "Estimado Sr. García" → "Sr. García"; "Sehr" (geehrte) → none
                 if s is None:
