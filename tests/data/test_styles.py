@@ -66,3 +66,9 @@ def test_several_fields_on_one_line_and_initial_dot_surname_logins():
     assert _found("Name on card: KOFI A. MENSAH  Exp: 08/27") == [("KOFI A. MENSAH", "PERSON")]
     assert ("e.nakamura", "USERNAME") in _found("laptop assigned to e.nakamura (asset tag 22018) reported stolen")
     assert _found("culture grew e.coli and the config is in a.json") == []
+
+
+def test_capitalised_names_after_kinship_words():
+    assert ("Tyrell", "PERSON") in _found("pt accompanied by son (Tyrell) today")
+    assert ("Marisol", "PERSON") in _found("his wife, Marisol, called twice")
+    assert _found("my brother Will be there") == [] and _found("my Friend Request was denied") == []

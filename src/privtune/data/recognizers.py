@@ -1056,6 +1056,25 @@ def name_spans(text: str) -> Iterator[Span]:
 # surname has no context a NER model knows: "a standing order to rickelle kawamoto", "a table booked under sadi
 # nellis", "my name is coppedge". After such a cue, lower-case words that are a known name or rare in English
 # (word frequency from `wordfreq`: "kawamoto" is 1.5 on its Zipf scale, "savings" 4.4) are the person.
+KIN_WORDS = (r"son|daughter|wife|husband|partner|mother|father|mom|mum|dad|brother|sister|aunt|uncle|cousin|nephew|"
+             r"niece|grandson|granddaughter|grandma|grandpa|grandmother|grandfather|friend|boyfriend|girlfriend|"
+             r"fianc[ée]e?|colleague|coworker|boss|neighbou?r|landlord|landlady|tenant|roommate|flatmate|stepson|"
+             r"stepdaughter|caregiver|carer|nanny")
+# "accompanied by son (Tyrell)", "his wife, Marisol": a capitalised name right after a kinship word
+KIN_NAME = regex.compile(r"(?i:\b(?:" + KIN_WORDS + r")(?:-in-law)?)[ \t]*(?:\([ \t]*|,[ \t]*|[ \t]+)"
+                         r"(?P<v>\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)\b")
+
+
+def kin_name_spans(text: str) -> Iterator[Span]:
+    first, last = name_lists()
+    for m in KIN_NAME.finditer(text):
+        words = [w.lower() for w in m.group("v").split()]
+        if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS for w in words):
+            continue
+        if all(w in first or w in last or zipf(w) < RARE_ZIPF for w in words):
+            yield Span(*m.span("v"), "PERSON", 0.6)
+
+
 # "to", "from", "for" and a bare "under" introduce a person only where money moves or a booking is made
 PARTY_CONTEXT = regex.compile(
     r"(?i:\b(?:transfer|transfers|transferring|transferred|payments?|paid|pay(?:ing|s)?|sen[dt]|sending|wire[ds]?|"
@@ -1068,11 +1087,8 @@ PARTY_CUE = regex.compile(
     r"\bon[ \t]+behalf[ \t]+of|\bin[ \t]+the[ \t]+name[ \t]+of|\b(?:booked|booking|reservation|table|room|"
     r"appointment|session)(?:[ \t]+(?:for|under))?|\bnamed|\b(?:my|the|same|sur|last|first|family)?[ \t]*name"
     r"(?:[ \t]+(?:is|to|as)|'s|:)?|\bpay|\bowe|\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is|"
-    r"\b(?:hi|hello|hey)[ \t]*,?|\b(?:son|daughter|wife|husband|partner|mother|father|mom|mum|dad|brother|sister|"
-    r"aunt|uncle|cousin|nephew|niece|grandson|granddaughter|grandma|grandpa|grandmother|grandfather|friend|boyfriend|"
-    r"girlfriend|fianc[ée]e?|colleague|coworker|boss|neighbou?r|landlord|landlady|tenant|roommate|flatmate|stepson|"
-    r"stepdaughter|caregiver|carer|nanny|card ?holder|account ?holder|policy ?holder|beneficiary|payee|claimant|"
-    r"insured|applicant|tenant|mr|mrs|ms|miss|mister|dr)\.?)[ \t]*:?[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
+    r"\b(?:hi|hello|hey)[ \t]*,?|\b(?:" + KIN_WORDS + r"|card ?holder|account ?holder|policy ?holder|beneficiary|"
+    r"payee|claimant|insured|applicant|mr|mrs|ms|miss|mister|dr)\.?)[ \t]*:?[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
     r"[ \t]*,?[ \t]*\n[ \t]*|(?i:\b(?:regards|cheers|thanks|sincerely))[ \t]*,[ \t]*|^[ \t]*)(?=\p{Ll})", regex.M)
 SELF_CUE = regex.compile(r"(?i:\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is)[ \t]+$")
 GREETING_CUE = regex.compile(r"(?i:^|\b(?:hi|hello|hey)[ \t]*,?)[ \t]*$", regex.M)
@@ -1593,6 +1609,7 @@ def rule_spans(text: str) -> list[Span]:
     out += name_spans(text)
     out += party_spans(text)
     out += titled_party_spans(text)
+    out += kin_name_spans(text)
     out += display_name_spans(text)
     out += mail_and_mrz_spans(text)
     out += field_spans(text)
