@@ -1600,17 +1600,9 @@ def field_spans(text: str) -> Iterator[Span]:
 # ------------------------------------------------------------------------------------------------- all
 def rule_spans(text: str) -> list[Span]:
     """Everything privtune's recognizers find in `text` (unresolved: overlaps are merged by the redactor)."""
-    out = list(pattern_spans(text))
-    out += phone_spans(text)
-    out += iban_spans(text)
-    out += address_spans(text)
-    out += date_spans(text)
-    out += spoken_spans(text)
-    out += name_spans(text)
-    out += party_spans(text)
-    out += titled_party_spans(text)
-    out += kin_name_spans(text)
-    out += display_name_spans(text)
-    out += mail_and_mrz_spans(text)
-    out += field_spans(text)
-    return out
+    return [span for recognizer in RECOGNIZERS for span in recognizer(text)]
+
+
+RECOGNIZERS: tuple[Callable[[str], Iterator[Span]], ...] = (
+    pattern_spans, phone_spans, iban_spans, address_spans, date_spans, spoken_spans, name_spans, party_spans,
+    titled_party_spans, kin_name_spans, display_name_spans, mail_and_mrz_spans, field_spans)
