@@ -303,6 +303,13 @@ def foreign_function_words() -> frozenset[str]:
     return frozenset(w for w in words if w not in first and w not in last)
 
 
+def function_words_only(value: str) -> bool:
+    """Every word of `value` is another language's function word or a letter formula ("Ihre", "Mit freundlichen
+    Grüßen", "Teléfono"): no name, place or group, whatever the NER model says."""
+    words = [w.lower() for w in regex.findall(r"[\p{L}'’]+", value)]
+    return bool(words) and all(w in foreign_function_words() for w in words)
+
+
 LETTER_WORDS = frozenset({
     "mit", "geehrte", "geehrter", "freundlichen", "freundliche", "grüßen", "grüße", "gruß", "grüssen", "liebe", "lieber",
     "hallo", "danke", "vielen", "bitte", "estimado", "estimada", "estimados", "atentamente", "saludos", "cordiales",
@@ -693,10 +700,9 @@ _DAY_WORDS = r"(?:(?:twenty|thirty)[ -](?:" + _ORDINALS + r")|" + _ORDINALS + r"
 _YEAR_WORDS = (r"(?:(?:nineteen|twenty)[ -](?:(?:" + _TENS + r")(?:[ -](?:" + _UNITS + r"))?|" + _TEENS + r"|oh[ -](?:"
                + _UNITS + r"))|two thousand(?:[ -](?:and[ -])?(?:(?:" + _TENS + r")(?:[ -](?:" + _UNITS + r"))?|" + _TEENS
                + r"|" + _UNITS + r"))?)")
-_MONTH_WORDS = "january|february|march|april|may|june|july|august|september|october|november|december"
 SPOKEN_DATE = regex.compile(
-    r"(?i:\b(?:(?:" + _MONTH_WORDS + r")[ \t]+(?:the[ \t]+)?" + _DAY_WORDS + r"|(?:the[ \t]+)?" + _DAY_WORDS
-    + r"[ \t]+of[ \t]+(?:" + _MONTH_WORDS + r"))(?:,?[ \t]+(?:" + _YEAR_WORDS + r"))?\b)")
+    r"(?i:\b(?:" + _MONTHS + r"[ \t]+(?:the[ \t]+)?" + _DAY_WORDS + r"|(?:the[ \t]+)?" + _DAY_WORDS
+    + r"[ \t]+of[ \t]+" + _MONTHS + r")(?:,?[ \t]+(?:" + _YEAR_WORDS + r"))?\b)")
 SPOKEN_DOB_CUE = regex.compile(r"(?i:\b(?:dob|date of birth|birth ?date|birthday|born)\b)[^\n]{0,40}$")
 _DIGIT_WORD = {"zero": 1, "oh": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1, "six": 1, "seven": 1,
                "eight": 1, "nine": 1, "double": 1, "triple": 2}  # "double five" is two digits, "double" adds one
@@ -913,7 +919,7 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words):
         return True
-    if words and all(w in foreign_function_words() for w in words):
+    if function_words_only(value):
         return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
     if (INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1])
             or INSTITUTION_BEFORE.search(text[max(0, start - 60):start])):
@@ -1137,13 +1143,19 @@ def _party_word(word: str, limit: float) -> bool:
     return not (stem and max(zipf(stem.group(1)), zipf(stem.group(1) + "e")) >= 3.5)
 
 
+def _cue_in_context(text: str, start: int, cue: str) -> bool:
+    """A bare "to/from/for/under" counts only after money or booking words: "go to school", "a letter from home",
+    "under the nail bed" introduce no one."""
+    return cue.strip().lower() not in ("to", "from", "for", "under") or bool(
+        PARTY_CONTEXT.search(text[max(0, start - 64):start]))
+
+
 def party_spans(text: str) -> Iterator[Span]:
     """Lower-case names after a payment, booking or self-introduction cue (see PARTY_CUE)."""
-    first = name_lists()[0]
+    first, last = name_lists()
     for m in PARTY_CUE.finditer(text):
-        cue = m.group().strip().lower()
-        if cue in ("to", "from", "for", "under") and not PARTY_CONTEXT.search(text[max(0, m.start() - 64):m.start()]):
-            continue  # "go to school", "a letter from home", "under the nail bed"
+        if not _cue_in_context(text, m.start(), m.group()):
+            continue
         words: list = []
         initial = regex.match(r"\p{Ll}\.[ \t]?", text[m.end():m.end() + 3])  # "cardholder t. okoye"
         begin = m.end() + (initial.end() if initial else 0)
@@ -1165,7 +1177,7 @@ def party_spans(text: str) -> Iterator[Span]:
         if not words:
             continue
         end = words[-1].end()
-        known = any(w.group() in first or w.group() in name_lists()[1] for w in words)
+        known = any(w.group() in first or w.group() in last for w in words)
         if len(words) == 1 and "-" not in words[0].group() and not known and zipf(words[0].group()) >= SOLO_ZIPF:
             continue
         if regex.match(r"[.@]\w|['’]s\b", text[end:end + 3]) or BUSINESS_AFTER.match(text, end):
@@ -1194,8 +1206,7 @@ TITLED_PARTY = regex.compile(
 def titled_party_spans(text: str) -> Iterator[Span]:
     first, last = name_lists()
     for m in TITLED_PARTY.finditer(text):
-        cue = text[m.start():m.start("v")].strip().lower()
-        if cue in ("to", "from", "for", "under") and not PARTY_CONTEXT.search(text[max(0, m.start() - 64):m.start()]):
+        if not _cue_in_context(text, m.start(), text[m.start():m.start("v")]):
             continue
         words = [w.lower() for w in m.group("v").split()]
         if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS or w in NOT_PERSON_WORDS or w in MONTHS

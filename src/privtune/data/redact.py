@@ -34,7 +34,7 @@ from privtune.data.recognizers import (
     NO_PERSON,
     SPOKEN_DATE,
     Span,
-    foreign_function_words,
+    function_words_only,
     has_digit,
     medical_term,
     name_lists,
@@ -201,19 +201,15 @@ def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span 
     return Span(start, end, etype, score) if etype is not None else None
 
 
-def keep_date(text: str, span: Span) -> bool:
-    """"the last 4 digits", "first 6 characters": a count, not a date."""
-    return not (span.entity_type == "DATE_TIME" and regex.match(r"[ \t]+(?:digits?|numbers?|characters?|letters?)\b",
-                                                                 text[span.end:span.end + 16]))
-
-
-def keep_detection(entity_type: str, value: str) -> bool:
+def keep_detection(entity_type: str, value: str, after: str = "") -> bool:
     """Drop dates without a digit ("monthly", "last Friday", "the weekend"): they cannot pin a person to a
     day, and redacting them removes words the model needs. "12 March 1984" and "03/14/85" stay redacted. A bare
     number is a date only as a year ("in 1984"): the medium model calls ticket and order numbers dates ("Ticket
     50004"), and a lone day ("on 27") pins no one."""
     if entity_type != "DATE_TIME":
         return True
+    if regex.match(r"[ \t]+(?:digits?|numbers?|characters?|letters?)\b", after):
+        return False  # "the last 4 digits", "first 6 characters": a count, not a date (`after`: the text that follows)
     if value.isdigit():
         return len(value) == 4 and 1900 <= int(value) <= 2099
     return has_digit(value) or bool(SPOKEN_DATE.search(value))  # "march third nineteen eighty-two" pins a day
@@ -237,13 +233,26 @@ def trim_span(span: Span, text: str) -> Span | None:
 def strip_letter_words(span: Span, text: str) -> Span | None:
     """Greetings of other languages stripped from the front of a name ("Estimado", "Bonjour", "Gentile"); None when
     the span is only such words or another language's function words ("Sehr", "Ihre")."""
-    words = list(regex.finditer(r"[\p{L}'’]+", text[span.start:span.end]))
-    if words and all(w.group().lower() in foreign_function_words() for w in words):
+    if function_words_only(text[span.start:span.end]):
         return None
+    words = list(regex.finditer(r"[\p{L}'’]+", text[span.start:span.end]))
     k = 0
     while k < len(words) - 1 and words[k].group().lower() in LETTER_WORDS:
         k += 1
     return Span(span.start + words[k].start() if words else span.start, span.end, span.entity_type, span.score)
+
+
+def reshape_person(span: Span, text: str) -> Span:
+    """A NER name that stopped at a hyphen is joined ("Hyun" of "Hyun-woo Park"; the surname after it only when the
+    lists know it); one glued to "_" is part of a handle ("sarah_k", "big_mike88")."""
+    start, end = span.start, span.end
+    if joined := regex.match(r"-\p{L}+(?:[ \t](\p{Lu}\p{Ll}+))?", text[end:]):
+        surname = joined.group(1)
+        end += joined.end() if not surname or surname.lower() in name_lists()[1] else joined.start(1) - 1
+    if text[end:end + 1] == "_" or text[start - 1:start] == "_":
+        start = regex.search(r"[\w.]*$", text[:start]).start()
+        return Span(start, end + regex.match(r"[\w.]*", text[end:]).end(), "USERNAME", span.score)
+    return Span(start, end, "PERSON", span.score)
 
 
 def allowed_ranges(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
@@ -414,7 +423,7 @@ class Redactor:
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
             s = trim_span(s, text)
-            if s is None or not keep_detection(s.entity_type, text[s.start:s.end]) or not keep_date(text, s):
+            if s is None or not keep_detection(s.entity_type, text[s.start:s.end], text[s.end:s.end + 16]):
                 continue
             if s.entity_type == "NRP" and text[s.start:s.end].islower() and s.end - s.start <= 4:
                 continue  # "pls", "thx": chat shorthand, not a nationality
@@ -422,15 +431,8 @@ class Redactor:
                 s = strip_letter_words(s, text)  # "Estimado Sr. García" → "Sr. García"; "Sehr" (geehrte) → none
                 if s is None:
                     continue
-            if s.entity_type == "PERSON" and (joined := regex.match(r"-\p{L}+(?:[ \t](\p{Lu}\p{Ll}+))?", text[s.end:])):
-                # NER stopped at a hyphen: "Hyun" of "Hyun-woo Park"; a surname after it joins when the lists know it
-                tail = joined.end()
-                if joined.group(1) and joined.group(1).lower() not in name_lists()[1]:
-                    tail = joined.start(1) - 1
-                s = Span(s.start, s.end + tail, "PERSON", s.score)
-            if s.entity_type == "PERSON" and (text[s.end:s.end + 1] == "_" or text[s.start - 1:s.start] == "_"):
-                left = regex.search(r"[\w.]*$", text[:s.start]).start()  # "sarah_k", "big_mike88": a handle
-                s = Span(left, s.end + regex.match(r"[\w.]*", text[s.end:]).end(), "USERNAME", s.score)
+            if s.entity_type == "PERSON":
+                s = reshape_person(s, text)
             if s.entity_type == "PERSON" and (medical_term(text, s.start, s.end) or not_a_name(text, s.start, s.end)):
                 continue  # "Horner's syndrome", "prescribed Prilosec", "Visa or Mastercard", "GBP to AUD"
             keep.append(s)
