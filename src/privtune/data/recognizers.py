@@ -330,7 +330,9 @@ def spaced_handle_ok(value: str) -> bool:
     return value.lower() not in _stop_words() and value.lower() not in COMMON_WORDS
 
 
-_SEP = r"(?i:\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*)"  # "number is", "no.:", "#", "ID:"
+CRYPTO_CUES = ("wallet", "bitcoin", "btc", "litecoin", "ltc", "crypto", "coin address", "deposit address",
+               "send to address")
+_SEP = r"(?i:\.?\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*)"  # "number is", "no.:", "#", "ID:"
 _ID_TOKEN = r"(?P<v>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9-/.]{2,22}[A-Za-z0-9]))\b"
 
 
@@ -382,7 +384,8 @@ RULES: tuple[Rule, ...] = (
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
     Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30})\b(?![.@]\w)", 0.5,
          spaced_handle_ok),
-    Rule("USERNAME", _after(r"user ?name|user ?id|screen ?name|account name|gamertag",
+    Rule("USERNAME", _after(r"user ?name|user ?id|screen ?name|account name|gamertag|(?:wechat|skype|telegram|discord|"
+                            r"signal|line|kakao(?:talk)?|snapchat|instagram|twitter|tiktok|github|slack)[ \t]*(?:id|handle)",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS),
     Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
@@ -417,8 +420,10 @@ RULES: tuple[Rule, ...] = (
                                r"(?P<v>\d(?:[ -]?\d){11,18})\b"), 1.0),
     Rule("CREDIT_CARD", _after(r"cvv2?|cvc2?|card security code|card verification(?: value| code)?",
                                r"(?P<v>\d{3,4})\b"), 0.9),
-    Rule("CRYPTO", r"(?<![\w/])[13LMmn2][1-9A-HJ-NP-Za-km-z]{25,34}\b", 0.9, base58check_ok),
-    Rule("CRYPTO", r"\b(?i:bc|tb|ltc)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71}\b", 0.9, bech32_ok),
+    Rule("CRYPTO", r"(?<![\w/])[13LMmn2][1-9A-HJ-NP-Za-km-z]{25,34}\b", 0.9, base58check_ok,
+         invalid_score=0.15, context=CRYPTO_CUES),  # a typo'd or made-up address after "wallet" is still one
+    Rule("CRYPTO", r"\b(?i:bc|tb|ltc)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71}\b", 0.9, bech32_ok, invalid_score=0.15,
+         context=CRYPTO_CUES),
     Rule("CRYPTO", r"\b0x[0-9a-fA-F]{40}\b(?!-)", 0.85),  # Ethereum-style account (no checksum without keccak)
     Rule("ROUTING_NUMBER", _after(r"routing|aba|rtn|transit|routing and transit|bank code|blz|bic|swift|swift code|"
                                   r"swift/bic",
@@ -435,7 +440,7 @@ RULES: tuple[Rule, ...] = (
     Rule("US_ITIN", _after(r"itin|individual taxpayer", r"(?P<v>9\d{2}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
     Rule("PASSPORT", _after(r"passport|passport number|travel document|reisepass|passeport|pasaporte"), 0.95),
     Rule("DRIVER_LICENSE", _after(r"driver'?s? licen[cs]e|driving licen[cs]e|driver licen[cs]e|licen[cs]e|dl(?![a-z0-9])|"
-                                  r"führerschein|permis de conduire"), 0.9),
+                                  r"cdl|führerschein|permis de conduire"), 0.9),
     Rule("TAX_ID", _after(r"tax ?id|tax identification|tax reference|tax file|tin|ein|fein|employer identification|"
                           r"vat|vat reg(?:istration)?|utr|steuer-?id|steuernummer|nif|cpf|abn|tfn"), 0.9),
     Rule("TAX_ID", r"(?<![\d-])\d{2}-\d{7}(?![\d-])", 0.3, context=("ein", "tax", "employer", "tin")),
@@ -459,7 +464,9 @@ RULES: tuple[Rule, ...] = (
          context=("vin ", "vin:", "vin#", "vehicle", "chassis")),
     Rule("VEHICLE_ID", _after(r"vin|vehicle identification|chassis", r"(?P<v>(?i:[A-HJ-NPR-Z0-9]{17}))\b"), 0.95),
     Rule("VEHICLE_ID", _after(r"licen[cs]e plate|number plate|registration plate|plate number|plate no|plate(?=\s*[:#=])|"
-                              r"reg(?:istration)? mark|vehicle registration|vehicle reg|kennzeichen|immatriculation|"
+                              r"(?:car|truck|van|vehicle|lorry|bike|motorcycle|trailer|taxi|cab|bus)[ \t]+plate|"
+                              r"reg(?:istration)? mark|vehicle registration|vehicle reg|registration|reg no|vrm|"
+                              r"kennzeichen|immatriculation|"
                               r"matr[ií]cula|targa",
                               r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
          0.85),
@@ -629,7 +636,7 @@ ADDRESS_RULES = (
     # "841 6th St", "0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "12 Baker Street, London NW1 6XE"
     regex.compile(r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
                   r"(?=\p{Lu})(?i:" + _STREET_WORDS + "|" + _INDIAN + r")\b\.?"
-                  r"(?:[ \t]+(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?)?"  # "Park Avenue", "Main St"
+                  r"(?:[ \t]+(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?){0,2}"  # "Park Avenue", "Harbor View Road"
                   + _UNIT + r"?" + _CITY_LINE + r"?"),
     # lower case: "46690 jody inlet suite 225" (words before the street type are not stop words)
     regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)[a-z]+[ \t]+){1,3}(?:" + _STREET_PLAIN
@@ -921,6 +928,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
         return True
     if function_words_only(value):
         return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
+    if regex.search(r"(?i)-(?:id|nr|no|nummer|number|code)$", value):
+        return True  # "Steuer-ID", "Kunden-Nr": the label of a number
     if (INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1])
             or INSTITUTION_BEFORE.search(text[max(0, start - 60):start])):
         # "Mary Hospital": the name lists took the start of "St. Mary Hospital" for a first name; a titled name

@@ -41,6 +41,7 @@ from privtune.data.recognizers import (
     not_a_name,
     person_like,
     rule_spans,
+    zipf,
 )
 from privtune.errors import InputError
 
@@ -71,6 +72,12 @@ CHUNK_CHARS = 100_000  # longer texts are analysed in pieces (spaCy's memory gro
 OPERATORS = ("placeholder", "mask", "pseudonym", "drop")
 # A bare class label as an assistant target: "loan_inquiry", "card-lost", "fraud". Never redacted.
 LABEL_LIKE = regex.compile(r"[A-Za-z]+(?:[_.:/-][A-Za-z]+)*")
+# Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
+POSTNOMINALS = frozenset({"MD", "M.D.", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
+# A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
+_CJK = r"[\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}][\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}·・ ]{1,9}"
+NATIVE_AFTER = regex.compile(r"[ \t]*[(（][ \t]*(" + _CJK + r")[ \t]*[)）]")
+NATIVE_BEFORE = regex.compile(r"(" + _CJK + r")[ \t]*[(（][ \t]*$")
 
 
 def is_bare_label(text: str, category: Any = None) -> bool:
@@ -237,7 +244,8 @@ def strip_letter_words(span: Span, text: str) -> Span | None:
         return None
     words = list(regex.finditer(r"[\p{L}'’]+", text[span.start:span.end]))
     k = 0
-    while k < len(words) - 1 and words[k].group().lower() in LETTER_WORDS:
+    while k < len(words) - 1 and (words[k].group().lower() in LETTER_WORDS
+                                  or function_words_only(words[k].group())):
         k += 1
     return Span(span.start + words[k].start() if words else span.start, span.end, span.entity_type, span.score)
 
@@ -253,6 +261,35 @@ def reshape_person(span: Span, text: str) -> Span:
         start = regex.search(r"[\w.]*$", text[:start]).start()
         return Span(start, end + regex.match(r"[\w.]*", text[end:]).end(), "USERNAME", span.score)
     return Span(start, end, "PERSON", span.score)
+
+
+def common_lowercase(text: str, value: str) -> bool:
+    """`value` is lower case, made of common English words, in text that capitalises its sentences: the NER
+    model's guess of a place ("the premises", "the lobby"); in all-lower-case chat ("flying to paris") casing
+    says nothing and the guess stands."""
+    words = regex.findall(r"\p{L}+", value)
+    return (bool(words) and value.islower() and bool(regex.search(r"(?:^|[.!?][ \t]+)\p{Lu}", text))
+            and all(zipf(w) >= 3.0 for w in words))
+
+
+def with_person_context(spans: list[Span], text: str) -> list[Span]:
+    """What the names found tell about their neighbours: a degree after a name is no state ("Solheim, MD"), and
+    a name in a CJK script next to a found name is the same person's ("Li Wei (李伟)")."""
+    ends = {s.end for s in spans if s.entity_type == "PERSON"}
+    out = []
+    for s in spans:
+        if (s.entity_type == "LOCATION" and text[s.start:s.end] in POSTNOMINALS
+                and len(text[:s.start].rstrip(" \t,")) in ends and not regex.match(r"[ \t,]*\d{5}", text[s.end:])):
+            continue
+        out.append(s)
+        if s.entity_type != "PERSON":
+            continue
+        if m := NATIVE_AFTER.match(text, s.end):
+            out.append(Span(m.start(1), m.start(1) + len(m.group(1).rstrip()), "PERSON", s.score))
+        if m := NATIVE_BEFORE.search(text[max(0, s.start - 16):s.start]):
+            begin = max(0, s.start - 16)
+            out.append(Span(begin + m.start(1), begin + m.start(1) + len(m.group(1).rstrip()), "PERSON", s.score))
+    return out
 
 
 def allowed_ranges(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
@@ -402,6 +439,8 @@ class Redactor:
                 score = NER_SCORE
                 if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
                     etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
+                if etype == "LOCATION" and common_lowercase(text, ent.text):
+                    continue  # "slipped at the premises": a lower-case common noun in cased text is no place
                 if etype is not None and (span := ner_span(text, ent.start_char, ent.end_char, etype, score)):
                     out.append(span)
         for m in model_spans:  # the optional PII model's tags pass the same checks as spaCy's
@@ -436,7 +475,7 @@ class Redactor:
             if s.entity_type == "PERSON" and (medical_term(text, s.start, s.end) or not_a_name(text, s.start, s.end)):
                 continue  # "Horner's syndrome", "prescribed Prilosec", "Visa or Mastercard", "GBP to AUD"
             keep.append(s)
-        return keep
+        return with_person_context(keep, text)
 
     def _finish(self, spans: list[Span], text: str, allow: Sequence[str]) -> list[Span]:
         if allow and spans:

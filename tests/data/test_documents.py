@@ -1,0 +1,76 @@
+"""Identifiers in business documents and account messages: loan files, invoices, fleet records, messenger
+contacts, wallet notices, letters in German and names written in two scripts."""
+
+from __future__ import annotations
+
+from privtune.data import recognizers as R
+from privtune.data.redact import resolve_spans
+
+
+def _found(text: str) -> list[tuple[str, str]]:
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= 0.5 and s.entity_type != R.NO_PERSON], text)
+    return [(text[s.start:s.end], s.entity_type) for s in spans]
+
+
+def test_a_cue_with_its_own_abbreviation_dot():
+    assert ("C-7781234", "CUSTOMER_ID") in _found("Customer (cust. no. C-7781234) disputes the charge")
+    assert ("88213401", "EMPLOYEE_ID") in _found("emp. no. 88213401 was rehired")
+
+
+def test_plates_after_registration_vrm_and_plate():
+    assert ("AB12 CDE", "VEHICLE_ID") in _found("the vehicle with registration AB12 CDE was released")
+    assert ("LV19 XKP", "VEHICLE_ID") in _found("Vehicle VRM: LV19 XKP; owner unknown")
+    assert ("IL 7H 4421", "VEHICLE_ID") in _found("Driver assigned, truck plate IL 7H 4421.")
+    # a plate needs a digit and a capital letter: a registration date or a plain word is none
+    assert _found("registration closes soon; the plate was cold") == []
+
+
+def test_commercial_driver_licence_and_messenger_ids():
+    assert ("A1234567", "DRIVER_LICENSE") in _found("Driver: CDL A1234567 (IL)")
+    assert ("liwei_sh88", "USERNAME") in _found("mobile only, WeChat ID liwei_sh88.")
+    assert ("dk.morrow", "USERNAME") in _found("ping me, Skype ID: dk.morrow")
+
+
+def test_wallet_address_with_a_bad_checksum_needs_a_wallet_cue():
+    made_up = "LcHKx8yX6mNkB4cZQ6rZb2XJZbHkz3gQ7U"  # Litecoin-shaped, checksum fails
+    assert not R.base58check_ok(made_up)
+    assert (made_up, "CRYPTO") in _found(f"Litecoin payments go to {made_up} today")
+    assert _found(f"build artefact {made_up} uploaded") == []
+    assert ("1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "CRYPTO") in _found("see 1BoatSLRHtKNngkdXEeobR76b53LETtpyT")
+
+
+def test_an_address_with_several_street_words_keeps_its_unit_and_city():
+    text = "residing at 77 Harbor View Road, Unit 5B, Portsmouth, NH 03801."
+    assert ("77 Harbor View Road, Unit 5B, Portsmouth, NH 03801", "STREET_ADDRESS") in _found(text)
+
+
+def test_a_number_label_is_no_name():
+    assert R.not_a_name("Steuer-ID", 0, 9) and R.not_a_name("Kunden-Nr", 0, 9)
+    assert not R.not_a_name("Hans-Peter", 0, 10)
+
+
+def test_german_letter_keeps_the_label_of_the_tax_id(redactor):
+    [(out, counts)] = redactor.redact_texts(
+        ["Sehr geehrter Herr Bernhard Obermaier, Ihre Steuer-ID 86095742719 wurde aktualisiert."])
+    assert out == "Sehr geehrter [PERSON], Ihre Steuer-ID [TAX_ID] wurde aktualisiert."
+
+
+def test_a_degree_after_a_name_is_no_state(redactor):
+    [(out, _), (place, _)] = redactor.redact_texts(["Attending: Dr. Ingrid Solheim, MD. Admitted 2022-09-14.",
+                                                    "Ship it to Annapolis, MD 21401 by Monday."])
+    assert out == "Attending: [PERSON], MD. Admitted [DATE_TIME]."
+    assert "Annapolis" not in place and "21401" not in place
+
+
+def test_a_lower_case_common_noun_in_cased_text_is_no_place(redactor):
+    [(cased, _), (chat, _)] = redactor.redact_texts(["On 14 Feb 2020 she slipped at the premises.",
+                                                     "i live in london and work in paris"])
+    assert cased.endswith("at the premises.")
+    assert "london" not in chat and "paris" not in chat  # all-lower-case chat: casing says nothing
+
+
+def test_a_name_in_its_own_script_next_to_the_latin_one(redactor):
+    [(out, counts), (before, _)] = redactor.redact_texts(["Contact person: Li Wei (李伟), mobile 138 0013 8000",
+                                                          "김민준 (Kim Minjun) joined the team."])
+    assert "李伟" not in out and counts["PERSON"] == 2
+    assert "김민준" not in before and "Minjun" not in before
