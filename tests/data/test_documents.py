@@ -74,3 +74,30 @@ def test_a_name_in_its_own_script_next_to_the_latin_one(redactor):
                                                           "김민준 (Kim Minjun) joined the team."])
     assert "李伟" not in out and counts["PERSON"] == 2
     assert "김민준" not in before and "Minjun" not in before
+
+
+def test_addresses_in_french_polish_and_british_order():
+    assert _found("j'habite au 8 avenue Victor Hugo, 69003 Lyon, merci") == [
+        ("8 avenue Victor Hugo, 69003 Lyon", "STREET_ADDRESS")]
+    assert ("ul. Marszałkowska 84/92, 00-514 Warszawa", "STREET_ADDRESS") in _found(
+        "Shipment to ul. Marszałkowska 84/92, 00-514 Warszawa, today")
+    assert ("Flat 3, 27 Kingsland Road, London E2 8AA", "STREET_ADDRESS") in _found(
+        "his new address is Flat 3, 27 Kingsland Road, London E2 8AA.")
+    assert _found("we set 8 place settings for the board") == []
+
+
+def test_an_id_keeps_the_letters_its_cue_matched_inside():
+    assert ("EMP-004521", "EMPLOYEE_ID") in _found("Employee (ID: EMP-004521) requested leave")
+    assert ("0045217", "EMPLOYEE_ID") in _found("employee 0045217 requested leave")
+
+
+def test_other_language_text_around_an_email_is_no_handle(redactor):
+    [(out, counts)] = redactor.redact_texts(
+        ["Hola, soy Joaquín Herrera Paredes, mi DNI es 12345678Z y mi correo es joaquin.hp@correo.es."])
+    assert out == "Hola, soy [PERSON], mi DNI es [NATIONAL_ID] y mi correo es [EMAIL_ADDRESS]."
+
+
+def test_self_introductions_and_street_names_in_portuguese(redactor):
+    [(out, _)] = redactor.redact_texts(["Olá, meu nome é Thiago Carvalho, CPF 123.456.789-09, moro na Rua das Flores, "
+                                        "120."])
+    assert out == "Olá, meu nome é [PERSON], CPF [TAX_ID], moro na [STREET_ADDRESS]."

@@ -518,6 +518,10 @@ def _context_before(text: str, start: int, words: tuple[str, ...]) -> bool:
     return any(w in window for w in words)
 
 
+PREFIXED_IDS = frozenset({"EMPLOYEE_ID", "CUSTOMER_ID", "MEDICAL_RECORD", "INSURANCE_ID", "US_BANK_NUMBER"})
+_ID_PREFIX = regex.compile(r"(?<![\w-])[A-Z]{2,5}-$")
+
+
 def pattern_spans(text: str) -> Iterator[Span]:
     """Every rule's matches, scored (validation failures dropped, context boosts applied)."""
     for rule, rx in _compiled():
@@ -534,6 +538,8 @@ def pattern_spans(text: str) -> Iterator[Span]:
                 score = rule.invalid_score
             if rule.context and _context_before(text, start, rule.context):
                 score = min(1.0, score + CONTEXT_BOOST)
+            if rule.entity in PREFIXED_IDS and (prefix := _ID_PREFIX.search(text, 0, start)):
+                start = prefix.start()  # the cue "emp" matched inside the id "EMP-004521"
             yield Span(start, end, rule.entity, score)
 
 
@@ -617,7 +623,7 @@ _STREET_WORDS = (
 _UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#|no\.?|piso|planta|puerta|"
          r"escalera|esc\.|stiege|stock|etage|app\.?|interno|int\.|scala|bis|bldg|building)(?![^\W\d_])\.?[ \t]*#?[ \t]*[\w/-]{1,6}"
          r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?)")
-_POST = r"(?:\d{4,5}(?:-\d{3,4})?|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
+_POST = r"(?:\d{4,5}(?:-\d{3,4})?|\d{2}-\d{3}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
 _CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
               + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{Lu}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
               r"|(?:[\p{L}.'-]+[ \t]){0,2}[\p{L}.'-]+[ \t]*[- ][ \t]*\d{6}))(?!\d))")
@@ -634,7 +640,8 @@ _GERMANIC = "straße|strasse|str\\.|weg|gasse|platz|allee|damm|ufer|laan|straat|
 _INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|vihar|enclave|circle|cross|main"
 ADDRESS_RULES = (
     # "841 6th St", "0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "12 Baker Street, London NW1 6XE"
-    regex.compile(r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
+    regex.compile(r"(?:\b(?i:flat|apt|apartment|unit|suite)\.?[ \t]*\w{1,5},?[ \t]+)?"
+                  r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
                   r"(?=\p{Lu})(?i:" + _STREET_WORDS + "|" + _INDIAN + r")\b\.?"
                   r"(?:[ \t]+(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?){0,2}"  # "Park Avenue", "Harbor View Road"
                   + _UNIT + r"?" + _CITY_LINE + r"?"),
@@ -647,7 +654,12 @@ ADDRESS_RULES = (
     # "Via Roma 5", "Calle Mayor 7, 28013 Madrid", "Vicolo Morpurgo, 8", "12 rue de la Paix, 75002 Paris"
     regex.compile(r"(?:(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+)?\b(?:" + _ROMANCE_FORMS + r")[ \t]+"
                   r"(?:(?:d[aeio]l?|de[il]?|la|le|l'|d'|dos|das|of)[ \t]*)*\p{L}[\p{L}'’.-]*(?:[ \t]+[\p{L}'’.-]+){0,4}?"
-                  r"(?:,?[ \t]+(?:n\.?[ºo°]?[ \t]*)?\d{1,4}[a-zA-Z]?\b|(?=[ \t]*[,\n]))" + _UNIT + r"?" + _CITY_LINE + r"?"),
+                  r"(?:,?[ \t]+(?:n\.?[ºo°]?[ \t]*)?\d{1,4}[a-zA-Z]?(?:/\d{1,4})?\b|(?=[ \t]*[,\n]))" + _UNIT + r"?"
+                  + _CITY_LINE + r"?"),
+    # French order, number first: "8 avenue Victor Hugo, 69003 Lyon", "14 bd de la Liberté"
+    regex.compile(r"(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:avenue|av\.|boulevard|bd|cours|route|place)[ \t]+"
+                  r"(?:(?:d[eu]s?|la|l'|d')[ \t]*)*\p{Lu}[\p{L}'’.-]*(?:[ \t]+(?:\p{Lu}[\p{L}'’.-]*|d[eu]s?|la))"
+                  r"{0,3}" + _UNIT + r"?" + _CITY_LINE + r"?"),
     # Indian blocks: "H.No. 49\nSwaminathan Ganj\nGuwahati 646010", "12/4, Gandhi Nagar, Pune - 411001"
     regex.compile(r"(?:\b(?i:h\.?[ \t]?no|house[ \t]no|flat[ \t]no|plot[ \t]no)\.?[ \t]*)?(?<![\w/-])\d{1,4}(?:/\d{1,4})?"
                   r"[ \t]*[,\n][ \t]*(?:\p{Lu}[\p{L}'.-]*[ \t]+){0,3}(?i:" + _INDIAN + r")\b" + _CITY_LINE + r"?"),

@@ -72,6 +72,9 @@ CHUNK_CHARS = 100_000  # longer texts are analysed in pieces (spaCy's memory gro
 OPERATORS = ("placeholder", "mask", "pseudonym", "drop")
 # A bare class label as an assistant target: "loan_inquiry", "card-lost", "fraud". Never redacted.
 LABEL_LIKE = regex.compile(r"[A-Za-z]+(?:[_.:/-][A-Za-z]+)*")
+# "my name is" in other languages, which the NER model reads as part of the name
+SELF_INTRO = regex.compile(r"(?i)(?:meu nome é|o meu nome é|mi nombre es|me llamo|je m'appelle|je m’appelle|mon nom est|"
+                           r"mein name ist|ich heiße|ich heisse|mijn naam is|il mio nome è|mi chiamo|my name is)[ \t]+")
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
 POSTNOMINALS = frozenset({"MD", "M.D.", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
 # A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
@@ -172,8 +175,9 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
     and clinical notes a person: links, `@handles`, the "Don" of "Don't", emoji, lower-case phrases ("epigastric
     pain") and acronyms ("GERD"). Lower-case and ALL-CAPS spans stay names only when a word is a known name."""
     value = text[start:end]
-    if "@" in value:
-        return "USERNAME"  # "RT @ jane_doe": a handle is a username, and still redacted
+    if "@" in value:  # "RT @ jane_doe": a handle is a username, and still redacted; a run of words around an
+        # e-mail ("mi DNI es … correo es ana@x.es") is the model misreading other-language text
+        return None if regex.search(r"\w@\w", value) or len(value.split()) > 3 else "USERNAME"
     if not regex.search(r"\p{L}", value) or "://" in value or value.lower().startswith(("http", "www.")):
         return None
     if regex.match(r"\s*['’]\s*t\b", text[end:end + 6]):  # "Don't", "Won ' t"
@@ -242,6 +246,8 @@ def strip_letter_words(span: Span, text: str) -> Span | None:
     the span is only such words or another language's function words ("Sehr", "Ihre")."""
     if function_words_only(text[span.start:span.end]):
         return None
+    if intro := SELF_INTRO.match(text, span.start, span.end):  # "meu nome é Thiago Carvalho"
+        span = Span(intro.end(), span.end, span.entity_type, span.score)
     words = list(regex.finditer(r"[\p{L}'’]+", text[span.start:span.end]))
     k = 0
     while k < len(words) - 1 and (words[k].group().lower() in LETTER_WORDS
@@ -457,7 +463,8 @@ class Redactor:
                 continue  # "Prescription: Zolpidem", "City: San Antonio": the field says what it is
             if s.entity_type == "PERSON" and s.score < 0.5 and any(a < s.end and s.start < b for a, b in dates):
                 continue  # a lone name-list word inside a date: "New Year's Eve", "from Jan the 12th"
-            if s.entity_type == "PERSON" and any(a < s.start and s.end <= b for a, b in streets):
+            if s.entity_type == "PERSON" and any(a <= s.start and s.end <= b and (a, b) != (s.start, s.end)
+                                                 for a, b in streets):
                 continue  # a street named after someone: "14 Cheyne Walk", "88193 Kirlin Mills"
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
