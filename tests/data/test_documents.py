@@ -101,3 +101,27 @@ def test_self_introductions_and_street_names_in_portuguese(redactor):
     [(out, _)] = redactor.redact_texts(["Olá, meu nome é Thiago Carvalho, CPF 123.456.789-09, moro na Rua das Flores, "
                                         "120."])
     assert out == "Olá, meu nome é [PERSON], CPF [TAX_ID], moro na [STREET_ADDRESS]."
+
+
+def test_a_timestamp_is_no_phone_number():
+    found = _found("[2024-02-11 08:45:12] ERROR PaymentService - retry")
+    assert all(e != "PHONE_NUMBER" for _, e in found)
+    assert ("+1 312 555 0199", "PHONE_NUMBER") in _found("call +1 312 555 0199 now")
+
+
+def test_a_first_name_speaking_for_a_team():
+    names = [t for t, e in _found("as discussed with Grace from accounts, and Sam from the help desk") if e == "PERSON"]
+    assert names == ["Grace", "Sam"]
+    assert _found("An email from IT said so; Update from HR; Message from support") == []
+
+
+def test_one_time_codes_car_registrations_and_profile_links():
+    assert ("493027", "PASSWORD") in _found("Dear customer, your OTP is 493027. Never share it.")
+    assert _found("the verification code is not arriving") == []
+    assert ("YX67 HFB", "VEHICLE_ID") in _found("arriving 14/08, car reg YX67 HFB.")
+    assert ("linkedin.com/in/fernando-alves-92", "URL") in _found("CV — linkedin.com/in/fernando-alves-92 — Lisbon")
+
+
+def test_a_verb_before_a_name_is_not_part_of_it(redactor):
+    [(out, _)] = redactor.redact_texts(["Leave it with the neighbour if out. Contact Sam on 07911 123456."])
+    assert out == "Leave it with the neighbour if out. Contact [PERSON] on [PHONE_NUMBER]."

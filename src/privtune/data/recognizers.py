@@ -341,7 +341,8 @@ def _after(cues: str, value: str = _ID_TOKEN) -> str:
     return r"(?i:\b(?:" + cues + r"))" + _SEP + value
 
 
-_PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|"
+_PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|otp|"
+           r"one[- ]time (?:password|passcode|code|pin)|verification code|security code|auth(?:entication)? code|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
 _PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…])"
 
@@ -380,6 +381,9 @@ RULES: tuple[Rule, ...] = (
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", 0.95),
     Rule("URL", r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
+    Rule("URL", r"(?i)(?<![\w.@/])(?:www\.)?(?:linkedin\.com|github\.com|gitlab\.com|twitter\.com|x\.com|"
+                r"facebook\.com|fb\.com|instagram\.com|t\.me|tiktok\.com|youtube\.com|medium\.com|behance\.net|"
+                r"dribbble\.com|stackoverflow\.com/users)/[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
     Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
     Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30})\b(?![.@]\w)", 0.5,
@@ -465,7 +469,7 @@ RULES: tuple[Rule, ...] = (
     Rule("VEHICLE_ID", _after(r"vin|vehicle identification|chassis", r"(?P<v>(?i:[A-HJ-NPR-Z0-9]{17}))\b"), 0.95),
     Rule("VEHICLE_ID", _after(r"licen[cs]e plate|number plate|registration plate|plate number|plate no|plate(?=\s*[:#=])|"
                               r"(?:car|truck|van|vehicle|lorry|bike|motorcycle|trailer|taxi|cab|bus)[ \t]+plate|"
-                              r"reg(?:istration)? mark|vehicle registration|vehicle reg|registration|reg no|vrm|"
+                              r"reg(?:istration)? mark|(?:vehicle|car|van|truck)[ \t]+reg(?:istration)?|registration|reg no|vrm|"
                               r"kennzeichen|immatriculation|"
                               r"matr[ií]cula|targa",
                               r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
@@ -597,6 +601,8 @@ def phone_spans(text: str) -> Iterator[Span]:
         n = len(digits(value))
         if n < 7 or _DATE_LIKE.fullmatch(value) or (n >= 13 and luhn_ok(value)):
             continue
+        if regex.match(r":\d{2}", text[m.end():m.end() + 3]):
+            continue  # "[2024-02-11 08:45:12]": a timestamp, cut at the hour
         score = 0.7 if phone_valid(value) else 0.3
         if value.startswith("+") and n >= 8:
             score = max(score, 0.6)
@@ -787,9 +793,17 @@ NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_IE", "en_NG", "de_DE", "fr_FR", "
 @lru_cache(maxsize=1)
 def name_lists() -> tuple[frozenset[str], frozenset[str]]:
     """(first names, last names), lower-cased, from Faker's person providers; common words removed."""
-    import importlib
-
     from spacy.lang.en.stop_words import STOP_WORDS
+
+    first, last = raw_name_lists()
+    common = set(STOP_WORDS) | COMMON_WORDS
+    return frozenset(first - common), frozenset(last - common)
+
+
+@lru_cache(maxsize=1)
+def raw_name_lists() -> tuple[frozenset[str], frozenset[str]]:
+    """Faker's first and last names with the everyday words among them ("grace", "mark"): for strong cues only."""
+    import importlib
 
     first: set[str] = set()
     last: set[str] = set()
@@ -803,8 +817,7 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
             for name in getattr(prov, attr, ()) or ():
                 if isinstance(name, str) and name.isalpha() and len(name) > 1:
                     bucket.add(name.lower())
-    common = set(STOP_WORDS) | COMMON_WORDS
-    return frozenset(first - common), frozenset(last - common)
+    return frozenset(first), frozenset(last)
 
 
 @lru_cache(maxsize=1)
@@ -1099,6 +1112,21 @@ def kin_name_spans(text: str) -> Iterator[Span]:
         if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS for w in words):
             continue
         if all(w in first or w in last or zipf(w) < RARE_ZIPF for w in words):
+            yield Span(*m.span("v"), "PERSON", 0.6)
+
+
+# "Grace from accounts", "ask Sam from IT": a first name, then the team it speaks for
+TEAM_WORDS = (r"accounts|accounting|finance|hr|human resources|it|sales|support|legal|marketing|procurement|payroll|"
+              r"billing|compliance|operations|ops|admin|reception|security|engineering|customer service|"
+              r"customer support|the bank|the office|the team|the front desk|front desk|the help ?desk|help ?desk|"
+              r"the branch|the clinic|the surgery|the agency|the landlord|management|underwriting|claims|collections")
+TEAM_NAME = regex.compile(r"\b(?P<v>\p{Lu}\p{Ll}+)[ \t]+from[ \t]+(?:(?i:" + TEAM_WORDS + r")|[A-Z]{2,4})\b")
+
+
+def team_name_spans(text: str) -> Iterator[Span]:
+    first = raw_name_lists()[0]
+    for m in TEAM_NAME.finditer(text):
+        if m.group("v").lower() in first and m.group("v").lower() not in _stop_words():
             yield Span(*m.span("v"), "PERSON", 0.6)
 
 
@@ -1637,4 +1665,4 @@ def rule_spans(text: str) -> list[Span]:
 
 RECOGNIZERS: tuple[Callable[[str], Iterator[Span]], ...] = (
     pattern_spans, phone_spans, iban_spans, address_spans, date_spans, spoken_spans, name_spans, party_spans,
-    titled_party_spans, kin_name_spans, display_name_spans, mail_and_mrz_spans, field_spans)
+    titled_party_spans, kin_name_spans, team_name_spans, display_name_spans, mail_and_mrz_spans, field_spans)

@@ -75,6 +75,10 @@ LABEL_LIKE = regex.compile(r"[A-Za-z]+(?:[_.:/-][A-Za-z]+)*")
 # "my name is" in other languages, which the NER model reads as part of the name
 SELF_INTRO = regex.compile(r"(?i)(?:meu nome é|o meu nome é|mi nombre es|me llamo|je m'appelle|je m’appelle|mon nom est|"
                            r"mein name ist|ich heiße|ich heisse|mijn naam is|il mio nome è|mi chiamo|my name is)[ \t]+")
+# Verbs and salutations the NER model runs into the name after them: "Contact Sam on …", "Ask Priya", "Attn Raj"
+LEAD_WORDS = frozenset({"contact", "call", "ask", "email", "e-mail", "ping", "tell", "thank", "thanks", "dear", "attn",
+                        "attention", "cc", "fwd", "re", "hi", "hello", "hey", "via", "text", "message", "invite",
+                        "per", "greetings", "welcome", "congrats", "congratulations"})
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
 POSTNOMINALS = frozenset({"MD", "M.D.", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
 # A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
@@ -250,7 +254,7 @@ def strip_letter_words(span: Span, text: str) -> Span | None:
         span = Span(intro.end(), span.end, span.entity_type, span.score)
     words = list(regex.finditer(r"[\p{L}'’]+", text[span.start:span.end]))
     k = 0
-    while k < len(words) - 1 and (words[k].group().lower() in LETTER_WORDS
+    while k < len(words) - 1 and (words[k].group().lower() in LETTER_WORDS or words[k].group().lower() in LEAD_WORDS
                                   or function_words_only(words[k].group())):
         k += 1
     return Span(span.start + words[k].start() if words else span.start, span.end, span.entity_type, span.score)
