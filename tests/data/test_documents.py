@@ -125,3 +125,24 @@ def test_one_time_codes_car_registrations_and_profile_links():
 def test_a_verb_before_a_name_is_not_part_of_it(redactor):
     [(out, _)] = redactor.redact_texts(["Leave it with the neighbour if out. Contact Sam on 07911 123456."])
     assert out == "Leave it with the neighbour if out. Contact [PERSON] on [PHONE_NUMBER]."
+
+
+def test_identifiers_whose_cue_names_no_domain():
+    assert ("CERT-88213-XZ", "ID_NUMBER") in _found("Certificate number CERT-88213-XZ verifies the course")
+    assert ("BIO-55-918273", "ID_NUMBER") in _found("Biometric template ID BIO-55-918273 was enrolled")
+    assert ("UID-7f3a9c21", "ID_NUMBER") in _found("The unique identifier assigned to the claimant is UID-7f3a9c21.")
+    assert ("370400440532013000", "US_BANK_NUMBER") in _found("BBAN 370400440532013000, holder unknown")
+    assert _found("the certificate was renewed; the identifier is missing") == []
+
+
+def test_a_dash_ends_a_field_value(redactor):
+    [(out, _)] = redactor.redact_texts(["Tax ID (EIN): 12-3456789 — Company: Brightline Analytics Inc. — Contact: "
+                                        "Ms. Yolanda Pierce, CFO."])
+    assert out == "Tax ID (EIN): [TAX_ID] — Company: Brightline Analytics Inc. — Contact: [PERSON], CFO."
+
+
+def test_a_code_with_digits_is_no_place():
+    from privtune.data.redact import ner_span
+
+    assert ner_span("ref UID-7f3a9c21 here", 4, 16, "LOCATION", 0.85) is None
+    assert ner_span("lives in Springfield", 9, 20, "LOCATION", 0.85) is not None

@@ -434,7 +434,7 @@ RULES: tuple[Rule, ...] = (
                                   r"(?P<v>\d{9}|\d{8}|[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b"), 0.9),
     Rule("ROUTING_NUMBER", r"(?<!\d)\d{9}(?!\d)", 0.3, aba_ok, context=("routing", "aba", "rtn", "transit")),
     Rule("SORT_CODE", r"(?<![\d-])\d{2}-\d{2}-\d{2}(?![\d-])", 0.3, context=("sort code", "sort", "sortcode")),
-    Rule("US_BANK_NUMBER", r"(?i:\b(?:bank account|checking account|savings account|account|acct|acc|act|a/c|"
+    Rule("US_BANK_NUMBER", r"(?i:\b(?:bank account|checking account|savings account|account|acct|acc|act|a/c|bban|"
                            r"konto|compte)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
                            r"(?P<v>(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19})\b", 1.0),
     # --- government ids
@@ -501,6 +501,13 @@ RULES: tuple[Rule, ...] = (
     Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|group|health plan|"
                                 r"insurance id|beneficiary|claim"), 0.85),
     Rule("EMPLOYEE_ID", _after(r"employee|staff|personnel|badge|payroll|worker|emp"), 0.85),
+    # an identifier whose cue names no domain: "the unique identifier … is UID-7f3a9c21", "Certificate number
+    # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
+    Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
+                             r"template|record id|person id|profile id|case id|file id|student id|student|matricola|"
+                             r"matriculation|enrol?lment",
+                             r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
+    Rule("ID_NUMBER", r"(?i:\b(?:unique[ \t]+)?identifier\b[^.\n:;]{0,40}?[ \t](?:is|was)[ \t]+)" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
                                r"reference|ref|cif|crm"), 0.85),
 )
@@ -1426,6 +1433,7 @@ _FIELD = regex.compile(
     r"(?P<q>[\"']?)(?P<k>\p{L}[\p{L}\d_.-]*(?:[ \t]\p{L}[\p{L}\d_.-]*){0,3})(?P=q)[ \t]*(?::|=>?)[ \t]*"
     r"(?=\"(?P<dq>(?:[^\"\\\n]|\\.){0,160})\"|'(?P<sq>[^'\n]{0,160})'|(?P<bare>[^\s\"'{\[][^\n]{0,200}))")
 _NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]"
+                          r"|[ \t]+[—–][ \t]*|[ \t]+-[ \t]+(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)"
                           r"| {2,}(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)| {3,}")  # "Name: …  Exp: …"
 
 

@@ -61,7 +61,7 @@ SUPPORTED_ENTITIES = (
     "URL", "USERNAME", "IP_ADDRESS", "MAC_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_BANK_NUMBER", "ROUTING_NUMBER",
     "SORT_CODE", "US_SSN", "US_ITIN", "PASSPORT", "DRIVER_LICENSE", "TAX_ID", "NATIONAL_ID", "MEDICAL_RECORD",
     "INSURANCE_ID", "EMPLOYEE_ID", "CUSTOMER_ID", "DATE_OF_BIRTH", "DATE_TIME", "PASSWORD", "API_KEY",
-    "PRIVATE_KEY", "CRYPTO", "VEHICLE_ID", "DEVICE_ID", "GPS_COORDINATES", "MEDICAL_LICENSE")
+    "PRIVATE_KEY", "CRYPTO", "VEHICLE_ID", "DEVICE_ID", "GPS_COORDINATES", "MEDICAL_LICENSE", "ID_NUMBER")
 # Organisation names are usually the data's subject (the bank, the hospital), not personal data: opt-in only.
 OPT_IN_ENTITIES = frozenset({"ORGANIZATION"})
 # Types that lose any overlap regardless of score: many digit runs look like dates or postcodes, and the
@@ -207,6 +207,8 @@ def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span 
         return None
     if etype == "PERSON":
         etype = ner_person_type(text, start, end)
+    if etype == "LOCATION" and regex.search(r"\p{L}[\w-]*\d|\d[\w-]*\p{L}", text[start:end]):
+        return None  # "UID-7f3a9c21", "B2B": a code, not a place
     if etype == "PERSON":
         cut = name_end(text, start, end)
         if cut != end:  # what is left before the number is a name only with a known name word:
