@@ -146,3 +146,25 @@ def test_a_code_with_digits_is_no_place():
 
     assert ner_span("ref UID-7f3a9c21 here", 4, 16, "LOCATION", 0.85) is None
     assert ner_span("lives in Springfield", 9, 20, "LOCATION", 0.85) is not None
+
+
+BUSINESS_TEXTS = [
+    "Under Section 4.2 of the Master Services Agreement, the Licensee shall indemnify the Licensor.",
+    "Please review the attached SOW v3.1 and the Jira ticket PROJ-4412 before the sprint review.",
+    "Use the Pomodoro technique: 25 minutes of focus, then a 5 minute break.",
+    "The Hamilton rating scale and the Glasgow Coma Scale were both recorded at admission.",
+    "Revenue per employee at Goldman Sachs exceeded that of Morgan Stanley last year.",
+    "The Kaplan-Meier curve shows median survival of 14.2 months (95% CI 11.8–16.9).",
+    "The ISO 27001 audit found two minor non-conformities in Annex A.9 access control.",
+    "Demand for the Falcon X200 routers in EMEA rose after the Spring campaign; follow up in 6 weeks.",
+]
+
+
+def test_business_text_without_personal_data_stays_as_written(redactor):
+    outs = redactor.redact_texts(BUSINESS_TEXTS)
+    assert [out for out, _ in outs] == BUSINESS_TEXTS
+
+
+def test_ages_and_dates_stay_redacted_when_durations_do_not(redactor):
+    [(out, _)] = redactor.redact_texts(["A 34-year-old, admitted 3 days ago on 12 March 2024, stays 2 weeks."])
+    assert out == "A [DATE_TIME], admitted 3 days ago on [DATE_TIME], stays 2 weeks."

@@ -897,7 +897,9 @@ ORG_WORDS = frozenset({
 EPONYM_AFTER = regex.compile(
     r"(?:['’]s)?[ \t]+(?i:syndrome|sign|triad|palsy|phenomenon|reflex|maneuver|manoeuvre|criteria|classification|"
     r"lymphoma|sarcoma|theorem|equation|constant|distribution)s?\b"
-    r"|[ \t]+(?i:score|scale|test|procedure|operation|fracture|ulcer|tumou?r|node|effect|principle|law|disease)s?\b")
+    r"|[ \t]+(?i:(?:rating[ \t]+)?scale|score|test|procedure|operation|fracture|ulcer|tumou?r|node|effect|principle|"
+    r"law|disease|technique|method|curve|index|algorithm|estimator|coefficient|inequality|transform|paradox|"
+    r"hypothesis|matrix|diagram|plot|chart)s?\b")
 POSSESSIVE_DISEASE = regex.compile(r"['’]s[ \t]+(?i:disease)\b")  # "Crohn's disease"; "Anna's disease" stays Anna
 DRUG_AFTER = regex.compile(
     r"[ \t]*(?:\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|ml|units?|iu)\b|(?i:as prescribed|tablets?|capsules?|"
@@ -923,7 +925,32 @@ NOT_PERSON_WORDS = frozenset({
     "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
     "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
     "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
-    "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth"})
+    "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth",
+    # parties of a contract and parts of a document: "the Licensee shall …", "Annex A.9"
+    "licensee", "licensor", "lessee", "lessor", "borrower", "lender", "tenant", "landlord", "buyer", "seller",
+    "purchaser", "vendor", "contractor", "subcontractor", "employer", "guarantor", "assignee", "assignor", "grantor",
+    "grantee", "trustee", "mortgagor", "mortgagee", "licensees", "parties", "discloser", "recipient", "indemnitor",
+    "annex", "appendix", "exhibit", "schedule", "clause", "section", "article", "addendum", "recital",
+    # workplace software a ticket names like a colleague: "the Jira ticket", "a Confluence page"
+    "jira", "confluence", "slack", "zoom", "salesforce", "servicenow", "workday", "sharepoint", "onedrive", "outlook",
+    "excel", "powerpoint", "tableau", "jenkins", "kubernetes", "terraform", "ansible", "grafana", "kibana", "splunk",
+    "zendesk", "hubspot", "trello", "asana", "notion", "figma", "bitbucket", "okta", "datadog", "snowflake"})
+# Firms named after people: in finance and law texts these are the counterparty, not a person
+FIRM_NAMES = frozenset({
+    "morgan stanley", "goldman sachs", "charles schwab", "wells fargo", "merrill lynch", "jp morgan", "j.p. morgan",
+    "raymond james", "edward jones", "dow jones", "lloyds", "barclays", "ernst young", "ernst & young",
+    "johnson & johnson", "procter & gamble", "marks & spencer", "baker mckenzie", "clifford chance", "allen & overy",
+    "jones day", "sidley austin", "latham & watkins", "kirkland & ellis", "slaughter and may", "linklaters",
+    "freshfields", "hewlett packard", "thomson reuters", "thermo fisher", "eli lilly", "bristol myers squibb",
+    "walt disney", "ralph lauren", "tommy hilfiger", "calvin klein", "estée lauder", "estee lauder", "hugo boss",
+    "louis vuitton", "christian dior", "harley davidson", "rolls royce", "mercedes benz", "dolce & gabbana",
+    "ben & jerry's", "deloitte", "mckinsey", "booz allen", "booz allen hamilton", "bain", "kpmg", "grant thornton",
+    "baker tilly", "charles river", "john deere", "john lewis", "ted baker", "paul smith", "dr martens",
+    "sherwin williams", "black & decker", "stanley black & decker", "smith & wesson", "johnson controls",
+    "morgan lewis", "davis polk", "sullivan & cromwell", "cravath", "wachtell", "simpson thacher", "white & case",
+    "norton rose", "herbert smith", "hogan lovells", "dla piper", "ashurst", "macquarie", "schroders",
+    "fidelity", "vanguard", "t. rowe price", "t rowe price", "franklin templeton", "nomura", "rothschild",
+    "lazard", "jefferies", "piper sandler", "evercore", "moelis", "houlihan lokey", "cantor fitzgerald"})
 
 
 CAPS_NAME_CUE = regex.compile(
@@ -958,6 +985,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words):
         return True
+    if " ".join(value.lower().split()) in FIRM_NAMES:
+        return True  # "Morgan Stanley", "Goldman Sachs"
     if function_words_only(value):
         return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
     if regex.search(r"(?i)-(?:id|nr|no|nummer|number|code)$", value):

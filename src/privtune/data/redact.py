@@ -79,6 +79,13 @@ SELF_INTRO = regex.compile(r"(?i)(?:meu nome é|o meu nome é|mi nombre es|me ll
 LEAD_WORDS = frozenset({"contact", "call", "ask", "email", "e-mail", "ping", "tell", "thank", "thanks", "dear", "attn",
                         "attention", "cc", "fwd", "re", "hi", "hello", "hey", "via", "text", "message", "invite",
                         "per", "greetings", "welcome", "congrats", "congratulations"})
+DURATION = regex.compile(r"(?i)(?:(?:in|for|over|within|after|about|around|approximately|approx\.?|up to|a|an|the|"
+                         r"another|next|last|past|first)[ \t]+)*\d+(?:[.,]\d+)?(?:[ \t]*(?:-|to|–)[ \t]*\d+(?:[.,]\d+)?)?"
+                         r"[ \t-]*(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|mos?|years?|"
+                         r"yrs?|quarters?)(?:[ \t]+(?:ago|later|earlier|long|each|apart))?")
+# Sales regions and seasons the NER model calls places: they locate no one
+NOT_PLACES = frozenset({"emea", "apac", "latam", "amer", "americas", "dach", "benelux", "nordics", "mena", "anz",
+                        "spring", "summer", "autumn", "fall", "winter"})
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
 POSTNOMINALS = frozenset({"MD", "M.D.", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
 # A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
@@ -229,6 +236,8 @@ def keep_detection(entity_type: str, value: str, after: str = "") -> bool:
         return False  # "the last 4 digits", "first 6 characters": a count, not a date (`after`: the text that follows)
     if value.isdigit():
         return len(value) == 4 and 1900 <= int(value) <= 2099
+    if DURATION.fullmatch(value):
+        return False  # "6 weeks", "a 5 minute break", "14.2 months": a length of time pins no one to a day
     return has_digit(value) or bool(SPOKEN_DATE.search(value))  # "march third nineteen eighty-two" pins a day
 
 
@@ -451,8 +460,8 @@ class Redactor:
                 score = NER_SCORE
                 if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
                     etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
-                if etype == "LOCATION" and common_lowercase(text, ent.text):
-                    continue  # "slipped at the premises": a lower-case common noun in cased text is no place
+                if etype == "LOCATION" and (common_lowercase(text, ent.text) or ent.text.lower() in NOT_PLACES):
+                    continue  # "slipped at the premises", "sales in EMEA", "the Spring campaign"
                 if etype is not None and (span := ner_span(text, ent.start_char, ent.end_char, etype, score)):
                     out.append(span)
         for m in model_spans:  # the optional PII model's tags pass the same checks as spaCy's
