@@ -168,3 +168,11 @@ def test_business_text_without_personal_data_stays_as_written(redactor):
 def test_ages_and_dates_stay_redacted_when_durations_do_not(redactor):
     [(out, _)] = redactor.redact_texts(["A 34-year-old, admitted 3 days ago on 12 March 2024, stays 2 weeks."])
     assert out == "A [DATE_TIME], admitted 3 days ago on [DATE_TIME], stays 2 weeks."
+
+
+def test_places_venues_and_assistants_in_requests_are_no_people(redactor):
+    spans = redactor.spans(["tell me the time in san francisco, please", "i need an uber to madison square garden",
+                            "alexa, play my morning playlist", "book a table at Oliver Garden for two"])
+    found = [[(s.entity_type) for s in doc] for doc in spans]
+    assert all("PERSON" not in types for types in found), found
+    assert found[0] == ["LOCATION"]

@@ -923,7 +923,7 @@ MEDICAL_SUFFIX = regex.compile(
 # the surname lists take for people ("accept Visa or Mastercard?", "SWIFT transfers", "GBP to AUD").
 NOT_PERSON_WORDS = frozenset({
     "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
-    "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
+    "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "alexa", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
     "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
     "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth",
     # parties of a contract and parts of a document: "the Licensee shall …", "Annex A.9"
@@ -935,6 +935,12 @@ NOT_PERSON_WORDS = frozenset({
     "jira", "confluence", "slack", "zoom", "salesforce", "servicenow", "workday", "sharepoint", "onedrive", "outlook",
     "excel", "powerpoint", "tableau", "jenkins", "kubernetes", "terraform", "ansible", "grafana", "kibana", "splunk",
     "zendesk", "hubspot", "trello", "asana", "notion", "figma", "bitbucket", "okta", "datadog", "snowflake"})
+# First and last words of place and venue names that also hold a first name: "san antonio", "Madison Square"
+PLACE_FIRST = frozenset({"san", "santa", "los", "las", "st", "ste", "fort", "ft", "mount", "mt", "lake", "port"})
+PLACE_LAST = frozenset({"square", "park", "garden", "gardens", "mall", "mart", "plaza", "hall", "bridge", "tower",
+                        "station", "airport", "beach", "bay", "valley", "stadium", "arena", "grill", "diner", "cafe",
+                        "café", "bar", "pub", "pizza", "burger", "burgers", "kitchen", "restaurant", "hotel", "inn",
+                        "motel", "steakhouse", "bistro", "tavern", "county", "city", "island", "heights", "falls"})
 # Firms named after people: in finance and law texts these are the counterparty, not a person
 FIRM_NAMES = frozenset({
     "morgan stanley", "goldman sachs", "charles schwab", "wells fargo", "merrill lynch", "jp morgan", "j.p. morgan",
@@ -987,6 +993,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
         return True
     if " ".join(value.lower().split()) in FIRM_NAMES:
         return True  # "Morgan Stanley", "Goldman Sachs"
+    if len(words) > 1 and (words[0] in PLACE_FIRST or words[-1] in PLACE_LAST):
+        return True  # "san jose", "St Louis", "Madison Square", "Oliver Garden": a place or a venue
     if function_words_only(value):
         return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
     if regex.search(r"(?i)-(?:id|nr|no|nummer|number|code)$", value):

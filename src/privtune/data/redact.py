@@ -472,12 +472,15 @@ class Redactor:
         no_person = [(s.start, s.end) for s in out if s.entity_type == NO_PERSON]
         dates = [(s.start, s.end) for s in out if s.entity_type == "DATE_TIME"]
         streets = [(s.start, s.end) for s in out if s.entity_type == "STREET_ADDRESS"]
+        places = [(s.start, s.end) for s in out if s.entity_type == "LOCATION" and s.score >= NER_SCORE]
         keep = []
         for s in out:
             if s.entity_type == "PERSON" and any(a <= s.start and s.end <= b for a, b in no_person):
                 continue  # "Prescription: Zolpidem", "City: San Antonio": the field says what it is
             if s.entity_type == "PERSON" and s.score < 0.5 and any(a < s.end and s.start < b for a, b in dates):
                 continue  # a lone name-list word inside a date: "New Year's Eve", "from Jan the 12th"
+            if s.entity_type == "PERSON" and s.score < 0.5 and any(a <= s.start and s.end <= b for a, b in places):
+                continue  # a lone name-list word inside a place: "san francisco", "madison square garden"
             if s.entity_type == "PERSON" and any(a <= s.start and s.end <= b and (a, b) != (s.start, s.end)
                                                  for a, b in streets):
                 continue  # a street named after someone: "14 Cheyne Walk", "88193 Kirlin Mills"
