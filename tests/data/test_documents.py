@@ -176,3 +176,11 @@ def test_places_venues_and_assistants_in_requests_are_no_people(redactor):
     found = [[(s.entity_type) for s in doc] for doc in spans]
     assert all("PERSON" not in types for types in found), found
     assert found[0] == ["LOCATION"]
+
+
+def test_social_post_words_that_are_no_names():
+    for word in ("Loooool", "Hahahahhahahaha", "Beyoooooond", "Idk", "Youtube", "Minecraft", "Lamborghini",
+                 "the White House", "Haunted House"):
+        assert R.not_a_name(word, 0, len(word)), word
+    for name in ("iDubbbz", "Awwwww Didga", "Anna Kowalski", "Gregory Housen"):
+        assert not R.not_a_name(name, 0, len(name)), name

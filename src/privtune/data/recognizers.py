@@ -934,13 +934,21 @@ NOT_PERSON_WORDS = frozenset({
     # workplace software a ticket names like a colleague: "the Jira ticket", "a Confluence page"
     "jira", "confluence", "slack", "zoom", "salesforce", "servicenow", "workday", "sharepoint", "onedrive", "outlook",
     "excel", "powerpoint", "tableau", "jenkins", "kubernetes", "terraform", "ansible", "grafana", "kibana", "splunk",
-    "zendesk", "hubspot", "trello", "asana", "notion", "figma", "bitbucket", "okta", "datadog", "snowflake"})
+    "zendesk", "hubspot", "trello", "asana", "notion", "figma", "bitbucket", "okta", "datadog", "snowflake",
+    # platforms, games and makes that social posts capitalise like names
+    "youtube", "wikipedia", "linux", "ubuntu", "android", "iphone", "ipad", "xbox", "playstation", "nintendo",
+    "minecraft", "pokemon", "fortnite", "roblox", "netflix", "spotify", "instagram", "facebook", "twitter", "tiktok",
+    "reddit", "whatsapp", "snapchat", "retweet", "ferrari", "lamborghini", "bugatti", "porsche", "maserati", "tesla",
+    # chat interjections and shorthand
+    "idk", "lol", "lmao", "omg", "umm", "um", "hmm", "hurray", "hooray", "yay", "wow", "ugh", "meh", "gawd", "thanku",
+    "thankyou", "tysm", "smh", "tbh", "imo", "imho", "btw", "fyi", "lmk", "nvm", "haha", "hahaha", "lmfao", "rofl"})
 # First and last words of place and venue names that also hold a first name: "san antonio", "Madison Square"
 PLACE_FIRST = frozenset({"san", "santa", "los", "las", "st", "ste", "fort", "ft", "mount", "mt", "lake", "port"})
 PLACE_LAST = frozenset({"square", "park", "garden", "gardens", "mall", "mart", "plaza", "hall", "bridge", "tower",
                         "station", "airport", "beach", "bay", "valley", "stadium", "arena", "grill", "diner", "cafe",
                         "café", "bar", "pub", "pizza", "burger", "burgers", "kitchen", "restaurant", "hotel", "inn",
-                        "motel", "steakhouse", "bistro", "tavern", "county", "city", "island", "heights", "falls"})
+                        "motel", "steakhouse", "bistro", "tavern", "county", "city", "island", "heights", "falls",
+                        "house", "palace", "museum", "observatory", "glacier", "alley", "academy"})
 # Firms named after people: in finance and law texts these are the counterparty, not a person
 FIRM_NAMES = frozenset({
     "morgan stanley", "goldman sachs", "charles schwab", "wells fargo", "merrill lynch", "jp morgan", "j.p. morgan",
@@ -993,6 +1001,10 @@ def not_a_name(text: str, start: int, end: int) -> bool:
         return True
     if " ".join(value.lower().split()) in FIRM_NAMES:
         return True  # "Morgan Stanley", "Goldman Sachs"
+    if words and all(regex.search(r"(\p{L})\1\1|(?:ha){3}|(?:ks){3}", w) for w in words) and not regex.search(
+            r"\p{Ll}\p{Lu}", value):
+        return True  # "Loooool", "Beyoooooond", "Hahahahhaha": no name holds a letter three times running (a
+        # camel-case handle may: "iDubbbz")
     if len(words) > 1 and (words[0] in PLACE_FIRST or words[-1] in PLACE_LAST):
         return True  # "san jose", "St Louis", "Madison Square", "Oliver Garden": a place or a venue
     if function_words_only(value):
