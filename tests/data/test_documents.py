@@ -184,3 +184,23 @@ def test_social_post_words_that_are_no_names():
         assert R.not_a_name(word, 0, len(word)), word
     for name in ("iDubbbz", "Awwwww Didga", "Anna Kowalski", "Gregory Housen"):
         assert not R.not_a_name(name, 0, len(name)), name
+
+
+def test_call_transcript_replies_and_spoken_style_dates(redactor):
+    [(out, _)] = redactor.redact_texts(["Agent: Can you confirm your date of birth? Customer: Sure, 9th of October 1971."])
+    assert out == "Agent: Can you confirm your date of birth? Customer: Sure, [DATE_TIME]."
+
+
+def test_a_sentence_ends_a_field_value_before_the_next_label(redactor):
+    [(out, _)] = redactor.redact_texts(["Allergies: PCN. Meds: lisinopril 10 mg. SH: lives with partner Jordan in "
+                                        "Ridgewood."])
+    assert "Jordan" not in out and "lisinopril 10 mg" in out
+
+
+def test_clinic_and_visitor_logs_and_insurance_lines():
+    assert ("QQ 12 34 56 C", "NATIONAL_ID") in _found("Payslip: NI No: QQ 12 34 56 C; Tax Code: 1257L")
+    found = _found("Visitor log: 09:40 Dr. A. Rahman; 09:55 courier")
+    assert ("Dr. A. Rahman", "PERSON") in found and all(e != "STREET_ADDRESS" for _, e in found)
+    assert ("12 Oak Dr", "STREET_ADDRESS") in _found("moved to 12 Oak Dr last year")
+    assert ("WX 4512K", "VEHICLE_ID") in _found("Vehicle: 2019 Skoda Octavia, reg WX 4512K; Claim date")
+    assert R.not_a_name("Vehicle: Skoda Octavia", 15, 22)  # a model after its make

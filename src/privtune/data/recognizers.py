@@ -448,6 +448,8 @@ RULES: tuple[Rule, ...] = (
     Rule("TAX_ID", _after(r"tax ?id|tax identification|tax reference|tax file|tin|ein|fein|employer identification|"
                           r"vat|vat reg(?:istration)?|utr|steuer-?id|steuernummer|nif|cpf|abn|tfn"), 0.9),
     Rule("TAX_ID", r"(?<![\d-])\d{2}-\d{7}(?![\d-])", 0.3, context=("ein", "tax", "employer", "tin")),
+    Rule("NATIONAL_ID", _after(r"ni|nino|ni number|national insurance(?: number)?",
+                               r"(?P<v>[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D])\b"), 0.95),  # also HMRC's example "QQ …"
     Rule("NATIONAL_ID", r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", 0.85),
     Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )[2-9]\d{3} ?\d{4} ?\d{4}(?![\d])", 0.85, verhoeff_ok,
          context=("aadhaar", "aadhar", "uid", "uidai")),
@@ -469,7 +471,7 @@ RULES: tuple[Rule, ...] = (
     Rule("VEHICLE_ID", _after(r"vin|vehicle identification|chassis", r"(?P<v>(?i:[A-HJ-NPR-Z0-9]{17}))\b"), 0.95),
     Rule("VEHICLE_ID", _after(r"licen[cs]e plate|number plate|registration plate|plate number|plate no|plate(?=\s*[:#=])|"
                               r"(?:car|truck|van|vehicle|lorry|bike|motorcycle|trailer|taxi|cab|bus)[ \t]+plate|"
-                              r"reg(?:istration)? mark|(?:vehicle|car|van|truck)[ \t]+reg(?:istration)?|registration|reg no|vrm|"
+                              r"reg(?:istration)? mark|(?:vehicle|car|van|truck)[ \t]+reg(?:istration)?|registration|reg no|reg|vrm|"
                               r"kennzeichen|immatriculation|"
                               r"matr[ií]cula|targa",
                               r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
@@ -654,7 +656,7 @@ _INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|viha
 ADDRESS_RULES = (
     # "841 6th St", "0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "12 Baker Street, London NW1 6XE"
     regex.compile(r"(?:\b(?i:flat|apt|apartment|unit|suite)\.?[ \t]*\w{1,5},?[ \t]+)?"
-                  r"(?<![\w-])\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
+                  r"(?<![\w-])(?<!\d:)\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?!(?i:dr)\b)(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
                   r"(?=\p{Lu})(?i:" + _STREET_WORDS + "|" + _INDIAN + r")\b\.?"
                   r"(?:[ \t]+(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?){0,2}"  # "Park Avenue", "Harbor View Road"
                   + _UNIT + r"?" + _CITY_LINE + r"?"),
@@ -713,7 +715,7 @@ def address_spans(text: str) -> Iterator[Span]:
 # -------------------------------------------------------------------------------------------- birth dates
 _MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
            r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
-DATE_VALUE = (r"(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\s+(?i:" + _MONTHS + r"),?\s+\d{2,4}|"
+DATE_VALUE = (r"(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?i:" + _MONTHS + r"),?\s+\d{2,4}|"
               r"\d{1,2}[-/.](?i:" + _MONTHS + r")[-/.]\d{2,4}|"  # "12-Aug-1979", "03/MAR/85"
               r"(?i:" + _MONTHS + r")\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{2,4})")
 DOB_RULE = regex.compile(r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?|"
@@ -949,6 +951,11 @@ PLACE_LAST = frozenset({"square", "park", "garden", "gardens", "mall", "mart", "
                         "café", "bar", "pub", "pizza", "burger", "burgers", "kitchen", "restaurant", "hotel", "inn",
                         "motel", "steakhouse", "bistro", "tavern", "county", "city", "island", "heights", "falls",
                         "house", "palace", "museum", "observatory", "glacier", "alley", "academy"})
+# A make before a model that is also a first name: "Skoda Octavia", "Toyota Camry", "Nissan Leaf"
+CAR_MAKES = frozenset({"skoda", "toyota", "honda", "ford", "vw", "volkswagen", "nissan", "hyundai", "kia", "bmw", "audi",
+                       "mercedes-benz", "renault", "peugeot", "citroen", "citroën", "fiat", "opel", "vauxhall", "mazda",
+                       "subaru", "volvo", "tesla", "chevrolet", "chevy", "dodge", "jeep", "lexus", "dacia", "suzuki",
+                       "mitsubishi", "porsche", "ferrari", "lamborghini", "maserati", "alfa", "cupra", "genesis"})
 # Firms named after people: in finance and law texts these are the counterparty, not a person
 FIRM_NAMES = frozenset({
     "morgan stanley", "goldman sachs", "charles schwab", "wells fargo", "merrill lynch", "jp morgan", "j.p. morgan",
@@ -1005,7 +1012,9 @@ def not_a_name(text: str, start: int, end: int) -> bool:
             r"\p{Ll}\p{Lu}", value):
         return True  # "Loooool", "Beyoooooond", "Hahahahhaha": no name holds a letter three times running (a
         # camel-case handle may: "iDubbbz")
-    if len(words) > 1 and (words[0] in PLACE_FIRST or words[-1] in PLACE_LAST):
+    if len(words) > 1 and (words[0] in PLACE_FIRST or words[-1] in PLACE_LAST or words[0] in CAR_MAKES) or (
+            (before := regex.search(r"(\p{L}[\p{L}-]*)[ \t]+$", text[max(0, start - 20):start]))
+            and before.group(1).lower() in CAR_MAKES):
         return True  # "san jose", "St Louis", "Madison Square", "Oliver Garden": a place or a venue
     if function_words_only(value):
         return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
@@ -1139,6 +1148,8 @@ def name_spans(text: str) -> Iterator[Span]:
             if not known and ((m.group().isupper() and not text.isupper()) or words[0].lower() in _stop_words()
                               or CONTRACTION.match(words[0])):
                 continue  # "This is URGENT": emphasis; "SIGNED THE FORM", "CALLED ABOUT", "thank you, I'm": not a name
+            if not known and zipf(words[0].lower()) >= 5.0 and words[0].lower() not in raw_name_lists()[0]:
+                continue  # "Customer: Sure, …", "Customer: Yes": a reply in a transcript, not a name
             yield Span(m.start(), m.end(), "PERSON", 0.7 if known else unknown_score)
     for m in LOWER_AFTER_CUE.finditer(text):
         words = m.group().split()
@@ -1165,9 +1176,10 @@ def kin_name_spans(text: str) -> Iterator[Span]:
     first, last = name_lists()
     for m in KIN_NAME.finditer(text):
         words = [w.lower() for w in m.group("v").split()]
-        if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS for w in words):
-            continue
-        if all(w in first or w in last or zipf(w) < RARE_ZIPF for w in words):
+        if any(w in _stop_words() or w in ORG_WORDS or (w in COMMON_WORDS and w not in raw_name_lists()[0])
+               for w in words):
+            continue  # "his partner Jordan", "my friend Grace" are names; "her son Will" too
+        if all(w in first or w in last or w in raw_name_lists()[0] or zipf(w) < RARE_ZIPF for w in words):
             yield Span(*m.span("v"), "PERSON", 0.6)
 
 
@@ -1454,6 +1466,8 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
             return False
         if not loose:  # a surname column holds "Brown" and "King" too
             return True
+        if " " not in low and zipf(low) >= 4.5 and low not in raw_name_lists()[0]:
+            return False  # "Customer: Sure, 9th of October": a reply, not a name
         return bool(regex.match(TITLES + r"\.?[ \t]", value)) or (low not in COMMON_WORDS
                                                                    and person_like(value, cased=False))
     if etype == "PHONE_NUMBER":
@@ -1482,6 +1496,7 @@ _FIELD = regex.compile(
     r"(?P<q>[\"']?)(?P<k>\p{L}[\p{L}\d_.-]*(?:[ \t]\p{L}[\p{L}\d_.-]*){0,3})(?P=q)[ \t]*(?::|=>?)[ \t]*"
     r"(?=\"(?P<dq>(?:[^\"\\\n]|\\.){0,160})\"|'(?P<sq>[^'\n]{0,160})'|(?P<bare>[^\s\"'{\[][^\n]{0,200}))")
 _NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]"
+                          r"|\.[ \t]+(?=\p{Lu}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)"  # "PCN. Meds: …"
                           r"|[ \t]+[—–][ \t]*|[ \t]+-[ \t]+(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)"
                           r"| {2,}(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)| {3,}")  # "Name: …  Exp: …"
 
