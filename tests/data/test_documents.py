@@ -204,3 +204,14 @@ def test_clinic_and_visitor_logs_and_insurance_lines():
     assert ("12 Oak Dr", "STREET_ADDRESS") in _found("moved to 12 Oak Dr last year")
     assert ("WX 4512K", "VEHICLE_ID") in _found("Vehicle: 2019 Skoda Octavia, reg WX 4512K; Claim date")
     assert R.not_a_name("Vehicle: Skoda Octavia", 15, 22)  # a model after its make
+
+
+def test_french_social_security_numbers_indian_branch_codes_and_dutch_titles():
+    assert R.nir_ok("2 55 08 14 168 025 38") and not R.nir_ok("2 55 08 14 168 025 39")
+    assert ("2 55 08 14 168 025 38", "NATIONAL_ID") in _found("le NIR 2 55 08 14 168 025 38 est valide")
+    typo = "1 85 05 78 006 084 36"  # the key does not match: only after its cue
+    assert (typo, "NATIONAL_ID") in _found(f"votre numéro de sécurité sociale {typo} a bien été enregistré")
+    assert _found(f"lot {typo} shipped") == []
+    assert ("HDFC0001234", "ROUTING_NUMBER") in _found("my acc no is 4432190087 and my ifsc is HDFC0001234")
+    assert ("De heer Jan-Willem Bakker", "PERSON") in _found("De heer Jan-Willem Bakker, geboren 3 april 1975")
+    assert R.not_a_name("Tel", 0, 3) and R.not_a_name("Fax", 0, 3)

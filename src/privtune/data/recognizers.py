@@ -254,6 +254,15 @@ def nric_ok(value: str) -> bool:
     return v[8] == letters[total % 11]
 
 
+def nir_ok(value: str) -> bool:
+    """French social security number (NIR): 13 digits (Corsica 2A/2B) and a key of 97 minus the number mod 97."""
+    v = regex.sub(r"\s", "", value).upper()
+    if len(v) != 15:
+        return False
+    body = v[:13].replace("2A", "19").replace("2B", "18")
+    return body.isdigit() and v[13:].isdigit() and 97 - int(body) % 97 == int(v[13:])
+
+
 def hetu_ok(value: str) -> bool:
     """Finnish personal identity code: DDMMYY, century sign, 3 digits, mod-31 check character."""
     v = value.upper()
@@ -432,6 +441,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ROUTING_NUMBER", _after(r"routing|aba|rtn|transit|routing and transit|bank code|blz|bic|swift|swift code|"
                                   r"swift/bic",
                                   r"(?P<v>\d{9}|\d{8}|[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b"), 0.9),
+    Rule("ROUTING_NUMBER", r"\b[A-Z]{4}0[A-Z0-9]{6}\b", 0.4, context=("ifsc", "branch code", "neft", "rtgs")),
     Rule("ROUTING_NUMBER", r"(?<!\d)\d{9}(?!\d)", 0.3, aba_ok, context=("routing", "aba", "rtn", "transit")),
     Rule("SORT_CODE", r"(?<![\d-])\d{2}-\d{2}-\d{2}(?![\d-])", 0.3, context=("sort code", "sort", "sortcode")),
     Rule("US_BANK_NUMBER", r"(?i:\b(?:bank account|checking account|savings account|account|acct|acc|act|a/c|bban|"
@@ -460,6 +470,9 @@ RULES: tuple[Rule, ...] = (
                                r"aadhaar|aadhar|pan|pan card|cnp|pesel|codice fiscale|insee|ahv|cpr"), 0.9),
     Rule("NATIONAL_ID", r"(?i)\b(?:\d{8}|[XYZ]\d{7})-?[A-HJ-NP-TV-Z]\b", 0.7, dni_ok, invalid_score=0.3,
          context=("dni", "nif", "nie", "documento")),
+    Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])", 0.85,
+         nir_ok, invalid_score=0.3, context=("sécurité sociale", "securite sociale", "nir ", "nir:", "insee",
+                                             "carte vitale")),
     Rule("NATIONAL_ID", r"(?i)\b[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPRST][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]\b", 0.9,
          codice_fiscale_ok),
     Rule("NATIONAL_ID", r"(?i)\b[STFG]\d{7}[A-Z]\b", 0.7, nric_ok, context=("nric", "fin:", "fin no")),
@@ -777,7 +790,8 @@ def date_spans(text: str) -> Iterator[Span]:
 # ---------------------------------------------------------------------------------------------------- names
 TITLES = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev|Fr|Sr|Sra|Srta|Herr|Frau|Mme|Mlle|M|Dott|Dott\.ssa|Sig|Sig\.ra|"
           r"Ing|Dipl\.-Ing|Mag|Shri|Smt|Kumari|Sri|Mister|Madam|Don|Doña|Dña|Dª|"
-          r"Doctor|Professor|Nurse|Capt|Sgt|Lt|Col|Hon|Judge|Officer|Detective|Pastor|Rabbi|Imam)")
+          r"Doctor|Professor|Nurse|Capt|Sgt|Lt|Col|Hon|Judge|Officer|Detective|Pastor|Rabbi|Imam|"
+          r"[Dd]e heer|Dhr|[Mm]evrouw|Mevr|Mw)")
 _CAP = r"\p{Lu}[\p{Ll}'’-]*\p{Ll}[\p{L}'’-]*"  # "Anna", "O'Neil", "McDonald"
 _INITIAL = r"\p{Lu}\."
 TITLE_NAME = regex.compile(r"\b" + TITLES + r"\.?[ \t]+(?:(?:" + _CAP + r"|" + _INITIAL + r")[ \t]+){0,2}" + _CAP
@@ -925,7 +939,7 @@ MEDICAL_SUFFIX = regex.compile(
 # the surname lists take for people ("accept Visa or Mastercard?", "SWIFT transfers", "GBP to AUD").
 NOT_PERSON_WORDS = frozenset({
     "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
-    "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "alexa", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
+    "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "alexa", "tel", "fax", "mob", "cell", "phone", "email", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
     "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
     "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth",
     # parties of a contract and parts of a document: "the Licensee shall …", "Annex A.9"
