@@ -1187,13 +1187,12 @@ KIN_NAME = regex.compile(r"(?i:\b(?:" + KIN_WORDS + r")(?:-in-law)?)[ \t]*(?:\([
 
 
 def kin_name_spans(text: str) -> Iterator[Span]:
-    first, last = name_lists()
+    first, last = raw_name_lists()[0], name_lists()[1]
     for m in KIN_NAME.finditer(text):
         words = [w.lower() for w in m.group("v").split()]
-        if any(w in _stop_words() or w in ORG_WORDS or (w in COMMON_WORDS and w not in raw_name_lists()[0])
-               for w in words):
+        if any(w in _stop_words() or w in ORG_WORDS or (w in COMMON_WORDS and w not in first) for w in words):
             continue  # "his partner Jordan", "my friend Grace" are names; "her son Will" too
-        if all(w in first or w in last or w in raw_name_lists()[0] or zipf(w) < RARE_ZIPF for w in words):
+        if all(w in first or w in last or zipf(w) < RARE_ZIPF for w in words):
             yield Span(*m.span("v"), "PERSON", 0.6)
 
 
@@ -1509,10 +1508,11 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
 _FIELD = regex.compile(
     r"(?P<q>[\"']?)(?P<k>\p{L}[\p{L}\d_.-]*(?:[ \t]\p{L}[\p{L}\d_.-]*){0,3})(?P=q)[ \t]*(?::|=>?)[ \t]*"
     r"(?=\"(?P<dq>(?:[^\"\\\n]|\\.){0,160})\"|'(?P<sq>[^'\n]{0,160})'|(?P<bare>[^\s\"'{\[][^\n]{0,200}))")
+_KEY_AHEAD = r"(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)"  # a short label and its colon
 _NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]"
-                          r"|\.[ \t]+(?=\p{Lu}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)"  # "PCN. Meds: …"
-                          r"|[ \t]+[—–][ \t]*|[ \t]+-[ \t]+(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)"
-                          r"| {2,}(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*:)| {3,}")  # "Name: …  Exp: …"
+                          r"|\.[ \t]+(?=\p{Lu})" + _KEY_AHEAD  # "PCN. Meds: …"
+                          + r"|[ \t]+[—–][ \t]*|[ \t]+-[ \t]+" + _KEY_AHEAD  # "… — Contact: …", "… - Tel: …"
+                          + r"| {2,}" + _KEY_AHEAD + r"| {3,}")  # "Name: …  Exp: …"
 
 
 _SPACED_IDS = frozenset({"CREDIT_CARD", "US_BANK_NUMBER", "NATIONAL_ID", "US_SSN", "TAX_ID", "INSURANCE_ID",
