@@ -215,3 +215,112 @@ def test_french_social_security_numbers_indian_branch_codes_and_dutch_titles():
     assert ("HDFC0001234", "ROUTING_NUMBER") in _found("my acc no is 4432190087 and my ifsc is HDFC0001234")
     assert ("De heer Jan-Willem Bakker", "PERSON") in _found("De heer Jan-Willem Bakker, geboren 3 april 1975")
     assert R.not_a_name("Tel", 0, 3) and R.not_a_name("Fax", 0, 3)
+
+
+def test_a_name_stops_at_the_next_header_label(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "From: Kaminski, Vince Sent: Tuesday, October 17, 2000 10:05 AM To: Shirley Crenshaw Subject: Re: models",
+        "Employee Name: Chen, Mei-Ling  Employee ID: 0045721  Hire Date: 06/01/2015",
+        "Tenant: Olumide Bakare; Premises: Flat 3, 27 Harcourt Road, Bristol BS6 7RG.",
+        "Dear Mr. Brown: thank you for your letter."])]
+    assert " Sent: [DATE_TIME]" in outs[0] and "[PERSON] Subject: Re: models" in outs[0], outs[0]
+    assert "Vince" not in outs[0] and "Crenshaw" not in outs[0]
+    assert outs[1].endswith("Hire Date: [DATE_TIME]") and "Mei-Ling" not in outs[1], outs[1]
+    assert "; Premises: [STREET_ADDRESS]." in outs[2], outs[2]
+    assert "Brown" not in outs[3]  # a surname before a colon stays a name
+
+
+def test_coordinates_need_a_cue_or_survey_precision_not_any_decimal_pair(redactor):
+    assert ("40.7128, -74.0060", "GPS_COORDINATES") in _found("Our drone last reported at 40.7128, -74.0060 near the depot")
+    assert ("1.3521, 103.8198", "GPS_COORDINATES") in _found("office 1.3521, 103.8198")
+    for text in ("EUR/USD closed at 1.0845, 1.0871 on Friday.", "AUC was 0.8123, 0.7654 and 0.8812 across folds."):
+        assert _found(text) == [], text
+        [(out, _)] = redactor.redact_texts([text])
+        assert out == text  # nor a date: no day.month has four decimals
+
+
+def test_nicknames_after_kinship_words_but_not_the_verbs_after_them(redactor):
+    [(out, _)] = redactor.redact_texts(["my bro kev and his gf jess are coming over, text them"])
+    assert out == "my bro [PERSON] and his gf [PERSON] are coming over, text them"
+    assert R.nickname("kev") and R.nickname("jess") and not R.nickname("made") and not R.nickname("babe")
+    benign = ["my mom made dinner again", "my sister sent it yesterday", "my boss wants the report"]
+    assert [out for out, _ in redactor.redact_texts(benign)] == benign
+
+
+def test_handles_with_dots_and_hyphens_are_whole_usernames(redactor):
+    [(a, _), (b, _)] = redactor.redact_texts(["Can you reset the password for account holder fatima.zahra87?",
+                                              "he dm'd me his venmo: @Marcus-Thompson-22"])
+    assert a == "Can you reset the password for account holder [USERNAME]?"
+    assert b == "he dm'd me his venmo: @[USERNAME]"
+
+
+def test_german_insurance_numbers_and_institutions_that_are_no_people(redactor):
+    [(out, _)] = redactor.redact_texts(["Claimant Jürgen Weiß, Versichertennummer 12 150785 W 032, Krankenkasse AOK "
+                                        "Bayern."])
+    assert out == "Claimant [PERSON], Versichertennummer [NATIONAL_ID], Krankenkasse AOK Bayern."
+    assert ("A123456780", "NATIONAL_ID") in _found("KVNR: A123456780")
+
+
+def test_initials_and_letter_greetings_of_other_languages(redactor):
+    assert R.person_like("T. Nguyen") and not R.person_like("T. Report")
+    outs = [out for out, _ in redactor.redact_texts([
+        "Caro Sig. Bianchi, il suo codice fiscale RSSMRA85T10A562S risulta registrato presso la sede di Via Roma 5.",
+        "Beste meneer Jansen, uw BSN 111222333 en adres Keizersgracht 123, 1015 CJ Amsterdam zijn bijgewerkt."])]
+    assert outs[0].startswith("Caro [PERSON], il suo codice fiscale [NATIONAL_ID] risulta registrato presso la sede "
+                              "di [STREET_ADDRESS]"), outs[0]
+    assert outs[1].startswith("Beste [PERSON], uw BSN [NATIONAL_ID]") and outs[1].endswith(" zijn bijgewerkt."), outs[1]
+
+
+def test_spanish_floor_and_door_stay_inside_the_address():
+    text = "vivo en Calle Mayor 12, 3º B, 28013 Madrid"
+    assert ("Calle Mayor 12, 3º B, 28013 Madrid", "STREET_ADDRESS") in _found(text)
+
+
+def test_day_and_month_without_a_year_after_a_word_of_when():
+    assert ("02/03", "DATE_TIME") in _found("Pt admitted 02/03 for CHF exacerbation")
+    assert ("5/2", "DATE_TIME") in _found("transferred to Mercy General, seen on 5/2")
+    assert _found("Take 1/2 tablet on 1/2 of the days; scored 3/5.") == []
+
+
+def test_travel_bookings_bar_numbers_and_sim_cards():
+    found = _found("Booking for passenger BECKER/LUKAS MR, seat 14C, frequent flyer LH 992 017 334 5.")
+    assert ("BECKER/LUKAS MR", "PERSON") in found and ("LH 992 017 334 5", "CUSTOMER_ID") in found
+    assert _found("switch INPUT/OUTPUT MR to auto") == []
+    assert ("298113", "ID_NUMBER") in _found("filed by attorney Gabriel Ortiz (Bar No. 298113)")
+    assert ("8944110068256270054", "DEVICE_ID") in _found("SIM ICCID 8944110068256270054 was ported")
+    assert not R.card_ok("8944110068256270054") and R.card_ok("4111 1111 1111 1111")
+
+
+def test_unit_and_plot_prefixes_belong_to_the_address():
+    for text, address in (("Ship to Unit 5/12 Smith St, Parramatta NSW 2150, attn B.", "Unit 5/12 Smith St, Parramatta NSW 2150"),
+                          ("Delivery: Flat 402, Shanti Apartments, MG Road, Bengaluru 560001.",
+                           "Flat 402, Shanti Apartments, MG Road, Bengaluru 560001"),
+                          ("address changed to Plot 14, Admiralty Way today", "Plot 14, Admiralty Way")):
+        found = _found(text)
+        assert (address, "STREET_ADDRESS") in found, found
+
+
+def test_a_first_name_that_is_an_everyday_word_joins_the_surname_after_it(redactor):
+    [(out, _)] = redactor.redact_texts(["Hope Williams and Summer Grant reviewed the claim filed by Rose Baker."])
+    assert out == "[PERSON] and [PERSON] reviewed the claim filed by [PERSON]."
+    [(out, _)] = redactor.redact_texts(["Thanks Williams, see you Tue."])
+    assert out == "Thanks [PERSON], see you Tue."  # a greeting is no first name, a weekday no name
+
+
+def test_more_national_ids_with_their_checksums():
+    assert ("8001015009087", "NATIONAL_ID") in _found("Thabo's ID number 8001015009087 was verified by Home Affairs")
+    assert not R.card_ok("8001015009087")  # 13 digits: only Visa's start with 4
+    assert R.tckn_ok("10000000146") and not R.tckn_ok("10000000147")
+    assert ("10000000146", "NATIONAL_ID") in _found("T.C. Kimlik No 10000000146, İstanbul")
+    assert _found("order 10000000146 shipped") == []  # a checksum alone is 1 in 100: it needs its cue
+    found = _found("Payroll: RFC CAVR800101ABC, CURP CAVR800101HDFSGM09, CLABE 002010077777777771.")
+    assert {("CAVR800101ABC", "TAX_ID"), ("CAVR800101HDFSGM09", "NATIONAL_ID"),
+            ("002010077777777771", "US_BANK_NUMBER")} <= set(found), found
+    assert R.clabe_ok("002010077777777771") and not R.clabe_ok("002010077777777772")
+    found = _found("called from Galway, Eircode H91 E2K8, about her PPSN 1234567TW")
+    assert ("H91 E2K8", "POSTCODE") in found and ("1234567TW", "NATIONAL_ID") in found
+
+
+def test_a_name_spelled_out_on_a_call():
+    assert ("R-A-H-U-L", "PERSON") in _found("My name is Rahul Deshpande, R-A-H-U-L, and my date of birth is")
+    assert _found("the A-B test ran") == []

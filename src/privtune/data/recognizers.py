@@ -206,14 +206,28 @@ def vin_ok(value: str) -> bool:
 
 def card_ok(value: str) -> bool:
     """Luhn, and a 15-digit number must carry a 15-digit brand's prefix (Amex 34/37, UATP 1, JCB 2131/1800):
-    other 15-digit Luhn numbers are device IMEIs."""
+    other 15-digit Luhn numbers are device IMEIs; only Visa issued 13 digits (a South African ID number has them
+    too). "89…" is the telecom industry's prefix: a SIM's ICCID."""
     ds = digits(value)
-    return luhn_ok(ds) and (len(ds) != 15 or ds.startswith(("34", "37", "1", "2131")))
+    return (luhn_ok(ds) and (len(ds) != 15 or ds.startswith(("34", "37", "1", "2131")))
+            and (len(ds) != 13 or ds.startswith("4")) and not (ds.startswith("89") and len(ds) >= 18))
 
 
 def imei_ok(value: str) -> bool:
     ds = digits(value)
     return len(ds) == 15 and luhn_ok(ds)
+
+
+def tckn_ok(value: str) -> bool:
+    d = [int(c) for c in digits(value)]
+    return (len(d) == 11 and d[0] != 0 and (sum(d[0:9:2]) * 7 - sum(d[1:8:2])) % 10 == d[9]
+            and sum(d[:10]) % 10 == d[10])
+
+
+def clabe_ok(value: str) -> bool:
+    """Mexico's 18-digit interbank account number: weights 3, 7, 1 and a mod-10 check digit."""
+    d = [int(c) for c in digits(value)]
+    return len(d) == 18 and (10 - sum(x * (3, 7, 1)[i % 3] % 10 for i, x in enumerate(d[:17])) % 10) % 10 == d[17]
 
 
 def coordinates_ok(value: str) -> bool:
@@ -325,7 +339,11 @@ LETTER_WORDS = frozenset({
     "cordialmente", "hola", "gracias", "teléfono", "telefono", "gentile", "gentili", "egregio", "egregia", "cordiali",
     "saluti", "distinti", "grazie", "ciao", "bonjour", "madame", "monsieur", "cordialement", "salutations", "merci",
     "bonsoir", "geachte", "hartelijk", "groeten", "vriendelijke", "prezado", "prezada", "obrigado", "obrigada",
-    "atenciosamente", "olá"})
+    "atenciosamente", "olá", "caro", "cara", "cari", "querido", "querida", "cher", "chère", "beste", "szanowny",
+    "szanowna", "szanowni", "drogi", "droga", "kära", "hej", "kedves", "vážený", "vážená", "stimate", "stimată"})
+# lower-case words inside a name: "Ludwig van Beethoven", "Maria da Silva", "Omar bin Laden"
+NAME_PARTICLES = frozenset({"de", "da", "di", "do", "dos", "das", "del", "della", "van", "von", "der", "den", "la",
+                            "le", "du", "bin", "binti", "al", "el", "ter", "ten", "y", "e", "zu", "af"})
 
 
 FILE_EXTENSIONS = frozenset({"json", "jsonl", "yaml", "toml", "html", "docx", "xlsx", "pptx", "java", "scala", "conf",
@@ -393,7 +411,7 @@ RULES: tuple[Rule, ...] = (
     Rule("URL", r"(?i)(?<![\w.@/])(?:www\.)?(?:linkedin\.com|github\.com|gitlab\.com|twitter\.com|x\.com|"
                 r"facebook\.com|fb\.com|instagram\.com|t\.me|tiktok\.com|youtube\.com|medium\.com|behance\.net|"
                 r"dribbble\.com|stackoverflow\.com/users)/[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
-    Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
+    Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
     Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30})\b(?![.@]\w)", 0.5,
          spaced_handle_ok),
@@ -444,6 +462,8 @@ RULES: tuple[Rule, ...] = (
     Rule("ROUTING_NUMBER", r"\b[A-Z]{4}0[A-Z0-9]{6}\b", 0.4, context=("ifsc", "branch code", "neft", "rtgs")),
     Rule("ROUTING_NUMBER", r"(?<!\d)\d{9}(?!\d)", 0.3, aba_ok, context=("routing", "aba", "rtn", "transit")),
     Rule("SORT_CODE", r"(?<![\d-])\d{2}-\d{2}-\d{2}(?![\d-])", 0.3, context=("sort code", "sort", "sortcode")),
+    Rule("US_BANK_NUMBER", r"(?<![\w-])\d{3}[ ]?\d{3}[ ]?\d{11}[ ]?\d(?![\w-])", 0.6, clabe_ok,
+         context=("clabe", "cuenta", "transferencia", "spei")),  # Mexican CLABE
     Rule("US_BANK_NUMBER", r"(?i:\b(?:bank account|checking account|savings account|account|acct|acc|act|a/c|bban|"
                            r"konto|compte)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
                            r"(?P<v>(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19})\b", 1.0),
@@ -463,7 +483,26 @@ RULES: tuple[Rule, ...] = (
     Rule("NATIONAL_ID", r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", 0.85),
     Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )[2-9]\d{3} ?\d{4} ?\d{4}(?![\d])", 0.85, verhoeff_ok,
          context=("aadhaar", "aadhar", "uid", "uidai")),
+    # German social insurance (area, birth date, initial, serial) and health insurance numbers, after their cue
+    Rule("NATIONAL_ID", _after(r"sozialversicherungsnummer|rentenversicherungsnummer|versicherungsnummer|"
+                               r"versichertennummer|sv-nummer|svnr|rvnr|krankenversichertennummer|kvnr",
+                               r"(?P<v>\d{2} ?[0-3]\d[01]\d\d{2} ?[A-Z] ?\d{3}|[A-Z] ?\d{9})\b"), 0.95),
     Rule("NATIONAL_ID", r"\b[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]\b", 0.85),  # Indian PAN
+    # South African ID: birth date, serial, citizenship, Luhn
+    Rule("NATIONAL_ID", r"(?<![\w-])\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{4}[01]\d{2}(?![\w-])", 0.6, luhn_ok,
+         context=("id number", "id no", "identity", "id:", "home affairs", "south africa", "rsa")),
+    # Turkish T.C. Kimlik No: 11 digits, two check digits
+    Rule("NATIONAL_ID", r"(?<![\w-])[1-9]\d{10}(?![\w-])", 0.3, tckn_ok,
+         context=("kimlik", "tckn", "t.c.", "tc no", "turkish id", "identity")),
+    # Mexico: CURP (shape is distinctive), RFC after its cue
+    Rule("NATIONAL_ID", r"\b[A-Z][AEIOUX][A-Z]{2}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[HMX](?:AS|B[CS]|C[CLMSH]|D[FG]|"
+                        r"G[TR]|HG|JC|M[CNS]|N[ETL]|OC|PL|Q[TR]|S[PLR]|T[CSL]|VZ|YN|ZS|NE)[B-DF-HJ-NP-TV-Z]{3}[A-Z\d]\d\b",
+         0.9),
+    Rule("TAX_ID", _after(r"rfc", r"(?P<v>[A-ZÑ&]{3,4}\d{6}[A-Z\d]{3})\b"), 0.9),
+    Rule("POSTCODE", r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[0-9AC-FHKNPRTV-Y]{4}\b", 0.3,
+         context=("eircode", "ireland", "dublin", "co. ", "county")),  # Irish Eircode
+    # Ireland: PPS number after its cue
+    Rule("NATIONAL_ID", _after(r"ppsn|pps number|pps no|pps", r"(?P<v>\d{7}[A-W][A-IW]?)\b"), 0.9),
     Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )\d{3} ?\d{3} ?\d{4}(?![\d])", 0.5, nhs_ok, context=("nhs", "nhs number", "nhs no")),
     Rule("NATIONAL_ID", _after(r"nhs|national id|national identity|national insurance|ni|nino|id card|identity card|"
                                r"identity number|personal id|personnummer|bsn|dni|nie|nric|sin|citizen id|"
@@ -489,6 +528,7 @@ RULES: tuple[Rule, ...] = (
                               r"matr[ií]cula|targa",
                               r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
          0.85),
+    Rule("DEVICE_ID", r"(?<![\w-])89\d{16,18}(?![\w-])", 0.6, lambda v: luhn_ok(v)),  # a SIM's ICCID
     Rule("DEVICE_ID", r"(?<![\w-])\d{2}[ -]?\d{6}[ -]?\d{6}[ -]?\d(?![\w-])", 0.5,
          lambda v: imei_ok(v) and not card_ok(v), context=("imei", "device", "handset", "serial", "phone")),
     Rule("DEVICE_ID", _after(r"imei|imeisv|meid|imsi|iccid|esn|udid|device id|device serial|device identifier|"
@@ -505,7 +545,12 @@ RULES: tuple[Rule, ...] = (
     Rule("GPS_COORDINATES", r"(?<![\d.])[-+]?\d{1,2}\.\d{2,}[ \t]*[,;/][ \t]*[-+]?\d{1,3}\.\d{2,}(?![\d.])", 0.35,
          coordinates_ok, context=("latitude", "lat:", "lat ", "lat/", "gps", "coordinates", "coords", "location",
                                   "located", "geo:", "geolocation", "position", "seen at", "on the map", "pinned",
-                                  "lives at", "home at")),
+                                  "lives at", "home at", "reported at", "last seen", "waypoint", "ping", "pinged",
+                                  "tracked", "tracker", "map", "drone", "vehicle at", "parked at", "spotted at")),
+    # four or more decimals on both sides, whole degrees far apart: a position ("40.7128, -74.0060"), not a pair of
+    # rates or scores ("1.0845, 1.0871", "0.8123, 0.7654")
+    Rule("GPS_COORDINATES", r"(?<![\d.])[-+]?\d{1,2}\.\d{4,}[ \t]*,[ \t]*[-+]?\d{1,3}\.\d{4,}(?![\d.])", 0.6,
+         lambda v: coordinates_ok(v) and abs(int(float(v.split(",")[0])) - int(float(v.split(",")[1]))) >= 2),
     # --- licences
     Rule("MEDICAL_LICENSE", r"(?i)\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", 0.5, dea_ok, invalid_score=0.3,
          context=("dea", "licen", "prescriber", "registration")),
@@ -520,11 +565,22 @@ RULES: tuple[Rule, ...] = (
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
     Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
                              r"template|record id|person id|profile id|case id|file id|student id|student|matricola|"
-                             r"matriculation|enrol?lment",
+                             r"matriculation|enrol?lment|bar|state bar|bar registration|attorney registration|sra|"
+                             r"solicitor|badge|collar|warrant card|shoulder",
                              r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
     Rule("ID_NUMBER", r"(?i:\b(?:unique[ \t]+)?identifier\b[^.\n:;]{0,40}?[ \t](?:is|was)[ \t]+)" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
-                               r"reference|ref|cif|crm"), 0.85),
+                               r"reference|ref|cif|crm|frequent flyer|frequent flier|miles and more|miles & more|"
+                               r"skywards|avios|aadvantage|rewards|bonus card|club card|clubcard|nectar"), 0.85),
+    Rule("CUSTOMER_ID", _after(r"frequent flyer|frequent flier|miles and more|miles & more|skywards|aadvantage",
+                               r"(?P<v>[A-Z]{2}[ ]?\d[\d ]{5,16}\d)\b"), 0.85),  # "LH 992 017 334 5": airline code first
+    # a name spelled out on a call: "Rahul Deshpande, R-A-H-U-L"
+    Rule("PERSON", r"(?<![\w-])\p{Lu}(?:-\p{Lu}){3,}(?![\w-])", 0.6),
+    # airline and hotel systems write the passenger SURNAME/GIVEN with a title: "BECKER/LUKAS MR", "Nair/Priya Ms"
+    Rule("PERSON", r"(?<![\w/])(?P<v>\p{Lu}[\p{Lu}'-]+(?:[ -]\p{Lu}[\p{Lu}'-]+)?/\p{Lu}[\p{Lu}'-]+(?:[ ]\p{Lu}[\p{Lu}'-]+)?"
+                    r"[ ]?(?:MR|MRS|MS|MISS|MSTR|DR|CHD|INF)|\p{Lu}\p{Ll}+(?:[ -]\p{Lu}\p{Ll}+)?/\p{Lu}\p{Ll}+[ ]?"
+                    r"(?:Mr|Mrs|Ms|Miss|Mstr|Dr))(?![\w/])", 0.85,
+         lambda v: (g := regex.split(r"[/ ]", v)[1].lower()) in raw_name_lists()[0] or zipf(g) < 3.5),
 )
 
 _NOT_PASSWORDS = {"reset", "expired", "incorrect", "wrong", "changed", "required", "the", "a", "an", "my", "your",
@@ -650,7 +706,8 @@ _STREET_WORDS = (
     "concourse|courtyard|esplanade|parade|promenade|quay|quays|ridgeway|roadway|strand|vale|walkway|brae|grange")
 _UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#|no\.?|piso|planta|puerta|"
          r"escalera|esc\.|stiege|stock|etage|app\.?|interno|int\.|scala|bis|bldg|building)(?![^\W\d_])\.?[ \t]*#?[ \t]*[\w/-]{1,6}"
-         r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?)")
+         r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?"
+         r"|,?[ \t]*\d{1,2}[ºª°](?:[ \t]*(?:[A-Z]\b|(?i:izq(?:da|uierda)?|dcha|dch|derecha|centro)\b\.?))?)")
 _POST = r"(?:\d{4,5}(?:-\d{3,4})?|\d{2}-\d{3}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
 _CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
               + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{Lu}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
@@ -710,11 +767,19 @@ POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code posta
 _STATE_BEFORE = regex.compile(r"\b[A-Z]{2}[ \t]*$")
 
 
+# what comes before a house number belongs to the address: "Unit 5/12 Smith St", "Flat 402, Shanti Apartments,
+# MG Road", "Plot 14, Admiralty Way"
+_ADDR_LEAD = regex.compile(r"(?i:\b(?:flat|apt|apartment|unit|suite|plot|house|shop|lot|villa|door)\.?(?:[ \t]*(?:no|#)\.?)?"
+                           r"[ \t]*(?:\d{1,4}[a-z]?[ \t]*[/,][ \t]*|\d{1,4}[a-z]?,?[ \t]+)?|\d{1,4}/)$")
+
+
 def address_spans(text: str) -> Iterator[Span]:
     for rx in ADDRESS_RULES:
         for m in rx.finditer(text):
             value = m.group().rstrip(" \t,")
-            yield Span(m.start(), m.start() + len(value), "STREET_ADDRESS", 0.8)
+            lead = _ADDR_LEAD.search(text, max(0, m.start() - 24), m.start())
+            start = lead.start() if lead else m.start()
+            yield Span(start, m.start() + len(value), "STREET_ADDRESS", 0.8)
     for rx, score in POSTCODE_RULES:
         for m in rx.finditer(text):
             s = score
@@ -780,11 +845,22 @@ def spoken_spans(text: str) -> Iterator[Span]:
                 yield Span(*m.span(), etype, 0.8)
 
 
+# a day and month without a year is a date only after a word of when ("admitted 02/03", "seen on 5/2"); "take 1/2
+# tablet", "scored 3/5" are fractions
+SHORT_DATE = regex.compile(
+    r"(?i:\b(?:admitted|admission|discharged|seen|visited|visit|on|since|until|till|dated|due|appt|appointment|"
+    r"surgery|dos|started|stopped|returned|scheduled(?:[ \t]+for)?|born|arrived|departed|left)[ \t]+(?:on[ \t]+)?)"
+    r"(?P<v>(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|[12]\d|3[01]))(?![\w/]|[ \t]+(?i:tabs?|tablets?|cups?|doses?|of|mg)\b)")
+
+
 def date_spans(text: str) -> Iterator[Span]:
     for m in DOB_RULE.finditer(text):
         yield Span(*m.span("v"), "DATE_OF_BIRTH", 0.95)
     for m in DATE_RULE.finditer(text):
         yield Span(*m.span(), "DATE_TIME", 0.5)
+    for m in SHORT_DATE.finditer(text):
+        if min(int(x) for x in m.group("v").split("/")) <= 12:
+            yield Span(*m.span("v"), "DATE_TIME", 0.5)
 
 
 # ---------------------------------------------------------------------------------------------------- names
@@ -904,6 +980,14 @@ ORG_WORDS = frozenset({
     "technologies", "solutions", "services", "holdings", "partners", "capital", "fund", "church", "center",
     "centre", "society", "union", "league", "team", "band", "network", "government", "police", "army", "navy",
 })
+# other languages' firm and institution words, never part of a person's name ("Krankenkasse AOK Bayern")
+FOREIGN_ORG_WORDS = frozenset({
+    "krankenkasse", "versicherung", "sparkasse", "volksbank", "stiftung", "verein", "klinikum", "krankenhaus",
+    "finanzamt", "gemeinde", "mbh", "ohg", "sarl", "srl", "kft", "banque", "banca", "banco", "caixa", "mutuelle",
+    "assurance", "assurances", "seguros", "hôpital", "clinique", "ospedale", "universität", "université",
+    "universidad", "università",
+})
+ORG_WORDS = ORG_WORDS | FOREIGN_ORG_WORDS
 
 
 # Clinical notes name diseases, signs and scores after people ("Horner's syndrome", "McBurney sign", "Apgar
@@ -938,6 +1022,7 @@ MEDICAL_SUFFIX = regex.compile(
 # Bank and assistant tickets name payment networks, currencies and voice assistants that the small model and
 # the surname lists take for people ("accept Visa or Mastercard?", "SWIFT transfers", "GBP to AUD").
 NOT_PERSON_WORDS = frozenset({
+    "mon", "tue", "tues", "wed", "weds", "thu", "thur", "thurs", "fri", "sat", "sun", "kimlik",  # "my shift Tue"
     "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
     "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "alexa", "tel", "fax", "mob", "cell", "phone", "email", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
     "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
@@ -1018,8 +1103,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     and so do short names in ALL-CAPS text)."""
     value = text[start:end]
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
-    if words and all(w in NOT_PERSON_WORDS for w in words):
-        return True
+    if words and all(w in NOT_PERSON_WORDS for w in words) or any(w in FOREIGN_ORG_WORDS for w in words):
+        return True  # "Youtube", "Krankenkasse AOK Bayern"
     if " ".join(value.lower().split()) in FIRM_NAMES:
         return True  # "Morgan Stanley", "Goldman Sachs"
     if words and all(regex.search(r"(\p{L})\1\1|(?:ha){3}|(?:ks){3}", w) for w in words) and not regex.search(
@@ -1070,6 +1155,8 @@ def person_like(text: str, cased: bool = True) -> bool:
     words = text.replace("’", "'").split()
     if not cased:
         words = [w for w in regex.findall(r"[\p{L}']+", text) if w.strip("'")]
+    else:
+        words = [w for w in words if not regex.fullmatch(r"\p{Lu}\.", w)]  # initials: "T. Nguyen"
     if not 1 <= len(words) <= 3 or any(not w.replace("'", "").replace("-", "").isalpha() for w in words):
         return False
     low = [w.lower().strip("'") for w in words]
@@ -1180,7 +1267,8 @@ def name_spans(text: str) -> Iterator[Span]:
 KIN_WORDS = (r"son|daughter|wife|husband|partner|mother|father|mom|mum|dad|brother|sister|aunt|uncle|cousin|nephew|"
              r"niece|grandson|granddaughter|grandma|grandpa|grandmother|grandfather|friend|boyfriend|girlfriend|"
              r"fianc[ée]e?|colleague|coworker|boss|neighbou?r|landlord|landlady|tenant|roommate|flatmate|stepson|"
-             r"stepdaughter|caregiver|carer|nanny")
+             r"stepdaughter|caregiver|carer|nanny|bro|sis|gf|bf|hubby|bestie|bff|stepdad|stepmom|stepmum|stepbrother|"
+             r"stepsister|grandad|granddad|granny|nana")
 # "accompanied by son (Tyrell)", "his wife, Marisol": a capitalised name right after a kinship word
 KIN_NAME = regex.compile(r"(?i:\b(?:" + KIN_WORDS + r")(?:-in-law)?)[ \t]*(?:\([ \t]*|,[ \t]*|[ \t]+)"
                          r"(?P<v>\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)\b")
@@ -1192,7 +1280,7 @@ def kin_name_spans(text: str) -> Iterator[Span]:
         words = [w.lower() for w in m.group("v").split()]
         if any(w in _stop_words() or w in ORG_WORDS or (w in COMMON_WORDS and w not in first) for w in words):
             continue  # "his partner Jordan", "my friend Grace" are names; "her son Will" too
-        if all(w in first or w in last or zipf(w) < RARE_ZIPF for w in words):
+        if all(w in first or w in last or zipf(w) < RARE_ZIPF for w in words) or nickname(words[0]):
             yield Span(*m.span("v"), "PERSON", 0.6)
 
 
@@ -1280,12 +1368,29 @@ def _cue_in_context(text: str, start: int, cue: str) -> bool:
         PARTY_CONTEXT.search(text[max(0, start - 64):start]))
 
 
+KIN_CUE = regex.compile(r"(?i)\b(?:" + KIN_WORDS + r")\b")
+
+
+@lru_cache(maxsize=1)
+def _name_prefixes() -> frozenset[str]:
+    return frozenset(n[:k] for n in raw_name_lists()[0] for k in (3, 4, 5) if len(n) >= k + 2)
+
+
+def nickname(word: str) -> bool:
+    """A short form of a known first name that is no everyday word: "kev" (Kevin), "jess" (Jessica), "matt"; only
+    trusted right after a kinship word ("my bro kev")."""
+    word = word.lower()
+    return (3 <= len(word) <= 5 and word in _name_prefixes() and word not in _stop_words() and zipf(word) < 4.2
+            and not KIN_CUE.fullmatch(word) and word not in ("hun", "hon", "babe", "bae", "luv", "sweetie", "cuz"))
+
+
 def party_spans(text: str) -> Iterator[Span]:
     """Lower-case names after a payment, booking or self-introduction cue (see PARTY_CUE)."""
     first, last = name_lists()
     for m in PARTY_CUE.finditer(text):
         if not _cue_in_context(text, m.start(), m.group()):
             continue
+        kin = bool(KIN_CUE.search(m.group()))
         words: list = []
         initial = regex.match(r"\p{Ll}\.[ \t]?", text[m.end():m.end() + 3])  # "cardholder t. okoye"
         begin = m.end() + (initial.end() if initial else 0)
@@ -1294,7 +1399,7 @@ def party_spans(text: str) -> Iterator[Span]:
             if len(words) == 3 or gap not in ((" ", "\t") if words else ("",)):
                 break
             word = w.group()
-            if _party_word(word, NEXT_ZIPF if words else RARE_ZIPF):
+            if _party_word(word, NEXT_ZIPF if words else RARE_ZIPF) or (not words and kin and nickname(word)):
                 words.append(w)
             elif not words and word in first:  # "guy kephart", "page guynn": a common first name before a rare word
                 nxt = LOWER_WORD.match(text, w.end() + 1)
@@ -1307,7 +1412,7 @@ def party_spans(text: str) -> Iterator[Span]:
         if not words:
             continue
         end = words[-1].end()
-        known = any(w.group() in first or w.group() in last for w in words)
+        known = any(w.group() in first or w.group() in last for w in words) or (kin and nickname(words[0].group()))
         if len(words) == 1 and "-" not in words[0].group() and not known and zipf(words[0].group()) >= SOLO_ZIPF:
             continue
         if regex.match(r"[.@]\w|['’]s\b", text[end:end + 3]) or BUSINESS_AFTER.match(text, end):

@@ -31,15 +31,18 @@ from privtune.config import RedactConfig
 from privtune.data.progress import progress
 from privtune.data.recognizers import (
     LETTER_WORDS,
+    NAME_PARTICLES,
     NO_PERSON,
     SPOKEN_DATE,
     Span,
+    foreign_function_words,
     function_words_only,
     has_digit,
     medical_term,
     name_lists,
     not_a_name,
     person_like,
+    raw_name_lists,
     rule_spans,
     zipf,
 )
@@ -195,6 +198,9 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
         return None
     if (value.islower() or value.isupper()) and not person_like(value, cased=False):
         return None
+    if sum(w[0].islower() and w not in NAME_PARTICLES for w in regex.findall(r"\p{L}+", value)) >= 2 and not (
+            value.islower()):
+        return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
     return "PERSON"
 
 
@@ -236,9 +242,19 @@ def keep_detection(entity_type: str, value: str, after: str = "") -> bool:
         return False  # "the last 4 digits", "first 6 characters": a count, not a date (`after`: the text that follows)
     if value.isdigit():
         return len(value) == 4 and 1900 <= int(value) <= 2099
+    if regex.fullmatch(r"[-+]?\d+\.\d{3,}|[-+]?0\.\d+|[-+]?\d{3,}\.\d+", value):
+        return False  # "AUC 0.8123", "103.8198": a decimal, no day.month has these digits
     if DURATION.fullmatch(value):
         return False  # "6 weeks", "a 5 minute break", "14.2 months": a length of time pins no one to a day
     return has_digit(value) or bool(SPOKEN_DATE.search(value))  # "march third nineteen eighty-two" pins a day
+
+
+def label_word(word: str) -> bool:
+    """An everyday word that no name list has: before a colon it is (part of) a field label, not a name."""
+    if word.lower() in ("date", "sent", "subject", "cc", "bcc", "attn", "ref", "dob"):
+        return True  # e-mail and form headers, though "Date" is also a surname
+    firsts, lasts = raw_name_lists()
+    return zipf(word) >= 4.0 and word.lower() not in firsts and word.lower() not in lasts
 
 
 def trim_span(span: Span, text: str) -> Span | None:
@@ -249,6 +265,14 @@ def trim_span(span: Span, text: str) -> Span | None:
         end -= 2
     if span.entity_type == "PERSON" and (gap := regex.search(r" {3,}|\t|\n", value)):
         end = start + gap.start()  # a name ends at a column gap: "Okonkwo, Chidi A.   DOB: …"
+    if span.entity_type in ("PERSON", "LOCATION", "NRP") and text[end:end + 1] == ":":
+        # the next field's label: "From: Kaminski, Vince Sent: …", "Chen, Mei-Ling  Hire Date: …", "Premises: …"
+        words = list(regex.finditer(r"[\p{L}'’]+", text[start:end]))
+        k = len(words)
+        while k and label_word(words[k - 1].group()):
+            k -= 1
+        if k < len(words):
+            end = start + words[k - 1].end() if k else start
     while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
         start += 1  # "(212) 555-0178" keeps its parenthesis; "(Anna" loses it
     while end > start and text[end - 1] in " \t\n\"'“”‘’),;:.!?":
@@ -264,6 +288,8 @@ def strip_letter_words(span: Span, text: str) -> Span | None:
     if intro := SELF_INTRO.match(text, span.start, span.end):  # "meu nome é Thiago Carvalho"
         span = Span(intro.end(), span.end, span.entity_type, span.score)
     words = list(regex.finditer(r"[\p{L}'’]+", text[span.start:span.end]))
+    if len(words) == 1 and words[0].group().lower() in LETTER_WORDS and regex.match(r"[ \t]+\p{L}", text[span.end:]):
+        return None  # "Beste meneer Jansen", "Caro Sig. Bianchi": the greeting, though "Beste" is also a name
     k = 0
     while k < len(words) - 1 and (words[k].group().lower() in LETTER_WORDS or words[k].group().lower() in LEAD_WORDS
                                   or function_words_only(words[k].group())):
@@ -273,24 +299,32 @@ def strip_letter_words(span: Span, text: str) -> Span | None:
 
 def reshape_person(span: Span, text: str) -> Span:
     """A NER name that stopped at a hyphen is joined ("Hyun" of "Hyun-woo Park"; the surname after it only when the
-    lists know it); one glued to "_" is part of a handle ("sarah_k", "big_mike88")."""
+    lists know it); one glued to "_", or to ".word" with a digit or in lower case, is part of a handle ("sarah_k",
+    "big_mike88", "fatima.zahra87")."""
     start, end = span.start, span.end
     if joined := regex.match(r"-\p{L}+(?:[ \t](\p{Lu}\p{Ll}+))?", text[end:]):
         surname = joined.group(1)
         end += joined.end() if not surname or surname.lower() in name_lists()[1] else joined.start(1) - 1
-    if text[end:end + 1] == "_" or text[start - 1:start] == "_":
+    glued = regex.match(r"\.\w[\w.]*", text[end:])
+    if text[end:end + 1] == "_" or text[start - 1:start] == "_" or (
+            glued and (text[start:end].islower() or has_digit(glued.group()))):  # "fatima.zahra87": a handle
         start = regex.search(r"[\w.]*$", text[:start]).start()
         return Span(start, end + regex.match(r"[\w.]*", text[end:]).end(), "USERNAME", span.score)
     return Span(start, end, "PERSON", span.score)
 
 
-def common_lowercase(text: str, value: str) -> bool:
-    """`value` is lower case, made of common English words, in text that capitalises its sentences: the NER
-    model's guess of a place ("the premises", "the lobby"); in all-lower-case chat ("flying to paris") casing
-    says nothing and the guess stands."""
+def common_lowercase(text: str, value: str, start: int = 0) -> bool:
+    """`value` is lower case in text that capitalises its sentences and made of common English words or holds
+    another language's function word (or follows one): the NER model's guess of a place ("the premises", "zijn bijgewerkt"); a
+    rare lower-case word may be a name ("taehyung"), and in all-lower-case chat ("flying to paris") casing says
+    nothing: there the guess stands."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
     words = regex.findall(r"\p{L}+", value)
     return (bool(words) and value.islower() and bool(regex.search(r"(?:^|[.!?][ \t]+)\p{Lu}", text))
-            and all(zipf(w) >= 3.0 for w in words))
+            and (all(zipf(w) >= 3.0 for w in words) or any(
+                w in foreign_function_words() and w not in STOP_WORDS
+                for w in words + regex.findall(r"\p{L}+", text[max(0, start - 12):start])[-1:])))
 
 
 def with_person_context(spans: list[Span], text: str) -> list[Span]:
@@ -310,7 +344,25 @@ def with_person_context(spans: list[Span], text: str) -> list[Span]:
         if m := NATIVE_BEFORE.search(text[max(0, s.start - 16):s.start]):
             begin = max(0, s.start - 16)
             out.append(Span(begin + m.start(1), begin + m.start(1) + len(m.group(1).rstrip()), "PERSON", s.score))
+        if (m := FIRST_BEFORE.search(text, max(0, s.start - 16), s.start)) and everyday_first_name(m.group(1)) and (
+                text[s.start:s.end].split()[0].lower() in raw_name_lists()[1]):
+            out.append(Span(m.start(1), s.start, "PERSON", s.score))  # "Hope Williams": NER took only the surname
     return out
+
+
+FIRST_BEFORE = regex.compile(r"(?<![\p{L}.'’-])(\p{Lu}\p{Ll}+)[ \t]$")
+
+
+def everyday_first_name(word: str) -> bool:
+    """A first name that is also an everyday word ("Hope", "Grace", "Summer", "Will"): NER leaves it out of the
+    name that follows it, though the surname says it is one."""
+    low = word.lower()
+    return low in raw_name_lists()[0] and low not in LETTER_WORDS and low not in _STOP_AND_TITLES
+
+
+_STOP_AND_TITLES = frozenset({"the", "and", "or", "but", "if", "when", "dear", "hi", "hello", "hey", "thanks", "thank",
+                              "mr", "mrs", "ms", "dr", "prof", "sir", "madam", "from", "to", "with", "by", "for",
+                              "patient", "customer", "client", "agent", "caller", "officer", "nurse", "doctor"})
 
 
 def allowed_ranges(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
@@ -460,7 +512,7 @@ class Redactor:
                 score = NER_SCORE
                 if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
                     etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
-                if etype == "LOCATION" and (common_lowercase(text, ent.text) or ent.text.lower() in NOT_PLACES):
+                if etype == "LOCATION" and (common_lowercase(text, ent.text, ent.start_char) or ent.text.lower() in NOT_PLACES):
                     continue  # "slipped at the premises", "sales in EMEA", "the Spring campaign"
                 if etype is not None and (span := ner_span(text, ent.start_char, ent.end_char, etype, score)):
                     out.append(span)
