@@ -324,3 +324,35 @@ def test_more_national_ids_with_their_checksums():
 def test_a_name_spelled_out_on_a_call():
     assert ("R-A-H-U-L", "PERSON") in _found("My name is Rahul Deshpande, R-A-H-U-L, and my date of birth is")
     assert _found("the A-B test ran") == []
+
+
+BENIGN_BUSINESS = [
+    "The Q3 board pack covers EBITDA, capex and the Basel III capital ratios for Tier 1.",
+    "Our SLA guarantees 99.95% uptime; see Appendix B, Table 4 for credits.",
+    "Sales in Asia Pacific grew 12% while Latin America declined 3% year over year.",
+    "Use the Fibonacci sequence and Newton's method for the exercise on page 42.",
+]
+
+
+def test_rulebooks_appendices_regions_and_eponymous_methods_are_no_personal_data(redactor):
+    assert [out for out, _ in redactor.redact_texts(BENIGN_BUSINESS)] == BENIGN_BUSINESS
+    assert R.medical_term("Mix 200 g of Jasmine rice", 13, 20)  # a variety, not a person
+    assert not R.not_a_name("Basel Khoury", 0, 5)  # the name Basel, not the rulebook
+
+
+def test_credentials_and_people_in_code_urls_and_html_forms():
+    found = _found('<input type="text" name="fullname" value="Priyanka Chatterjee"><input name="ssn" value="219-09-9999">')
+    assert ("Priyanka Chatterjee", "PERSON") in found and ("219-09-9999", "US_SSN") in found
+    assert ("ann.lee@x.org", "EMAIL_ADDRESS") in _found('<input value="ann.lee@x.org" name="user[email]" />')
+    url = "mysql://root:hunter2@db.internal:3306/crm"
+    assert any(s.entity_type == "PASSWORD" and url[s.start:s.end] == "hunter2" for s in R.rule_spans(url))
+    assert ("S3cr3tP@ss", "PASSWORD") in _found("curl -u admin:S3cr3tP@ss https://api.example.com/v2/export")
+    assert ("marta.k%40gmail.com", "EMAIL_ADDRESS") in _found("GET /api/v1/users?email=marta.k%40gmail.com&page=2")
+    assert ("ahmed.farouk", "USERNAME") in _found("// TODO(ahmed.farouk): remove before release")
+    for text in ("python -u script.py", "mkdir -p src/privtune/data", "git push -u origin main"):
+        assert _found(text) == [], text
+
+
+def test_a_secret_keeps_its_trailing_punctuation_mark(redactor):
+    [(out, _)] = redactor.redact_texts(["mysql --password=Hunter2! db"])
+    assert out == "mysql --password=[PASSWORD] db"

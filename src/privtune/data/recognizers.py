@@ -405,6 +405,13 @@ RULES: tuple[Rule, ...] = (
          lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # --- contact
+    # credentials inside a connection URL or a curl/wget user flag: "mysql://root:hunter2@db", "curl -u admin:S3cr3t"
+    Rule("PASSWORD", r"(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:(?P<v>[^\s/@]{1,128})@", 1.0),
+    Rule("PASSWORD", r"(?<!\S)(?:(?:-u|--user)[ \t=]+[^\s:\"']{1,64}:|(?:--password|--pass)[ \t=]+)"
+                     r"(?P<v>[^\s\"']{3,128})(?=[\s\"']|$)", 0.9, lambda v: password_like(v)),
+    Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+-]{1,64}%40[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", 0.9),
+    # a code comment assigns work to a handle: "TODO(ahmed.farouk)", "FIXME(jdoe)"
+    Rule("USERNAME", r"\b(?:TODO|FIXME|XXX|HACK|NOTE|BUG)\((?P<v>[\w.@-]{2,40})\)", 0.85),
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", 0.95),
     Rule("URL", r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
@@ -996,10 +1003,11 @@ ORG_WORDS = ORG_WORDS | FOREIGN_ORG_WORDS
 # only the unambiguous eponym nouns count: "Horner's syndrome" is not a person, "Anna's test results" is Anna's.
 EPONYM_AFTER = regex.compile(
     r"(?:['’]s)?[ \t]+(?i:syndrome|sign|triad|palsy|phenomenon|reflex|maneuver|manoeuvre|criteria|classification|"
-    r"lymphoma|sarcoma|theorem|equation|constant|distribution)s?\b"
-    r"|[ \t]+(?i:(?:rating[ \t]+)?scale|score|test|procedure|operation|fracture|ulcer|tumou?r|node|effect|principle|"
-    r"law|disease|technique|method|curve|index|algorithm|estimator|coefficient|inequality|transform|paradox|"
-    r"hypothesis|matrix|diagram|plot|chart)s?\b")
+    r"lymphoma|sarcoma|theorem|equation|constant|distribution|method|law|principle|paradox|razor|rule)s?\b"
+    r"|[ \t]+(?i:(?:rating[ \t]+)?scale|score|test|procedure|operation|fracture|ulcer|tumou?r|node|effect|"
+    r"disease|technique|curve|index|algorithm|estimator|coefficient|inequality|transform|"
+    r"hypothesis|matrix|diagram|plot|chart|rice|tea|salt|sauce|cake|bread|pie|salad|soup|wine|cheese|coffee|oil|"
+    r"pudding|dressing)s?\b")
 POSSESSIVE_DISEASE = regex.compile(r"['’]s[ \t]+(?i:disease)\b")  # "Crohn's disease"; "Anna's disease" stays Anna
 DRUG_AFTER = regex.compile(
     r"[ \t]*(?:\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|ml|units?|iu)\b|(?i:as prescribed|tablets?|capsules?|"
@@ -1105,6 +1113,11 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words) or any(w in FOREIGN_ORG_WORDS for w in words):
         return True  # "Youtube", "Krankenkasse AOK Bayern"
+    if len(words) > 1 and words[0] in NOT_PERSON_WORDS and all(len(w) <= 2 for w in words[1:]):
+        return True  # "Appendix B", "Schedule A"
+    if regex.fullmatch(r"(?i)basel|solvency|mifid|psd|ucits|crd|crr|emir", value) and regex.match(
+            r"[ \t]+(?:I{1,3}|IV|V|\d)\b", text[end:]):
+        return True  # "Basel III", "Solvency II": rulebooks, not people
     if " ".join(value.lower().split()) in FIRM_NAMES:
         return True  # "Morgan Stanley", "Goldman Sachs"
     if words and all(regex.search(r"(\p{L})\1\1|(?:ha){3}|(?:ks){3}", w) for w in words) and not regex.search(
@@ -1682,13 +1695,23 @@ _SQL_INSERT = regex.compile(r"(?i:\binsert[ \t]+into[ \t]+[\w.\"`\[\]]+[ \t]*)\(
                             r"(?i:[ \t\n]*values[ \t\n]*)")
 
 
+# <input name="fullname" value="Priyanka Chatterjee">: an HTML form field, typed by its name (either order)
+_HTML_INPUT = regex.compile(r"<[^<>\n]{0,200}?\b(?:name|id)=[\"'](?P<k>[\w.:\[\]-]{1,40})[\"'][^<>\n]{0,200}?\bvalue="
+                            r"[\"'](?P<v>[^\"'<>\n]{1,160})[\"']|<[^<>\n]{0,200}?\bvalue=[\"'](?P<v>[^\"'<>\n]{1,160})[\"']"
+                            r"[^<>\n]{0,200}?\b(?:name|id)=[\"'](?P<k>[\w.:\[\]-]{1,40})[\"']")
+
+
 def xml_spans(text: str) -> Iterator[Span]:
-    if "</" not in text:
-        return
-    for m in _XML_FIELD.finditer(text):
-        etype, loose = field_type(m.group("k").rsplit(":", 1)[-1])
-        if etype is not None and field_value_ok(etype, m.group("v"), loose):
-            yield from _field_spans(*m.span("v"), etype, loose)
+    if "</" in text:
+        for m in _XML_FIELD.finditer(text):
+            etype, loose = field_type(m.group("k").rsplit(":", 1)[-1])
+            if etype is not None and field_value_ok(etype, m.group("v"), loose):
+                yield from _field_spans(*m.span("v"), etype, loose)
+    if "value=" in text:
+        for m in _HTML_INPUT.finditer(text):
+            etype, loose = field_type(regex.split(r"[.:\[\]]", m.group("k").strip("[]"))[-1] or m.group("k"))
+            if etype is not None and field_value_ok(etype, m.group("v"), loose):
+                yield from _field_spans(*m.span("v"), etype, loose)
 
 
 def _sql_tuples(text: str, pos: int) -> Iterator[list[tuple[int, int]]]:

@@ -88,7 +88,10 @@ DURATION = regex.compile(r"(?i)(?:(?:in|for|over|within|after|about|around|appro
                          r"yrs?|quarters?)(?:[ \t]+(?:ago|later|earlier|long|each|apart))?")
 # Sales regions and seasons the NER model calls places: they locate no one
 NOT_PLACES = frozenset({"emea", "apac", "latam", "amer", "americas", "dach", "benelux", "nordics", "mena", "anz",
-                        "spring", "summer", "autumn", "fall", "winter"})
+                        "spring", "summer", "autumn", "fall", "winter", "europe", "asia", "africa", "oceania",
+                        "north america", "south america", "latin america", "central america", "asia pacific",
+                        "asia-pacific", "middle east", "eastern europe", "western europe", "southeast asia",
+                        "sub-saharan africa", "the caribbean", "caribbean", "scandinavia"})
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
 POSTNOMINALS = frozenset({"MD", "M.D.", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
 # A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
@@ -275,7 +278,8 @@ def trim_span(span: Span, text: str) -> Span | None:
             end = start + words[k - 1].end() if k else start
     while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
         start += 1  # "(212) 555-0178" keeps its parenthesis; "(Anna" loses it
-    while end > start and text[end - 1] in " \t\n\"'“”‘’),;:.!?":
+    tail = " \t\n\"'“”‘’),;:." if span.entity_type in ("PASSWORD", "API_KEY") else " \t\n\"'“”‘’),;:.!?"
+    while end > start and text[end - 1] in tail:  # a secret keeps its "!": "Hunter2!"
         end -= 1
     return Span(start, end, span.entity_type, span.score) if end > start else None
 
