@@ -356,3 +356,19 @@ def test_credentials_and_people_in_code_urls_and_html_forms():
 def test_a_secret_keeps_its_trailing_punctuation_mark(redactor):
     [(out, _)] = redactor.redact_texts(["mysql --password=Hunter2! db"])
     assert out == "mysql --password=[PASSWORD] db"
+
+
+def test_names_after_someones_name_is_its_me_and_a_dashed_sign_off(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "My husband's name is Kwabena and he is on the policy.", "hey its me, priya. new number",
+        "can u tell him i'll be late? thx - dani", "The file name is Report.", "her name is on the list"])]
+    assert outs[:3] == ["My husband's name is [PERSON] and he is on the policy.", "hey its me, [PERSON]. new number",
+                        "can u tell him i'll be late? thx - [PERSON]"]
+    assert outs[3:] == ["The file name is Report.", "her name is on the list"]
+
+
+def test_social_handles_after_the_platform_and_year_spans_are_no_phones():
+    assert ("zeke.the.great", "USERNAME") in _found("met this guy at the bar, his ig is zeke.the.great")
+    assert ("kayy_b", "USERNAME") in _found("my snap is kayy_b")
+    assert _found("oh snap is that real") == [] and _found("my insta is private") == []
+    assert all(e != "PHONE_NUMBER" for _, e in _found("RIP grandma, 1941-2024. Love you forever."))

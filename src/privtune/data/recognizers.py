@@ -426,6 +426,12 @@ RULES: tuple[Rule, ...] = (
                             r"signal|line|kakao(?:talk)?|snapchat|instagram|twitter|tiktok|github|slack)[ \t]*(?:id|handle)",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS),
+    # "his ig is zeke.the.great", "venmo: jdoe-22", "my snap is kayy_b"
+    Rule("USERNAME", r"(?i:\b(?:ig|insta|instagram|snap|snapchat|tiktok|twitch|reddit|psn|venmo|cash ?app|telegram|"
+                     r"twitter|discord|steam|xbox|gamertag)(?:[ \t]+(?:handle[ \t]+|name[ \t]+|account[ \t]+)?is|"
+                     r"[ \t]*:))[ \t]*@?(?P<v>[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b", 0.85,
+         lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words() and v.lower() not in (
+             "private", "down", "open", "closed", "broken", "dead", "blocked", "banned", "gone", "deleted")),
     Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
          0.85, lambda v: v.lower() not in _stop_words()),
     # log lines: "auth: login ok user=mkowalski src=…" (only "=": a JSON "user" key may hold a chat message)
@@ -688,6 +694,8 @@ def phone_spans(text: str) -> Iterator[Span]:
             continue
         if regex.match(r":\d{2}", text[m.end():m.end() + 3]):
             continue  # "[2024-02-11 08:45:12]": a timestamp, cut at the hour
+        if regex.fullmatch(r"(?:1[89]|20)\d\d[ \t]*[-–][ \t]*(?:1[89]|20)\d\d", value):
+            continue  # "1941-2024": a span of years
         score = 0.7 if phone_valid(value) else 0.3
         if value.startswith("+") and n >= 8:
             score = max(score, 0.6)
@@ -882,7 +890,8 @@ TITLE_NAME = regex.compile(r"\b" + TITLES + r"\.?[ \t]+(?:(?:" + _CAP + r"|" + _
 _NAME_TAIL = (r"(?:" + _CAP + r"|\p{Lu}{2,})(?:[ \t]+(?:" + _INITIAL + r"[ \t]+)?(?:" + _CAP + r"|\p{Lu}{2,}))"
               r"{0,3}(?!\w)")
 STRONG_NAME_CUE = regex.compile(
-    r"(?<=(?i:\bmy name is|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
+    r"(?<=(?i:\b(?:my|his|her|their|our|your|\p{L}+['’]s)[ \t]+name(?:[ \t]+is|['’]s)|\bmy name is|\bname['’]s|"
+    r"\bit['’]?s me,|\b(?:thanks|thx|thnx|cheers|regards|love)[ \t]*[-–—]|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
     r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
     r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 WEAK_NAME_CUE = regex.compile(
