@@ -372,3 +372,10 @@ def test_social_handles_after_the_platform_and_year_spans_are_no_phones():
     assert ("kayy_b", "USERNAME") in _found("my snap is kayy_b")
     assert _found("oh snap is that real") == [] and _found("my insta is private") == []
     assert all(e != "PHONE_NUMBER" for _, e in _found("RIP grandma, 1941-2024. Love you forever."))
+
+
+def test_a_greeting_cue_inside_a_word_introduces_no_name(redactor):
+    [(a, _), (b, _)] = redactor.redact_texts(["HISTORY OF PRESENT ILLNESS: Mrs. Ortega is referred by Dr. Hensley.",
+                                              "Attending: Samuel Okafor, M.D.  Service: MEDICINE"])
+    assert a == "HISTORY OF PRESENT ILLNESS: [PERSON] is referred by [PERSON]."
+    assert b == "Attending: [PERSON], M.D.  Service: MEDICINE"

@@ -887,7 +887,7 @@ _CAP = r"\p{Lu}[\p{Ll}'’-]*\p{Ll}[\p{L}'’-]*"  # "Anna", "O'Neil", "McDonald
 _INITIAL = r"\p{Lu}\."
 TITLE_NAME = regex.compile(r"\b" + TITLES + r"\.?[ \t]+(?:(?:" + _CAP + r"|" + _INITIAL + r")[ \t]+){0,2}" + _CAP
                            + r"(?:-" + _CAP + r")?|\b(?i:" + TITLES + r")\.?[ \t]+(?:\p{Lu}\.?[ \t]+)?\p{Lu}{2,}(?:[ \t-]\p{Lu}{2,})?\b")
-_NAME_TAIL = (r"(?:" + _CAP + r"|\p{Lu}{2,})(?:[ \t]+(?:" + _INITIAL + r"[ \t]+)?(?:" + _CAP + r"|\p{Lu}{2,}))"
+_NAME_TAIL = (r"(?<!\w)(?:" + _CAP + r"|\p{Lu}{2,})(?:[ \t]+(?:" + _INITIAL + r"[ \t]+)?(?:" + _CAP + r"|\p{Lu}{2,}))"
               r"{0,3}(?!\w)")
 STRONG_NAME_CUE = regex.compile(
     r"(?<=(?i:\b(?:my|his|her|their|our|your|\p{L}+['’]s)[ \t]+name(?:[ \t]+is|['’]s)|\bmy name is|\bname['’]s|"
@@ -897,7 +897,7 @@ STRONG_NAME_CUE = regex.compile(
 WEAK_NAME_CUE = regex.compile(
     r"(?<=(?i:\bhi|\bhello|\bhey|\bfrom:|\bto:|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with)|"
     r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bask|\btell|\bthank|\bthanks)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
-LOWER_AFTER_CUE = regex.compile(STRONG_NAME_CUE.pattern.split(")" + _NAME_TAIL)[0] + r")\p{Ll}[\p{Ll}'-]+(?:[ \t]+\p{Ll}[\p{Ll}'-]+)?")
+LOWER_AFTER_CUE = regex.compile(STRONG_NAME_CUE.pattern.split(")" + _NAME_TAIL)[0] + r")(?<!\w)\p{Ll}[\p{Ll}'-]+(?:[ \t]+\p{Ll}[\p{Ll}'-]+)?")
 WORD = regex.compile(r"[\p{L}'’-]+")
 CONTRACTION = regex.compile(r"(?i:i|you|we|they|he|she|it|that|there|here|what|who|let)['’]\p{L}{1,2}$")
 NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_IE", "en_NG", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR",

@@ -93,7 +93,7 @@ NOT_PLACES = frozenset({"emea", "apac", "latam", "amer", "americas", "dach", "be
                         "asia-pacific", "middle east", "eastern europe", "western europe", "southeast asia",
                         "sub-saharan africa", "the caribbean", "caribbean", "scandinavia"})
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
-POSTNOMINALS = frozenset({"MD", "M.D.", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
+POSTNOMINALS = frozenset({"MD", "M.D.", "M.D", "D.O", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
 # A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
 _CJK = r"[\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}][\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}·・ ]{1,9}"
 NATIVE_AFTER = regex.compile(r"[ \t]*[(（][ \t]*(" + _CJK + r")[ \t]*[)）]")
