@@ -379,3 +379,15 @@ def test_a_greeting_cue_inside_a_word_introduces_no_name(redactor):
                                               "Attending: Samuel Okafor, M.D.  Service: MEDICINE"])
     assert a == "HISTORY OF PRESENT ILLNESS: [PERSON] is referred by [PERSON]."
     assert b == "Attending: [PERSON], M.D.  Service: MEDICINE"
+
+
+def test_account_notices_greet_rare_names_and_carry_handles_plates_and_codes(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Hi Bettye, your vehicle VIN 3C6TD5DT3CG012345 with plate WY-4KP-22 is due for inspection.",
+        "The student Jarret_Hahn60 submitted the thesis; your 2FA code is 881203.",
+        "Hi Team, hello Folks! The car had a plate of pasta."])]
+    assert outs[0] == "Hi [PERSON], your vehicle VIN [VEHICLE_ID] with plate [VEHICLE_ID] is due for inspection."
+    assert outs[1] == "The student [USERNAME] submitted the thesis; your 2FA code is [PASSWORD]."
+    assert outs[2] == "Hi Team, hello Folks! The car had a plate of pasta."
+    assert ("Garnett.Mann", "USERNAME") in _found("user logged in from the VPN as Garnett.Mann")
+    assert _found("Read Chapter.Three today") == []

@@ -370,6 +370,7 @@ def _after(cues: str, value: str = _ID_TOKEN) -> str:
 
 _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|otp|"
            r"one[- ]time (?:password|passcode|code|pin)|verification code|security code|auth(?:entication)? code|"
+           r"2fa code|mfa code|sms code|login code|access code|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
 _PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…])"
 
@@ -446,7 +447,9 @@ RULES: tuple[Rule, ...] = (
          lambda v: v[2:] in name_lists()[1] or (zipf(v[2:]) < 3.2 and v[2:] not in FILE_EXTENSIONS)),
     # a handle built from a first name: "Nelson_Kuhic52", "Maria.Lopez88"
     Rule("USERNAME", r"(?<![\w.@-])(?P<v>\p{Lu}\p{Ll}+[_.]\p{Lu}\p{Ll}+\d*)(?![\w@-]|\.\w)", 0.6,
-         lambda v: regex.split(r"[_.]", v)[0].lower() in name_lists()[0]),
+         lambda v: regex.split(r"[_.]", v)[0].lower() in name_lists()[0] or "_" in v or v[-1].isdigit()),
+    Rule("USERNAME", r"(?<![\w.@-])(?P<v>\p{Lu}\p{Ll}+\.\p{Lu}\p{Ll}+)(?![\w@-]|\.\w)", 0.3,
+         context=("logged in", "signed in", "login", "log in", "user", "account", "username", "as ")),
     # "login"/"handle" are also verbs and nouns ("handle top-ups", "login screen"): a plain word needs ":"/"is"
     Rule("USERNAME", r"(?i:\b(?:login|handle)(?:\s+(?:is|was))?\s*[:=]\s*|\b(?:login|handle)\s+(?:is|was)\s+)"
                      r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85, lambda v: v.lower() not in _NOT_PASSWORDS),
@@ -540,6 +543,10 @@ RULES: tuple[Rule, ...] = (
                               r"kennzeichen|immatriculation|"
                               r"matr[ií]cula|targa",
                               r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
+         0.85),
+    # a bare "plate" only when a vehicle was named shortly before: "your vehicle … with plate WY-4KP-22"
+    Rule("VEHICLE_ID", r"(?i:\b(?:vehicle|car|van|truck|vin)\b[^.\n]{0,60}?\bplate[ \t]+)"
+                       r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b",
          0.85),
     Rule("DEVICE_ID", r"(?<![\w-])89\d{16,18}(?![\w-])", 0.6, lambda v: luhn_ok(v)),  # a SIM's ICCID
     Rule("DEVICE_ID", r"(?<![\w-])\d{2}[ -]?\d{6}[ -]?\d{6}[ -]?\d(?![\w-])", 0.5,
@@ -1258,6 +1265,9 @@ def display_name_spans(text: str) -> Iterator[Span]:
         yield Span(m.start("v"), m.end("v"), "PERSON", 0.75)
 
 
+GREETING_BEFORE = regex.compile(r"(?i:\b(?:hi|hello|hey|hiya|dear))[ \t]+$")
+
+
 def name_spans(text: str) -> Iterator[Span]:
     for m in TITLE_NAME.finditer(text):
         yield Span(m.start(), m.end(), "PERSON", 0.85)
@@ -1273,7 +1283,12 @@ def name_spans(text: str) -> Iterator[Span]:
                 continue  # "This is URGENT": emphasis; "SIGNED THE FORM", "CALLED ABOUT", "thank you, I'm": not a name
             if not known and zipf(words[0].lower()) >= 5.0 and words[0].lower() not in raw_name_lists()[0]:
                 continue  # "Customer: Sure, …", "Customer: Yes": a reply in a transcript, not a name
-            yield Span(m.start(), m.end(), "PERSON", 0.7 if known else unknown_score)
+            score = 0.7 if known else unknown_score
+            if (not known and score < 0.6 and regex.match(r"[ \t]*[,!]", text[m.end():m.end() + 2])
+                    and GREETING_BEFORE.search(text, max(0, m.start() - 8), m.start())
+                    and all(zipf(w.lower()) < RARE_ZIPF for w in words)):
+                score = 0.6  # "Hi Bettye,": a rare word greeted by name
+            yield Span(m.start(), m.end(), "PERSON", score)
     for m in LOWER_AFTER_CUE.finditer(text):
         words = m.group().split()
         if words[0] in first or words[0] in last:
