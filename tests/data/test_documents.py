@@ -391,3 +391,24 @@ def test_account_notices_greet_rare_names_and_carry_handles_plates_and_codes(red
     assert outs[2] == "Hi Team, hello Folks! The car had a plate of pasta."
     assert ("Garnett.Mann", "USERNAME") in _found("user logged in from the VPN as Garnett.Mann")
     assert _found("Read Chapter.Three today") == []
+
+
+def test_payroll_invoice_and_parcel_lines(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Payslip for: ABIODUN, Tobi  NI: JT 12 34 56 B  Tax code: 1257L  Period: 06/2024",
+        "Invoice to: Brightwater Dental Ltd, attn Dr. Felicity Harrow, 22 Quay Street, Galway H91 X2T4",
+        "VAT No: GB 123 4567 89; Claim ref: CLM/2024/55012",
+        "Parcel for R. Venkataraman, c/o Infosys.", "Subject: Sick note - Tomasz (ID 44-1092)"])]
+    assert outs[0].startswith("Payslip for: [PERSON]  NI: [NATIONAL_ID]  Tax code: 1257L  Period: "), outs[0]
+    assert outs[1] == "Invoice to: Brightwater Dental Ltd, attn [PERSON], [STREET_ADDRESS]", outs[1]
+    assert outs[2] == "VAT No: [TAX_ID]; Claim ref: [CUSTOMER_ID]", outs[2]
+    assert outs[3] == "Parcel for [PERSON], c/o Infosys.", outs[3]
+    assert outs[4].endswith("(ID [ID_NUMBER])"), outs[4]
+    assert _found("URGENT, Please read the NOTE, ID card and ID 3.") == []
+
+
+def test_tokenised_handles_keep_their_spaced_underscores():
+    found = _found("@ horttim @ serina _ sgill @ janet 23 hbk")
+    assert ("serina _ sgill", "USERNAME") in found, found
+    assert ("Womble _ Don", "USERNAME") in _found("I like u / Womble _ Don ' s post")
+    assert _found("meet @ home _ later") == []

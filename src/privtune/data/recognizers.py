@@ -360,7 +360,7 @@ def spaced_handle_ok(value: str) -> bool:
 CRYPTO_CUES = ("wallet", "bitcoin", "btc", "litecoin", "ltc", "crypto", "coin address", "deposit address",
                "send to address")
 _SEP = r"(?i:\.?\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*)"  # "number is", "no.:", "#", "ID:"
-_ID_TOKEN = r"(?P<v>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9-/.]{2,22}[A-Za-z0-9]))\b"
+_ID_TOKEN = r"(?P<v>(?=[A-Za-z0-9/-]*\d)[A-Za-z0-9](?:[A-Za-z0-9/.-]{2,22}[A-Za-z0-9]))\b"
 
 
 def _after(cues: str, value: str = _ID_TOKEN) -> str:
@@ -421,8 +421,10 @@ RULES: tuple[Rule, ...] = (
                 r"dribbble\.com|stackoverflow\.com/users)/[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
     Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
-    Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30})\b(?![.@]\w)", 0.5,
-         spaced_handle_ok),
+    Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30}(?: _(?: [A-Za-z0-9]{1,30}(?= |$)|"
+                     r"(?= |$)))*)(?![.@]\w)", 0.5, lambda v: spaced_handle_ok(v.split(" ")[0])),
+    # Reddit's "u / name" in tokenised text; its underscores spaced too ("u / Womble _ Don")
+    Rule("USERNAME", r"(?<![\w/])[u] / (?P<v>[A-Za-z0-9][A-Za-z0-9_-]{2,20}(?: _ [A-Za-z0-9]{1,20})*)\b", 0.7),
     Rule("USERNAME", _after(r"user ?name|user ?id|screen ?name|account name|gamertag|(?:wechat|skype|telegram|discord|"
                             r"signal|line|kakao(?:talk)?|snapchat|instagram|twitter|tiktok|github|slack)[ \t]*(?:id|handle)",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
@@ -494,6 +496,8 @@ RULES: tuple[Rule, ...] = (
     Rule("TAX_ID", _after(r"tax ?id|tax identification|tax reference|tax file|tin|ein|fein|employer identification|"
                           r"vat|vat reg(?:istration)?|utr|steuer-?id|steuernummer|nif|cpf|abn|tfn"), 0.9),
     Rule("TAX_ID", r"(?<![\d-])\d{2}-\d{7}(?![\d-])", 0.3, context=("ein", "tax", "employer", "tin")),
+    Rule("TAX_ID", _after(r"vat|vat reg(?:istration)?|vat id|ust-?id(?:nr)?|tva|iva|btw",
+                          r"(?P<v>[A-Z]{2}[ ]?\d{2,3}(?:[ ]?\d{2,4}){2,3})\b"), 0.9),  # "VAT No: GB 123 4567 89"
     Rule("NATIONAL_ID", _after(r"ni|nino|ni number|national insurance(?: number)?",
                                r"(?P<v>[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D])\b"), 0.95),  # also HMRC's example "QQ …"
     Rule("NATIONAL_ID", r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", 0.85),
@@ -588,6 +592,7 @@ RULES: tuple[Rule, ...] = (
                              r"matriculation|enrol?lment|bar|state bar|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
                              r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
+    Rule("ID_NUMBER", r"(?<![\w-])ID[ \t]*[:#]?[ \t]*" + _ID_TOKEN, 0.75),  # "(ID 44-1092)": capital "ID" only
     Rule("ID_NUMBER", r"(?i:\b(?:unique[ \t]+)?identifier\b[^.\n:;]{0,40}?[ \t](?:is|was)[ \t]+)" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
                                r"reference|ref|cif|crm|frequent flyer|frequent flier|miles and more|miles & more|"
@@ -730,7 +735,8 @@ _UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|ro
          r"escalera|esc\.|stiege|stock|etage|app\.?|interno|int\.|scala|bis|bldg|building)(?![^\W\d_])\.?[ \t]*#?[ \t]*[\w/-]{1,6}"
          r"(?:[ \t]+(?i:piso|planta|puerta)[ \t]+[\w-]{1,4})?"
          r"|,?[ \t]*\d{1,2}[ºª°](?:[ \t]*(?:[A-Z]\b|(?i:izq(?:da|uierda)?|dcha|dch|derecha|centro)\b\.?))?)")
-_POST = r"(?:\d{4,5}(?:-\d{3,4})?|\d{2}-\d{3}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d)"
+_POST = (r"(?:\d{4,5}(?:-\d{3,4})?|\d{2}-\d{3}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|"
+         r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ \t]?[0-9AC-FHKNPRTV-Y]{4})")  # … Irish Eircode
 _CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
               + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{Lu}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
               r"|(?:[\p{L}.'-]+[ \t]){0,2}[\p{L}.'-]+[ \t]*[- ][ \t]*\d{6}))(?!\d))")
@@ -1265,6 +1271,8 @@ def display_name_spans(text: str) -> Iterator[Span]:
         yield Span(m.start("v"), m.end("v"), "PERSON", 0.75)
 
 
+# forms and payroll write the surname in capitals first: "ABIODUN, Tobi", "VAN DER BERG, Anouk"
+CAPS_SURNAME_FIRST = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]+\p{Lu}\p{Ll}+)(?![\w-])")
 GREETING_BEFORE = regex.compile(r"(?i:\b(?:hi|hello|hey|hiya|dear))[ \t]+$")
 
 
@@ -1294,6 +1302,11 @@ def name_spans(text: str) -> Iterator[Span]:
         if words[0] in first or words[0] in last:
             end = m.end() if len(words) == 2 and (words[1] in last or words[1] in first) else m.start() + len(words[0])
             yield Span(m.start(), end, "PERSON", 0.6)
+    for m in CAPS_SURNAME_FIRST.finditer(text):
+        surname, given = m.group("v").rsplit(",", 1)
+        if (given.strip().lower() in raw_name_lists()[0] or zipf(given.strip().lower()) < RARE_ZIPF) and all(
+                zipf(w.lower()) < 4.0 for w in regex.findall(r"\p{L}+", surname)):
+            yield Span(*m.span("v"), "PERSON", 0.7)
     yield from gazetteer_spans(text)
 
 
@@ -1341,7 +1354,8 @@ PARTY_CONTEXT = regex.compile(
     r"(?i:\b(?:transfer|transfers|transferring|transferred|payments?|paid|pay(?:ing|s)?|sen[dt]|sending|wire[ds]?|"
     r"wiring|orders?|debits?|transactions?|money|amount|funds?|refund\w*|remit\w*|cheque|owe[sd]?|owing|lend|lent|"
     r"gave|give|giving|receive[ds]?|receiving|payee|recipient|beneficiary|euros?|dollars?|pounds?|bucks|usd|eur|"
-    r"gbp|book|booked|booking|bookings|reservation|reserved|reserve|table|room|appointment|session)\b|[$£€¥₹])"
+    r"gbp|book|booked|booking|bookings|reservation|reserved|reserve|table|room|appointment|session|parcel|package|"
+    r"delivery|shipment|courier|letter)\b|[$£€¥₹])"
     r"[^.!?;\n]{0,60}$")
 PARTY_CUE = regex.compile(
     r"(?:(?i:\b(?:to|from|for|under)|\bunder[ \t]+the[ \t]+name(?:[ \t]+of)?|\b(?:it|its|it['’]s|is|are)[ \t]+under|"
@@ -1472,7 +1486,8 @@ def party_spans(text: str) -> Iterator[Span]:
 # Odessa Wintheiser"): two or three Title-case words, each a known name word or rare in English
 TITLED_PARTY = regex.compile(
     r"(?i:\b(?:to|from|for|under(?:[ \t]+the[ \t]+name(?:[ \t]+of)?)?|on[ \t]+behalf[ \t]+of|in[ \t]+the[ \t]+name[ \t]+of))"
-    r"[ \t]+(?P<v>\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+){1,2})\b(?![.@-]\w)")
+    r"[ \t]+(?P<v>\p{Lu}\.[ \t]?\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?|\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+){1,2})\b"
+    r"(?![.@-]\w)")
 
 
 def titled_party_spans(text: str) -> Iterator[Span]:
@@ -1480,7 +1495,7 @@ def titled_party_spans(text: str) -> Iterator[Span]:
     for m in TITLED_PARTY.finditer(text):
         if not _cue_in_context(text, m.start(), text[m.start():m.start("v")]):
             continue
-        words = [w.lower() for w in m.group("v").split()]
+        words = [w.lower() for w in m.group("v").split() if not regex.fullmatch(r"\p{Lu}\.", w)]  # "R. Venkataraman"
         if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS or w in NOT_PERSON_WORDS or w in MONTHS
                for w in words):
             continue
