@@ -412,3 +412,13 @@ def test_tokenised_handles_keep_their_spaced_underscores():
     assert ("serina _ sgill", "USERNAME") in found, found
     assert ("Womble _ Don", "USERNAME") in _found("I like u / Womble _ Don ' s post")
     assert _found("meet @ home _ later") == []
+
+
+def test_rural_routes_japanese_blocks_lower_case_quadrants_and_office_levels():
+    for text, address in (
+            ("send it to 1600 pennsylvania ave nw washington dc 20500", "1600 pennsylvania ave nw washington dc 20500"),
+            ("Lives at Rural Route 2, Box 118, Tupelo, MS 38801", "Rural Route 2, Box 118, Tupelo, MS 38801"),
+            ("She's at 3-14-2 Shibuya, Shibuya-ku, Tokyo 150-0002 now.", "3-14-2 Shibuya, Shibuya-ku, Tokyo 150-0002"),
+            ("Office: Level 12, 200 George Street, Sydney NSW 2000", "Level 12, 200 George Street, Sydney NSW 2000")):
+        assert (address, "STREET_ADDRESS") in _found(text), _found(text)
+    assert _found("the score was 3-1-2 in the second half") == []

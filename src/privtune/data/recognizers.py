@@ -760,7 +760,15 @@ ADDRESS_RULES = (
                   + _UNIT + r"?" + _CITY_LINE + r"?"),
     # lower case: "46690 jody inlet suite 225" (words before the street type are not stop words)
     regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)[a-z]+[ \t]+){1,3}(?:" + _STREET_PLAIN
-                  + r")\b\.?" + _UNIT + r"?" + _CITY_LINE + r"?"),
+                  + r")\b\.?(?:[ \t]+(?:nw|ne|sw|se)\b)?" + _UNIT + r"?(?:" + _CITY_LINE
+                  + r"|[ \t]+(?:[a-z.'-]+[ \t]){1,3}[a-z]{2}[ \t]+\d{5}(?:-\d{4})?\b)?"),  # "… ave nw washington dc 20500"
+    # rural routes and highway contracts: "Rural Route 2, Box 118, Tupelo, MS 38801"
+    regex.compile(r"\b(?i:rural[ \t]+route|r\.?r\.?|hc|highway[ \t]+contract)[ \t]*\d{1,3},?[ \t]*(?i:box)[ \t]*\d{1,5}\b"
+                  + _CITY_LINE + r"?"),
+    # Japanese block addresses: "3-14-2 Shibuya, Shibuya-ku, Tokyo 150-0002"
+    regex.compile(r"(?<![\w-])\d{1,2}(?:-\d{1,4}){1,2}[ \t]+\p{Lu}[\p{L}-]+(?:,[ \t]*\p{Lu}[\p{L}-]+){0,3}?"
+                  r"(?:,[ \t]*\p{Lu}[\p{L}]+-(?:ku|shi|cho|machi|gun|ken))(?:,[ \t]*\p{Lu}[\p{L}-]+)?(?:[ \t,]+\d{3}-\d{4})?"
+                  r"(?![\w-])"),
     # "Hauptstraße 12", "Karl-Dieter-Allee 5-2", "winklerallee 8/7"
     regex.compile(r"\b\p{L}[\p{L}-]*(?i:" + _GERMANIC + r")[ \t]+\d{1,4}[a-zA-Z]?(?:[/-]\d{1,4})?\b" + _UNIT + r"?"
                   + _CITY_LINE + r"?"),
@@ -797,7 +805,7 @@ _STATE_BEFORE = regex.compile(r"\b[A-Z]{2}[ \t]*$")
 
 # what comes before a house number belongs to the address: "Unit 5/12 Smith St", "Flat 402, Shanti Apartments,
 # MG Road", "Plot 14, Admiralty Way"
-_ADDR_LEAD = regex.compile(r"(?i:\b(?:flat|apt|apartment|unit|suite|plot|house|shop|lot|villa|door)\.?(?:[ \t]*(?:no|#)\.?)?"
+_ADDR_LEAD = regex.compile(r"(?i:\b(?:flat|apt|apartment|unit|suite|plot|house|shop|lot|villa|door|level|floor)\.?(?:[ \t]*(?:no|#)\.?)?"
                            r"[ \t]*(?:\d{1,4}[a-z]?[ \t]*[/,][ \t]*|\d{1,4}[a-z]?,?[ \t]+)?|\d{1,4}/)$")
 
 
