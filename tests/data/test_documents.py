@@ -422,3 +422,9 @@ def test_rural_routes_japanese_blocks_lower_case_quadrants_and_office_levels():
             ("Office: Level 12, 200 George Street, Sydney NSW 2000", "Level 12, 200 George Street, Sydney NSW 2000")):
         assert (address, "STREET_ADDRESS") in _found(text), _found(text)
     assert _found("the score was 3-1-2 in the second half") == []
+
+
+def test_names_run_together_in_hashtags_and_performers_names():
+    assert ("SachaBaronCohen", "PERSON") in _found("Sacha Baron Cohen turns hooligan # SachaBaronCohen")
+    assert ("Lil Yachty", "PERSON") in _found("Lil Yachty sounds like he is halfway remedial")
+    assert _found("# TrustTheLord # MamaJune #MissUniverse and the DJ Set") == []

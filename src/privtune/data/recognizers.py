@@ -1281,6 +1281,9 @@ def display_name_spans(text: str) -> Iterator[Span]:
 
 # forms and payroll write the surname in capitals first: "ABIODUN, Tobi", "VAN DER BERG, Anouk"
 CAPS_SURNAME_FIRST = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]+\p{Lu}\p{Ll}+)(?![\w-])")
+CAMEL_HASHTAG = regex.compile(r"#[ ]?(?P<v>\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+){1,2})(?!\w)")
+# performers' names: "Lil Yachty", "DJ Khaled", "MC Lyte"
+STAGE_NAME = regex.compile(r"\b(?:Lil|DJ|MC)[ \t]+(?P<w>\p{Lu}[\p{L}]+)\b")
 GREETING_BEFORE = regex.compile(r"(?i:\b(?:hi|hello|hey|hiya|dear))[ \t]+$")
 
 
@@ -1310,6 +1313,13 @@ def name_spans(text: str) -> Iterator[Span]:
         if words[0] in first or words[0] in last:
             end = m.end() if len(words) == 2 and (words[1] in last or words[1] in first) else m.start() + len(words[0])
             yield Span(m.start(), end, "PERSON", 0.6)
+    for m in CAMEL_HASHTAG.finditer(text):  # "#SachaBaronCohen": a person's full name run together
+        parts = [p.lower() for p in regex.findall(r"\p{Lu}\p{Ll}+", m.group("v"))]
+        if parts[0] in first and all(p in last or zipf(p) < RARE_ZIPF for p in parts[1:]):
+            yield Span(*m.span("v"), "PERSON", 0.6)
+    for m in STAGE_NAME.finditer(text):
+        if zipf(m.group("w").lower()) < 4.5:
+            yield Span(*m.span(), "PERSON", 0.6)
     for m in CAPS_SURNAME_FIRST.finditer(text):
         surname, given = m.group("v").rsplit(",", 1)
         if (given.strip().lower() in raw_name_lists()[0] or zipf(given.strip().lower()) < RARE_ZIPF) and all(
