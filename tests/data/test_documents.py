@@ -428,3 +428,12 @@ def test_names_run_together_in_hashtags_and_performers_names():
     assert ("SachaBaronCohen", "PERSON") in _found("Sacha Baron Cohen turns hooligan # SachaBaronCohen")
     assert ("Lil Yachty", "PERSON") in _found("Lil Yachty sounds like he is halfway remedial")
     assert _found("# TrustTheLord # MamaJune #MissUniverse and the DJ Set") == []
+
+
+def test_banking_chat_names_double_first_names_and_name_changes(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "can i add my daughter isla-rose as an authorised user", "please change my surname from Dlamini to Mthembu",
+        "rename the file name from Draft to Final", "my son well-being is fine"])]
+    assert outs == ["can i add my daughter [PERSON] as an authorised user",
+                    "please change my surname from [PERSON] to [PERSON]", "rename the file name from Draft to Final",
+                    "my son well-being is fine"]

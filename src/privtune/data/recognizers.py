@@ -1281,6 +1281,10 @@ def display_name_spans(text: str) -> Iterator[Span]:
 
 # forms and payroll write the surname in capitals first: "ABIODUN, Tobi", "VAN DER BERG, Anouk"
 CAPS_SURNAME_FIRST = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]+\p{Lu}\p{Ll}+)(?![\w-])")
+# "change my surname from Dlamini to Mthembu": both are the customer's names
+NAME_CHANGE = regex.compile(r"(?i:\b(?:sur|last[ \t]|family[ \t]|maiden[ \t]|first[ \t]|middle[ \t]|given[ \t])name"
+                            r"[ \t]+from)[ \t]+(?P<a>\p{Lu}\p{Ll}+(?:[ -]\p{Lu}\p{Ll}+)?)[ \t]+(?i:to)[ \t]+"
+                            r"(?P<b>\p{Lu}\p{Ll}+(?:[ -]\p{Lu}\p{Ll}+)?)")
 CAMEL_HASHTAG = regex.compile(r"#[ ]?(?P<v>\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+){1,2})(?!\w)")
 # performers' names: "Lil Yachty", "DJ Khaled", "MC Lyte"
 STAGE_NAME = regex.compile(r"\b(?:Lil|DJ|MC)[ \t]+(?P<w>\p{Lu}[\p{L}]+)\b")
@@ -1320,6 +1324,9 @@ def name_spans(text: str) -> Iterator[Span]:
     for m in STAGE_NAME.finditer(text):
         if zipf(m.group("w").lower()) < 4.5:
             yield Span(*m.span(), "PERSON", 0.6)
+    for m in NAME_CHANGE.finditer(text):
+        yield Span(*m.span("a"), "PERSON", 0.7)
+        yield Span(*m.span("b"), "PERSON", 0.7)
     for m in CAPS_SURNAME_FIRST.finditer(text):
         surname, given = m.group("v").rsplit(",", 1)
         if (given.strip().lower() in raw_name_lists()[0] or zipf(given.strip().lower()) < RARE_ZIPF) and all(
@@ -1453,6 +1460,14 @@ def nickname(word: str) -> bool:
             and not KIN_CUE.fullmatch(word) and word not in ("hun", "hon", "babe", "bae", "luv", "sweetie", "cuz"))
 
 
+def double_first_name(word: str) -> bool:
+    """"isla-rose", "mary-kate": two first names (one may be rare in English) joined by a hyphen."""
+    parts = word.lower().split("-")
+    firsts = raw_name_lists()[0]
+    return (len(parts) == 2 and all(len(p) > 1 and (p in firsts or zipf(p) < NEXT_ZIPF) for p in parts)
+            and any(p in firsts for p in parts))
+
+
 def party_spans(text: str) -> Iterator[Span]:
     """Lower-case names after a payment, booking or self-introduction cue (see PARTY_CUE)."""
     first, last = name_lists()
@@ -1468,7 +1483,8 @@ def party_spans(text: str) -> Iterator[Span]:
             if len(words) == 3 or gap not in ((" ", "\t") if words else ("",)):
                 break
             word = w.group()
-            if _party_word(word, NEXT_ZIPF if words else RARE_ZIPF) or (not words and kin and nickname(word)):
+            if _party_word(word, NEXT_ZIPF if words or initial else RARE_ZIPF) or (
+                    not words and kin and (nickname(word) or double_first_name(word))):  # "daughter isla-rose"
                 words.append(w)
             elif not words and word in first:  # "guy kephart", "page guynn": a common first name before a rare word
                 nxt = LOWER_WORD.match(text, w.end() + 1)
@@ -1481,7 +1497,8 @@ def party_spans(text: str) -> Iterator[Span]:
         if not words:
             continue
         end = words[-1].end()
-        known = any(w.group() in first or w.group() in last for w in words) or (kin and nickname(words[0].group()))
+        known = any(w.group() in first or w.group() in last for w in words) or (kin and (
+            nickname(words[0].group()) or double_first_name(words[0].group())))
         if len(words) == 1 and "-" not in words[0].group() and not known and zipf(words[0].group()) >= SOLO_ZIPF:
             continue
         if regex.match(r"[.@]\w|['’]s\b", text[end:end + 3]) or BUSINESS_AFTER.match(text, end):
