@@ -437,3 +437,10 @@ def test_banking_chat_names_double_first_names_and_name_changes(redactor):
     assert outs == ["can i add my daughter [PERSON] as an authorised user",
                     "please change my surname from [PERSON] to [PERSON]", "rename the file name from Draft to Final",
                     "my son well-being is fine"]
+
+
+def test_titles_alone_symbols_and_everyday_words_are_no_names():
+    for value in ("Mrs", "Dr.", "Great Work", "Battle", "Sana tu ❤ Reconecta"):
+        assert R.not_a_name(value, 0, len(value)), value
+    for name in ("Will Smith", "Hope Lee", "Young Thug", "Grace"):
+        assert not R.not_a_name(name, 0, len(name)), name

@@ -1145,6 +1145,13 @@ def not_a_name(text: str, start: int, end: int) -> bool:
         return True  # "Youtube", "Krankenkasse AOK Bayern"
     if len(words) > 1 and words[0] in NOT_PERSON_WORDS and all(len(w) <= 2 for w in words[1:]):
         return True  # "Appendix B", "Schedule A"
+    if regex.fullmatch(TITLES + r"\.?", value.strip()):
+        return True  # "Mrs" alone: the title of a name the span lost
+    if regex.search(r"[\p{So}\p{Sk}]", value):
+        return True  # "Sana tu ❤ Reconecta": no name holds an emoji or symbol
+    firsts, lasts = raw_name_lists()
+    if words and all(zipf(w) >= 4.5 and w not in firsts and w not in lasts for w in words):
+        return True  # "Great Work", "Battle", "Girl": everyday words no name list has
     if regex.fullmatch(r"(?i)basel|solvency|mifid|psd|ucits|crd|crr|emir", value) and regex.match(
             r"[ \t]+(?:I{1,3}|IV|V|\d)\b", text[end:]):
         return True  # "Basel III", "Solvency II": rulebooks, not people
