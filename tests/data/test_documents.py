@@ -444,3 +444,13 @@ def test_titles_alone_symbols_and_everyday_words_are_no_names():
         assert R.not_a_name(value, 0, len(value)), value
     for name in ("Will Smith", "Hope Lee", "Young Thug", "Grace"):
         assert not R.not_a_name(name, 0, len(name)), name
+
+
+def test_kinship_names_in_other_languages_weekdays_and_quoted_nicknames(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "mi hermana lucía y mi primo andrés llegan mañana",
+        "Meine Tochter Leonie und mein Mann Jürgen kommen am Freitag.",
+        "The claimant, Mr. Dwayne 'Rock' Johnson, disputes the charge.", "Wi-Fi password: CoffeeShop2024"])]
+    assert outs == ["mi hermana [PERSON] y mi primo [PERSON] llegan mañana",
+                    "Meine Tochter [PERSON] und mein Mann [PERSON] kommen am Freitag.",
+                    "The claimant, [PERSON], disputes the charge.", "Wi-Fi password: [PASSWORD]"]

@@ -1061,6 +1061,8 @@ MEDICAL_SUFFIX = regex.compile(
 # the surname lists take for people ("accept Visa or Mastercard?", "SWIFT transfers", "GBP to AUD").
 NOT_PERSON_WORDS = frozenset({
     "mon", "tue", "tues", "wed", "weds", "thu", "thur", "thurs", "fri", "sat", "sun", "kimlik",  # "my shift Tue"
+    "montag", "dienstag", "mittwoch", "donnerstag", "freitag", "samstag", "sonntag", "lundi", "mardi", "mercredi",
+    "jeudi", "vendredi", "samedi", "dimanche", "lunes", "martes", "miércoles", "jueves", "viernes", "sábado",
     "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
     "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "alexa", "tel", "fax", "mob", "cell", "phone", "email", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
     "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
@@ -1351,6 +1353,10 @@ KIN_WORDS = (r"son|daughter|wife|husband|partner|mother|father|mom|mum|dad|broth
              r"fianc[ée]e?|colleague|coworker|boss|neighbou?r|landlord|landlady|tenant|roommate|flatmate|stepson|"
              r"stepdaughter|caregiver|carer|nanny|bro|sis|gf|bf|hubby|bestie|bff|stepdad|stepmom|stepmum|stepbrother|"
              r"stepsister|grandad|granddad|granny|nana")
+# the same in Spanish, Portuguese, Italian and French chat: "mi hermana lucía", "minha mãe joana", "ma fille chloé"
+FOREIGN_KIN = (r"hermana|hermano|primo|hija|hijo|esposa|esposo|marido|mamá|papá|abuela|abuelo|tía|tío|novia|novio|"
+               r"mãe|pai|filha|filho|irmã|irmão|avó|avô|namorada|namorado|sorella|fratello|figlia|figlio|moglie|"
+               r"cugino|cugina|fille|fils|femme|sœur|frère|cousine")
 # "accompanied by son (Tyrell)", "his wife, Marisol": a capitalised name right after a kinship word
 KIN_NAME = regex.compile(r"(?i:\b(?:" + KIN_WORDS + r")(?:-in-law)?)[ \t]*(?:\([ \t]*|,[ \t]*|[ \t]+)"
                          r"(?P<v>\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)\b")
@@ -1394,7 +1400,7 @@ PARTY_CUE = regex.compile(
     r"\bon[ \t]+behalf[ \t]+of|\bin[ \t]+the[ \t]+name[ \t]+of|\b(?:booked|booking|reservation|table|room|"
     r"appointment|session)(?:[ \t]+(?:for|under))?|\bnamed|\b(?:my|the|same|sur|last|first|family)?[ \t]*name"
     r"(?:[ \t]+(?:is|to|as)|'s|:)?|\bpay|\bowe|\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is|"
-    r"\b(?:hi|hello|hey)[ \t]*,?|\b(?:" + KIN_WORDS + r"|card ?holder|account ?holder|policy ?holder|beneficiary|"
+    r"\b(?:hi|hello|hey)[ \t]*,?|\b(?:" + KIN_WORDS + r"|" + FOREIGN_KIN + r"|card ?holder|account ?holder|policy ?holder|beneficiary|"
     r"payee|claimant|insured|applicant|mr|mrs|ms|miss|mister|dr)\.?)[ \t]*:?[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"
     r"[ \t]*,?[ \t]*\n[ \t]*|(?i:\b(?:regards|cheers|thanks|sincerely))[ \t]*,[ \t]*|^[ \t]*)(?=\p{Ll})", regex.M)
 SELF_CUE = regex.compile(r"(?i:\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is)[ \t]+$")
@@ -1451,7 +1457,8 @@ def _cue_in_context(text: str, start: int, cue: str) -> bool:
         PARTY_CONTEXT.search(text[max(0, start - 64):start]))
 
 
-KIN_CUE = regex.compile(r"(?i)\b(?:" + KIN_WORDS + r")\b")
+KIN_CUE = regex.compile(r"(?i)\b(?:" + KIN_WORDS + r"|" + FOREIGN_KIN + r")\b")
+FOREIGN_KIN_CUE = regex.compile(r"(?i)\b(?:" + FOREIGN_KIN + r")\b")
 
 
 @lru_cache(maxsize=1)
@@ -1482,6 +1489,7 @@ def party_spans(text: str) -> Iterator[Span]:
         if not _cue_in_context(text, m.start(), m.group()):
             continue
         kin = bool(KIN_CUE.search(m.group()))
+        foreign = bool(FOREIGN_KIN_CUE.search(m.group()))
         words: list = []
         initial = regex.match(r"\p{Ll}\.[ \t]?", text[m.end():m.end() + 3])  # "cardholder t. okoye"
         begin = m.end() + (initial.end() if initial else 0)
@@ -1490,6 +1498,8 @@ def party_spans(text: str) -> Iterator[Span]:
             if len(words) == 3 or gap not in ((" ", "\t") if words else ("",)):
                 break
             word = w.group()
+            if words and foreign and word not in last:
+                break  # "mi primo andrés llegan mañana": English rarity says nothing of Spanish verbs
             if _party_word(word, NEXT_ZIPF if words or initial else RARE_ZIPF) or (
                     not words and kin and (nickname(word) or double_first_name(word))):  # "daughter isla-rose"
                 words.append(w)

@@ -91,9 +91,10 @@ NOT_PLACES = frozenset({"emea", "apac", "latam", "amer", "americas", "dach", "be
                         "spring", "summer", "autumn", "fall", "winter", "europe", "asia", "africa", "oceania",
                         "north america", "south america", "latin america", "central america", "asia pacific",
                         "asia-pacific", "middle east", "eastern europe", "western europe", "southeast asia",
-                        "sub-saharan africa", "the caribbean", "caribbean", "scandinavia"})
+                        "sub-saharan africa", "the caribbean", "caribbean", "scandinavia", "wi-fi", "wifi"})
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
-POSTNOMINALS = frozenset({"MD", "M.D.", "M.D", "D.O", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD", "DPM", "OD"})
+POSTNOMINALS = frozenset({"MD", "M.D.", "M.D", "D.O", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD",
+                          "DPM", "OD"})
 # A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
 _CJK = r"[\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}][\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}·・ ]{1,9}"
 NATIVE_AFTER = regex.compile(r"[ \t]*[(（][ \t]*(" + _CJK + r")[ \t]*[)）]")
@@ -167,6 +168,9 @@ def _rank(span: Span) -> tuple[int, float, int]:
     return (span.entity_type not in WEAK_TYPES, span.score, span.end - span.start)
 
 
+NICKNAME_GAP = regex.compile(r"[ \t]+[\"'“‘(][\p{L} .-]{1,20}[\"'”’)][ \t]+")
+
+
 def resolve_spans(spans: Sequence[Span], text: str) -> list[Span]:
     """Non-overlapping spans, sorted: each cluster of overlapping detections becomes their union, labelled
     by the strongest member; same-type neighbours separated only by spaces are joined."""
@@ -180,7 +184,9 @@ def resolve_spans(spans: Sequence[Span], text: str) -> list[Span]:
             merged.append((span, span))
     out: list[Span] = []
     for union, _ in merged:
-        if out and out[-1].entity_type == union.entity_type and not text[out[-1].end:union.start].strip(" "):
+        gap = text[out[-1].end:union.start] if out else ""
+        if out and out[-1].entity_type == union.entity_type and (not gap.strip(" ") or (
+                union.entity_type == "PERSON" and NICKNAME_GAP.fullmatch(gap))):  # "Dwayne 'Rock' Johnson"
             prev = out.pop()
             union = Span(prev.start, union.end, union.entity_type, max(prev.score, union.score))
         out.append(union)
@@ -318,10 +324,10 @@ def reshape_person(span: Span, text: str) -> Span:
 
 
 def common_lowercase(text: str, value: str, start: int = 0) -> bool:
-    """`value` is lower case in text that capitalises its sentences and made of common English words or holds
-    another language's function word (or follows one): the NER model's guess of a place ("the premises", "zijn bijgewerkt"); a
-    rare lower-case word may be a name ("taehyung"), and in all-lower-case chat ("flying to paris") casing says
-    nothing: there the guess stands."""
+    """`value` is lower case in text that capitalises its sentences and made of common English words, or holds or
+    follows another language's function word: the NER model's guess of a place ("the premises", "zijn
+    bijgewerkt"). A rare lower-case word may be a name ("taehyung"), and in all-lower-case chat ("flying to paris")
+    casing says nothing: there the guess stands."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
     words = regex.findall(r"\p{L}+", value)
@@ -516,7 +522,8 @@ class Redactor:
                 score = NER_SCORE
                 if etype == "ORGANIZATION" and "ORGANIZATION" not in self._wanted and person_like(ent.text):
                     etype, score = "PERSON", 0.6  # the small model often calls a name an organisation
-                if etype == "LOCATION" and (common_lowercase(text, ent.text, ent.start_char) or ent.text.lower() in NOT_PLACES):
+                if etype == "LOCATION" and (common_lowercase(text, ent.text, ent.start_char)
+                                            or ent.text.lower() in NOT_PLACES):
                     continue  # "slipped at the premises", "sales in EMEA", "the Spring campaign"
                 if etype is not None and (span := ner_span(text, ent.start_char, ent.end_char, etype, score)):
                     out.append(span)
