@@ -454,3 +454,12 @@ def test_kinship_names_in_other_languages_weekdays_and_quoted_nicknames(redactor
     assert outs == ["mi hermana [PERSON] y mi primo [PERSON] llegan mañana",
                     "Meine Tochter [PERSON] und mein Mann [PERSON] kommen am Freitag.",
                     "The claimant, [PERSON], disputes the charge.", "Wi-Fi password: [PASSWORD]"]
+
+
+def test_ids_of_things_rulebooks_with_numerals_and_prices_are_no_personal_data(redactor):
+    texts = ["Product ID 88213 is out of stock; Order ID 4471-22 shipped.",
+             "Process ID 4412 crashed; see trace ID 9f8e7d6c in the logs.",
+             "In Q3 the team met Basel II and Solvency II requirements.",
+             "The exhibit opened on 3/4 of the hall; admission 5/10 dollars."]
+    assert [out for out, _ in redactor.redact_texts(texts)] == texts
+    assert ("83702", "POSTCODE") in _found("Boise, ID 83702")  # Idaho after a city

@@ -592,7 +592,11 @@ RULES: tuple[Rule, ...] = (
                              r"matriculation|enrol?lment|bar|state bar|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
                              r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
-    Rule("ID_NUMBER", r"(?<![\w-])ID[ \t]*[:#]?[ \t]*" + _ID_TOKEN, 0.75),  # "(ID 44-1092)": capital "ID" only
+    # "(ID 44-1092)": capital "ID" only, and not the id of a thing ("Product ID", "Order ID", "trace ID")
+    Rule("ID_NUMBER", r"(?<![\w-])(?<!(?i:product|order|sku|ticket|transaction|job|build|request|session|item|part|"
+                      r"model|version|invoice|batch|run|task|issue|bug|commit|event|process|thread|message|trace|"
+                      r"correlation|device|app|client|tenant|object|record|file|document|case|group|project)[ \t])"
+                      r"(?<!,[ \t]?)ID[ \t]*[:#]?[ \t]*" + _ID_TOKEN, 0.75),  # (", ID 83702" is Idaho)
     Rule("ID_NUMBER", r"(?i:\b(?:unique[ \t]+)?identifier\b[^.\n:;]{0,40}?[ \t](?:is|was)[ \t]+)" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
                                r"reference|ref|cif|crm|frequent flyer|frequent flier|miles and more|miles & more|"
@@ -800,7 +804,7 @@ POSTCODE_RULES = (
     (regex.compile(r"(?<![\w/.-])\d{3}-\d{4}(?![\w-]|[/.:]\d)|(?<![\w/.-])\d{6}(?![\w-]|[/.:]\d)"), 0.1),  # JP / IN
 )
 POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code postal", "pin code", "cap ", "eircode")
-_STATE_BEFORE = regex.compile(r"\b[A-Z]{2}[ \t]*$")
+_STATE_BEFORE = regex.compile(r"\b(?!ID)[A-Z]{2}[ \t]*$|,[ \t]*ID[ \t]*$")  # Idaho only after "City,": "Product ID 88213"
 
 
 # what comes before a house number belongs to the address: "Unit 5/12 Smith St", "Flat 402, Shanti Apartments,
@@ -886,7 +890,8 @@ def spoken_spans(text: str) -> Iterator[Span]:
 SHORT_DATE = regex.compile(
     r"(?i:\b(?:admitted|admission|discharged|seen|visited|visit|on|since|until|till|dated|due|appt|appointment|"
     r"surgery|dos|started|stopped|returned|scheduled(?:[ \t]+for)?|born|arrived|departed|left)[ \t]+(?:on[ \t]+)?)"
-    r"(?P<v>(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|[12]\d|3[01]))(?![\w/]|[ \t]+(?i:tabs?|tablets?|cups?|doses?|of|mg)\b)")
+    r"(?P<v>(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|[12]\d|3[01]))(?![\w/]|[ \t]+(?i:tabs?|tablets?|cups?|doses?|of|mg|"
+    r"dollars?|euros?|pounds?|points?|stars?)\b|[ \t]*%)")
 
 
 def date_spans(text: str) -> Iterator[Span]:
@@ -1154,8 +1159,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     firsts, lasts = raw_name_lists()
     if words and all(zipf(w) >= 4.5 and w not in firsts and w not in lasts for w in words):
         return True  # "Great Work", "Battle", "Girl": everyday words no name list has
-    if regex.fullmatch(r"(?i)basel|solvency|mifid|psd|ucits|crd|crr|emir", value) and regex.match(
-            r"[ \t]+(?:I{1,3}|IV|V|\d)\b", text[end:]):
+    if regex.fullmatch(r"(?i)(?:basel|solvency|mifid|psd|ucits|crd|crr|emir)(?:[ \t]+(?:I{1,3}|IV|V|\d))?",
+                       value) and (value[-1] in "IV0123456789" or regex.match(r"[ \t]+(?:I{1,3}|IV|V|\d)\b", text[end:])):
         return True  # "Basel III", "Solvency II": rulebooks, not people
     if " ".join(value.lower().split()) in FIRM_NAMES:
         return True  # "Morgan Stanley", "Goldman Sachs"
