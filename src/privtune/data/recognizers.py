@@ -1487,6 +1487,11 @@ def double_first_name(word: str) -> bool:
             and any(p in firsts for p in parts))
 
 
+def kin_given_name(word: str) -> bool:
+    """What only a kinship word makes a name: a short form or a hyphenated pair of first names."""
+    return nickname(word) or double_first_name(word)
+
+
 def party_spans(text: str) -> Iterator[Span]:
     """Lower-case names after a payment, booking or self-introduction cue (see PARTY_CUE)."""
     first, last = name_lists()
@@ -1506,7 +1511,7 @@ def party_spans(text: str) -> Iterator[Span]:
             if words and foreign and word not in last:
                 break  # "mi primo andrés llegan mañana": English rarity says nothing of Spanish verbs
             if _party_word(word, NEXT_ZIPF if words or initial else RARE_ZIPF) or (
-                    not words and kin and (nickname(word) or double_first_name(word))):  # "daughter isla-rose"
+                    not words and kin and kin_given_name(word)):  # "bro kev", "daughter isla-rose"
                 words.append(w)
             elif not words and word in first:  # "guy kephart", "page guynn": a common first name before a rare word
                 nxt = LOWER_WORD.match(text, w.end() + 1)
@@ -1519,8 +1524,7 @@ def party_spans(text: str) -> Iterator[Span]:
         if not words:
             continue
         end = words[-1].end()
-        known = any(w.group() in first or w.group() in last for w in words) or (kin and (
-            nickname(words[0].group()) or double_first_name(words[0].group())))
+        known = any(w.group() in first or w.group() in last for w in words) or (kin and kin_given_name(words[0].group()))
         if len(words) == 1 and "-" not in words[0].group() and not known and zipf(words[0].group()) >= SOLO_ZIPF:
             continue
         if regex.match(r"[.@]\w|['’]s\b", text[end:end + 3]) or BUSINESS_AFTER.match(text, end):
