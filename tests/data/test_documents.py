@@ -4,7 +4,7 @@ contacts, wallet notices, letters in German and names written in two scripts."""
 from __future__ import annotations
 
 from privtune.data import recognizers as R
-from privtune.data.redact import resolve_spans
+from privtune.data.redact import resolve_spans, role_label
 
 
 def _found(text: str) -> list[tuple[str, str]]:
@@ -463,3 +463,37 @@ def test_ids_of_things_rulebooks_with_numerals_and_prices_are_no_personal_data(r
              "The exhibit opened on 3/4 of the hall; admission 5/10 dollars."]
     assert [out for out, _ in redactor.redact_texts(texts)] == texts
     assert ("83702", "POSTCODE") in _found("Boise, ID 83702")  # Idaho after a city
+
+
+def test_one_word_field_labels_postnominals_and_bar_numbers_in_legal_and_hr_text(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Obituary: Margaret Ann Sullivan, 87, of Duluth.",
+        "Reviewer: Sandra Pike. Approver: Tom Hale",
+        "Plaintiff appeared through counsel Omar Haddad, Esq. (SBN 287731).",
+        "Kyle: hey, running late"])]
+    assert outs[0] == "Obituary: [PERSON], 87, of [LOCATION]."
+    assert outs[1] == "Reviewer: [PERSON]. Approver: [PERSON]"
+    assert outs[2] == "Plaintiff appeared through counsel [PERSON], Esq. (SBN [ID_NUMBER])."
+    assert outs[3] == "[PERSON]: hey, running late"  # a speaker's name before a colon stays a name
+    # a rare word is a label only as a role noun: "Okafor:" (a surname) is not one
+    assert role_label("Approver") and role_label("Obituary") and not role_label("Okafor")
+
+
+def test_a_floor_before_the_street_and_an_account_number_in_brackets():
+    assert ("5th Floor, 742 Crescent Blvd, Apt 12B, Springfield, IL 62704", "STREET_ADDRESS") in _found(
+        "Please ship to 5th Floor, 742 Crescent Blvd, Apt 12B, Springfield, IL 62704")
+    assert all(e != "PERSON" for _, e in _found("Please ship to 5th Floor, 742 Crescent Blvd"))
+    assert ("00482291", "US_BANK_NUMBER") in _found("Her account (no. 00482291) at First Federal was closed.")
+    assert ("Tz8*9kLmq!", "PASSWORD") in _found("my password is Tz8*9kLmq!, also")
+
+
+def test_my_name_is_in_hinglish_nordic_vietnamese_and_indonesian(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "bhai mera naam rohit verma hai, paytm pe bhej dena",
+        "Hej! Jag heter Astrid Lindholm och bor i Uppsala.",
+        "Xin chào, tôi là Nguyễn Thị Minh Khai.",
+        "Halo, nama saya Budi Santoso."])]
+    assert "rohit verma" not in outs[0] and "[PERSON]" in outs[0]
+    assert "Astrid Lindholm" not in outs[1]
+    assert "Nguyễn Thị Minh Khai" not in outs[2]
+    assert "Budi Santoso" not in outs[3]

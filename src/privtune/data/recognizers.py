@@ -359,7 +359,7 @@ def spaced_handle_ok(value: str) -> bool:
 
 CRYPTO_CUES = ("wallet", "bitcoin", "btc", "litecoin", "ltc", "crypto", "coin address", "deposit address",
                "send to address")
-_SEP = r"(?i:\.?\s*(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*)"  # "number is", "no.:", "#", "ID:"
+_SEP = r"(?i:\.?\s*(?:\((?=\s*(?:number|num|no|nr|#)\b)\s*)?(?:number|num|no|nr|id|#|code)?\.?\s*(?:is|was|:|#|=|-)?\s*)"  # "number is", "no.:", "#", "ID:"
 _ID_TOKEN = r"(?P<v>(?=[A-Za-z0-9/-]*\d)[A-Za-z0-9](?:[A-Za-z0-9/.-]{2,22}[A-Za-z0-9]))\b"
 
 
@@ -372,7 +372,7 @@ _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phr
            r"one[- ]time (?:password|passcode|code|pin)|verification code|security code|auth(?:entication)? code|"
            r"2fa code|mfa code|sms code|login code|access code|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
-_PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…])"
+_PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
 
 
 def password_like(value: str) -> bool:
@@ -483,7 +483,7 @@ RULES: tuple[Rule, ...] = (
     Rule("US_BANK_NUMBER", r"(?<![\w-])\d{3}[ ]?\d{3}[ ]?\d{11}[ ]?\d(?![\w-])", 0.6, clabe_ok,
          context=("clabe", "cuenta", "transferencia", "spei")),  # Mexican CLABE
     Rule("US_BANK_NUMBER", r"(?i:\b(?:bank account|checking account|savings account|account|acct|acc|act|a/c|bban|"
-                           r"konto|compte)\.?(?:\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
+                           r"konto|compte)\.?(?:\s*\(?\s*(?:number|num|no|nr|#))?\.?\s*(?:is|:|#|=)?\s*)"
                            r"(?P<v>(?:[A-Z]{2,4}-)?\d(?:[ -]?\d){5,19})\b", 1.0),
     # --- government ids
     Rule("US_SSN", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|(?<!\d)(?<!\d )\d{3} \d{2} \d{4}(?![\d ])", 0.6,
@@ -589,7 +589,7 @@ RULES: tuple[Rule, ...] = (
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
     Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
                              r"template|record id|person id|profile id|case id|file id|student id|student|matricola|"
-                             r"matriculation|enrol?lment|bar|state bar|bar registration|attorney registration|sra|"
+                             r"matriculation|enrol?lment|bar|state bar|sbn|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
                              r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
     # "(ID 44-1092)": capital "ID" only, and not the id of a thing ("Product ID", "Order ID", "trace ID")
@@ -810,7 +810,8 @@ _STATE_BEFORE = regex.compile(r"\b(?!ID)[A-Z]{2}[ \t]*$|,[ \t]*ID[ \t]*$")  # Id
 # what comes before a house number belongs to the address: "Unit 5/12 Smith St", "Flat 402, Shanti Apartments,
 # MG Road", "Plot 14, Admiralty Way"
 _ADDR_LEAD = regex.compile(r"(?i:\b(?:flat|apt|apartment|unit|suite|plot|house|shop|lot|villa|door|level|floor)\.?(?:[ \t]*(?:no|#)\.?)?"
-                           r"[ \t]*(?:\d{1,4}[a-z]?[ \t]*[/,][ \t]*|\d{1,4}[a-z]?,?[ \t]+)?|\d{1,4}/)$")
+                           r"[ \t]*(?:\d{1,4}[a-z]?[ \t]*[/,][ \t]*|\d{1,4}[a-z]?,?[ \t]+)?|\d{1,4}/|"
+                           r"\b\d{1,3}(?:st|nd|rd|th)[ \t]+(?:floor|fl\.?)[ \t]*,?[ \t]*)$")  # "5th Floor, 742 …"
 
 
 def address_spans(text: str) -> Iterator[Span]:
@@ -919,7 +920,12 @@ STRONG_NAME_CUE = regex.compile(
     r"(?<=(?i:\b(?:my|his|her|their|our|your|\p{L}+['’]s)[ \t]+name(?:[ \t]+is|['’]s)|\bmy name is|\bname['’]s|"
     r"\bit['’]?s me,|\b(?:thanks|thx|thnx|cheers|regards|love)[ \t]*[-–—]|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
     r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
-    r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
+    r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled|"
+    # "my name is" in the other languages customers write in (Hinglish, Nordic, Vietnamese, Indonesian, Polish, …)
+    r"\bmera na+m|\bjag heter|\bjeg heter|\bjeg hedder|\bmitt namn är|\bmit+ navn er|\bnimeni on|\btôi là|"
+    r"\btên tôi là|\btôi tên là|\bnama saya|\bnama aku|\bnazywam się|\bmam na imię|\bbenim adım|\bme llamo|"
+    r"\bmi nombre es|\bje m['’]appelle|\bmi chiamo|\bmeu nome é|\bmein name ist|\bich heiße|\bik heet|"
+    r"\bmijn naam is)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 WEAK_NAME_CUE = regex.compile(
     r"(?<=(?i:\bhi|\bhello|\bhey|\bfrom:|\bto:|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with)|"
     r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bask|\btell|\bthank|\bthanks)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
@@ -1251,7 +1257,8 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
                 i += 2
                 continue
         if low in first and len(w) > 2 and _cap(w):  # a lone "Eleanor reported…": weaker, above the threshold
-            if not (low in MONTHS and regex.search(r"\d", text[max(0, s - 12):e + 12])):  # "Sep 17", "5th of Jan"
+            if not (low in MONTHS and regex.search(r"\d", text[max(0, s - 12):e + 12])) and not regex.search(
+                    r"\d(?:st|nd|rd|th)[ \t]+$", text[max(0, s - 8):s]):  # "Sep 17", "5th of Jan", "5th Floor"
                 yield Span(s, e, "PERSON", 0.45)
         elif w.islower() and low in lowercase_first_names():  # "omg poor emily": chat drops capitals
             yield Span(s, e, "PERSON", 0.45)
@@ -1403,7 +1410,7 @@ PARTY_CONTEXT = regex.compile(
 PARTY_CUE = regex.compile(
     r"(?:(?i:\b(?:to|from|for|under)|\bunder[ \t]+the[ \t]+name(?:[ \t]+of)?|\b(?:it|its|it['’]s|is|are)[ \t]+under|"
     r"\bon[ \t]+behalf[ \t]+of|\bin[ \t]+the[ \t]+name[ \t]+of|\b(?:booked|booking|reservation|table|room|"
-    r"appointment|session)(?:[ \t]+(?:for|under))?|\bnamed|\b(?:my|the|same|sur|last|first|family)?[ \t]*name"
+    r"appointment|session)(?:[ \t]+(?:for|under))?|\bnamed|\bmera[ \t]+na+m|\b(?:my|the|same|sur|last|first|family)?[ \t]*name"
     r"(?:[ \t]+(?:is|to|as)|'s|:)?|\bpay|\bowe|\bi[ \t]+am|\bi['’]?m|\bthis[ \t]+is|\bit['’]?s|\bit[ \t]+is|"
     r"\b(?:hi|hello|hey)[ \t]*,?|\b(?:" + KIN_WORDS + r"|" + FOREIGN_KIN + r"|card ?holder|account ?holder|policy ?holder|beneficiary|"
     r"payee|claimant|insured|applicant|mr|mrs|ms|miss|mister|dr)\.?)[ \t]*:?[ \t]+|(?i:\b(?:regards|cheers|thanks|thank[ \t]+you|best|sincerely|yours|love))"

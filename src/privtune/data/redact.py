@@ -94,7 +94,7 @@ NOT_PLACES = frozenset({"emea", "apac", "latam", "amer", "americas", "dach", "be
                         "sub-saharan africa", "the caribbean", "caribbean", "scandinavia", "wi-fi", "wifi"})
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
 POSTNOMINALS = frozenset({"MD", "M.D.", "M.D", "D.O", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD",
-                          "DPM", "OD"})
+                          "DPM", "OD", "Esq", "Esq.", "ESQ"})
 # A name also written in its own script next to the Latin one: "Li Wei (李伟)", "김민준 (Kim Min-jun)"
 _CJK = r"[\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}][\p{Han}\p{Hangul}\p{Hiragana}\p{Katakana}·・ ]{1,9}"
 NATIVE_AFTER = regex.compile(r"[ \t]*[(（][ \t]*(" + _CJK + r")[ \t]*[)）]")
@@ -266,6 +266,20 @@ def label_word(word: str) -> bool:
     return zipf(word) >= 4.0 and word.lower() not in firsts and word.lower() not in lasts
 
 
+ROLE_SUFFIX = regex.compile(r"(?i:er|tor|sor|ee|ant|ent|ary|ist|ian)$")
+
+
+def role_label(word: str) -> bool:
+    """A word alone before a colon that no name list has and English knows ("Obituary", "Reviewer", "Approver"):
+    a field label. A rarer word counts only as a role noun ("-er", "-ee", "-ant"), since rare surnames also stand
+    alone before a colon."""
+    firsts, lasts = raw_name_lists()
+    low = word.lower()
+    if low in firsts or low in lasts:
+        return False
+    return zipf(word) >= 3.0 or (zipf(word) >= 1.0 and bool(ROLE_SUFFIX.search(low)))
+
+
 def trim_span(span: Span, text: str) -> Span | None:
     """Strip surrounding spaces/punctuation NER sometimes includes ("Anna's" keeps "Anna")."""
     start, end = span.start, span.end
@@ -280,6 +294,8 @@ def trim_span(span: Span, text: str) -> Span | None:
         k = len(words)
         while k and label_word(words[k - 1].group()):
             k -= 1
+        if k == 1 == len(words) and role_label(words[0].group()):
+            k = 0  # "Obituary: …", "Approver: …": a one-word label; chat speakers ("Kyle: hey") are in the name lists
         if k < len(words):
             end = start + words[k - 1].end() if k else start
     while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
