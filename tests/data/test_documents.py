@@ -497,3 +497,14 @@ def test_my_name_is_in_hinglish_nordic_vietnamese_and_indonesian(redactor):
     assert "Astrid Lindholm" not in outs[1]
     assert "Nguyễn Thị Minh Khai" not in outs[2]
     assert "Budi Santoso" not in outs[3]
+
+
+def test_login_lines_masked_card_numbers_and_coin_names(redactor):
+    assert ("kbarrows_77", "USERNAME") in _found("Login details — user: kbarrows_77, pass: 6WqZ!x9vR2")
+    assert ("6WqZ!x9vR2", "PASSWORD") in _found("Login details — user: kbarrows_77, pass: 6WqZ!x9vR2")
+    assert _found("Your boarding pass: 12A, gate B4") == []  # "pass:" is a password only after a login word
+    assert ("****4821", "CREDIT_CARD") in _found("your card ending ****4821 will expire")
+    assert ("XXXX-XXXX-XXXX-1234", "CREDIT_CARD") in _found("charged to XXXX-XXXX-XXXX-1234 today")
+    assert _found("rated ****4 stars by 1200 users") == []
+    [(out, _)] = redactor.redact_texts(["Greetings Ms. Okuneva, your Litecoin wallet has 3.2 LTC; Ethereum next."])
+    assert out == "Greetings [PERSON], your Litecoin wallet has 3.2 LTC; Ethereum next."

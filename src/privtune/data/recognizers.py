@@ -441,6 +441,13 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"(?i:(?<![\w.-])(?:user|usr|uid|username|user_name|userid|user_id|login|account|acct)=)"
                      r"(?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*)", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in ("null", "none", "true", "false")),
+    # login lines: "user: kbarrows_77, pass: 6WqZ!x9vR2" ("pass:" is a password only after a login word, not the
+    # "boarding pass: 12A")
+    Rule("USERNAME", r"(?i:\b(?:user|usr|login)[ \t]*:[ \t]*)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b(?![@-])", 0.85,
+         lambda v: v.lower() not in _stop_words() and v.lower() not in _NOT_PASSWORDS),
+    Rule("PASSWORD", r"(?<=(?i:\b(?:user|usr|login|username|account|credentials?|e-?mail)\b)[^\n]{0,60})"
+                     r"(?i:\bpass[ \t]*:[ \t]*)" + _PW_VALUE, 0.9,
+         lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # "reset VPN access for user jmcallister": after a bare "user", only a token no dictionary knows
     Rule("USERNAME", r"(?i:\buser[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])", 0.6,
          lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
@@ -467,6 +474,8 @@ RULES: tuple[Rule, ...] = (
          context=("card", "visa", "mastercard", "amex", "credit", "debit", "cc")),
     Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card",
                                r"(?P<v>\d(?:[ -]?\d){11,18})\b"), 1.0),
+    # a masked number still shows its last digits: "****4821", "XXXX-XXXX-XXXX-1234", "•••• 0931"
+    Rule("CREDIT_CARD", r"(?<![\w*•])(?:[*•]{4}|[Xx]{4})(?:[ -]?(?:[*•]{4}|[Xx]{4})){0,3}[ -]?\d{4}(?![\w-])", 0.8),
     Rule("CREDIT_CARD", _after(r"cvv2?|cvc2?|card security code|card verification(?: value| code)?",
                                r"(?P<v>\d{3,4})\b"), 0.9),
     Rule("CRYPTO", r"(?<![\w/])[13LMmn2][1-9A-HJ-NP-Za-km-z]{25,34}\b", 0.9, base58check_ok,
@@ -1077,7 +1086,8 @@ NOT_PERSON_WORDS = frozenset({
     "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
     "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "alexa", "tel", "fax", "mob", "cell", "phone", "email", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
     "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
-    "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth",
+    "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth", "ltc", "xmr",
+    "bitcoin", "ethereum", "ether", "litecoin", "monero", "dogecoin", "solana", "cardano", "tether", "ripple",
     # parties of a contract and parts of a document: "the Licensee shall …", "Annex A.9"
     "licensee", "licensor", "lessee", "lessor", "borrower", "lender", "tenant", "landlord", "buyer", "seller",
     "purchaser", "vendor", "contractor", "subcontractor", "employer", "guarantor", "assignee", "assignor", "grantor",
