@@ -508,3 +508,19 @@ def test_login_lines_masked_card_numbers_and_coin_names(redactor):
     assert _found("rated ****4 stars by 1200 users") == []
     [(out, _)] = redactor.redact_texts(["Greetings Ms. Okuneva, your Litecoin wallet has 3.2 LTC; Ethereum next."])
     assert out == "Greetings [PERSON], your Litecoin wallet has 3.2 LTC; Ethereum next."
+
+
+def test_query_strings_log_pairs_and_headerless_csv_rows(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "GET /api/v1/users?first=Lars&last=Eriksen&page=2 HTTP/1.1",
+        "POST /checkout exp=12/26&holder=Ana+Lima",
+        "first_name=Gwendolyn last_name=Pryce-Jones employee_no=E-44721",
+        'Juan,Carlos,Mendoza,1985-11-30,"Av. Reforma 222, CDMX"',
+        "?page=2&first=10&last=week",
+        "red,green,blue,Rose,Gray,white"])]
+    assert outs[0] == "GET /api/v1/users?first=[PERSON]&last=[PERSON]&page=2 HTTP/1.1"
+    assert outs[1] == "POST /checkout exp=12/26&holder=[PERSON]"
+    assert outs[2] == "first_name=[PERSON] last_name=[PERSON] employee_no=[EMPLOYEE_ID]"
+    assert outs[3] == '[PERSON],[PERSON],[PERSON],[DATE_TIME],"[STREET_ADDRESS], CDMX"'  # one cell, one placeholder
+    assert outs[4:] == ["?page=2&first=10&last=week", "red,green,blue,Rose,Gray,white"]
+    assert _found("the Av. price was 45 dollars") == []

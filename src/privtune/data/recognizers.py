@@ -761,7 +761,8 @@ _ROMANCE = ("via|viale|vicolo|piazza|piazzale|corso|contrada|borgo|strada|calle|
             "callejón|avenida|avda\\.|paseo|pasaje|plaza|travesía|urbanización|alameda|vía|cuesta|rua|travessa|largo|"
             "praça|estrada|ulica|ul\\.|aleja|rue|chemin|allée|impasse|quai")
 _ROMANCE_FORMS = "|".join(sorted({f(w) for w in _ROMANCE.split("|") for f in (str.capitalize, str.upper, str.lower)}
-                                 - {"via", "plaza", "largo", "corso", "borgo"}, key=len, reverse=True))
+                                 - {"via", "plaza", "largo", "corso", "borgo"}, key=len, reverse=True)) + (
+    r"|Av\.(?=[ \t]+\p{Lu})")  # "Av. Reforma 222" (not "the Av. price")
 _GERMANIC = "straße|strasse|str\\.|weg|gasse|platz|allee|damm|ufer|laan|straat|gracht|plein|vej|gade|gatan|vägen|veien"
 _INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|vihar|enclave|circle|cross|main"
 ADDRESS_RULES = (
@@ -1243,6 +1244,13 @@ def _cap(word: str) -> bool:
     return len(word) > 1 and word[0].isupper() and word[1:].islower()
 
 
+def _csv_row(text: str, pos: int) -> bool:
+    """The line around `pos` is a comma-separated row: three or more commas, none followed by a space."""
+    line = text[text.rfind("\n", 0, pos) + 1:(text.find("\n", pos) + 1 or len(text) + 1) - 1]
+    line = regex.sub(r'"[^"\n]*"', "", line)  # a quoted cell may hold ", ": "Av. Reforma 222, CDMX"
+    return line.count(",") >= 3 and ", " not in line
+
+
 def gazetteer_spans(text: str) -> Iterator[Span]:
     """Names from the first/last-name lists: "Anna Kowalski", "ANNA KOWALSKI", "anna kowalski", "Kowalski, Anna"."""
     first, last = name_lists()
@@ -1253,17 +1261,23 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
         low = w.lower()
         nxt = words[i + 1] if i + 1 < len(words) else None
         gap_ok = nxt is not None and text[e:nxt[0]] in (" ", "  ", "\t")
-        if low in first and nxt is not None and gap_ok:
+        # a CSV row without a header: "Juan,Carlos,Mendoza,1985-11-30,…": next columns hold the rest of the name
+        csv_gap = nxt is not None and text[e:nxt[0]] == "," and _csv_row(text, s)
+        if low in first and nxt is not None and (gap_ok or csv_gap and (nxt[2].lower() in last or nxt[2].lower() in first)):
             nlow, nw = nxt[2].lower(), nxt[2]
             same_case = ((_cap(w) and _cap(nw)) or (w.isupper() and nw.isupper() and len(w) > 1)
                          or (w.islower() and nw.islower() and nlow in last and len(nw) > 3 and len(w) > 2))
             if same_case and (nlow in last or _cap(nw) and nlow not in COMMON_WORDS and not w.isupper()):
                 end = nxt[1]
-                if i + 2 < len(words) and text[end:words[i + 2][0]] == " " and words[i + 2][2].lower() in last and (
+                sep = "," if csv_gap else " "
+                if i + 2 < len(words) and text[end:words[i + 2][0]] == sep and words[i + 2][2].lower() in last and (
                         words[i + 2][2][0].isupper() == nw[0].isupper()):
                     end = words[i + 2][1]
                     i += 1
-                yield Span(s, end, "PERSON", 0.75 if nlow in last else 0.55)
+                if csv_gap:  # one span per cell, so the row keeps its columns
+                    yield from (Span(a, b, "PERSON", 0.75) for a, b, _ in words[i:i + 3] if b <= end)
+                else:
+                    yield Span(s, end, "PERSON", 0.75 if nlow in last else 0.55)
                 i += 2
                 continue
         if low in first and len(w) > 2 and _cap(w):  # a lone "Eleanor reported…": weaker, above the threshold
@@ -1628,7 +1642,8 @@ LOOSE_NAME_KEYS = frozenset({
     "name", "patient", "customer", "client", "contact", "member", "employee", "beneficiary", "payee", "payer",
     "recipient", "sender", "guardian", "spouse", "applicant", "tenant", "landlord", "borrower", "insured",
     "subscriber", "witness", "doctor", "physician", "provider", "providername", "attending", "referredby",
-    "nurse", "author", "owner", "ownername", "manager", "agent", "caregiver", "parent", "mother", "father"})
+    "nurse", "author", "owner", "ownername", "manager", "agent", "caregiver", "parent", "mother", "father",
+    "first", "last", "given", "family", "holder"})  # query strings: "?first=Lars&last=Eriksen", "holder=Ana+Lima"
 FIELD_TYPES = {
     **dict.fromkeys(("email", "emailaddress", "mail", "workemail", "personalemail", "contactemail"), "EMAIL_ADDRESS"),
     **dict.fromkeys(("phone", "phonenumber", "phoneno", "telephone", "tel", "telno", "mobile", "mobilenumber",
@@ -1684,7 +1699,7 @@ NON_PERSON_KEYS = frozenset({
 _KEY_WORD = regex.compile(r"\p{Lu}?\p{Ll}+|\p{Lu}+(?!\p{Ll})|\d+")
 _NULLS = frozenset({"", "n/a", "na", "none", "null", "nil", "unknown", "-", "--", "\\n", "tbd", "redacted", "true",
                     "false", "yes", "no"})
-_NAME_VALUE = regex.compile(r"(?:\p{L}[\p{L}'’-]*\.?)(?:[ \t]+\p{L}[\p{L}'’-]*\.?){0,4}")
+_NAME_VALUE = regex.compile(r"(?:\p{L}[\p{L}'’-]*\.?)(?:[ \t+]+\p{L}[\p{L}'’-]*\.?){0,4}")  # "+": "Ana+Lima"
 _PHONE_VALUE = regex.compile(r"[+(]?\d[\d ().\-/]{5,22}\d(?:[ \t]*(?:x|ext\.?)[ \t]*\d{1,5})?")
 
 
@@ -1747,7 +1762,8 @@ _KEY_AHEAD = r"(?=\p{L}[\p{L}\d_.-]{0,20}(?: \p{L}[\p{L}\d_.-]{0,20}){0,2}[ \t]*
 _NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"']?[ \t]*(?::|=)|[ \t]*[;|}\]\t&<]"
                           r"|\.[ \t]+(?=\p{Lu})" + _KEY_AHEAD  # "PCN. Meds: …"
                           + r"|[ \t]+[—–][ \t]*|[ \t]+-[ \t]+" + _KEY_AHEAD  # "… — Contact: …", "… - Tel: …"
-                          + r"| {2,}" + _KEY_AHEAD + r"| {3,}")  # "Name: …  Exp: …"
+                          + r"| {2,}" + _KEY_AHEAD + r"| {3,}"  # "Name: …  Exp: …"
+                          + r"|[ \t]+(?=\p{L}[\p{L}\d_.-]{0,30}=)")  # log pairs: "last_name=Pryce-Jones employee_no=…"
 
 
 _SPACED_IDS = frozenset({"CREDIT_CARD", "US_BANK_NUMBER", "NATIONAL_ID", "US_SSN", "TAX_ID", "INSURANCE_ID",
