@@ -524,3 +524,15 @@ def test_query_strings_log_pairs_and_headerless_csv_rows(redactor):
     assert outs[3] == '[PERSON],[PERSON],[PERSON],[DATE_TIME],"[STREET_ADDRESS], CDMX"'  # one cell, one placeholder
     assert outs[4:] == ["?page=2&first=10&last=week", "red,green,blue,Rose,Gray,white"]
     assert _found("the Av. price was 45 dollars") == []
+
+
+def test_spoken_and_obfuscated_emails_spoken_house_numbers_backup_codes_and_uk_plates():
+    assert ("john dot smith at gmail dot com", "EMAIL_ADDRESS") in _found("my email is john dot smith at gmail dot com")
+    assert ("j.smith [at] gmail [dot] com", "EMAIL_ADDRESS") in _found("write to j.smith [at] gmail [dot] com")
+    assert ("anna(at)firma.de", "EMAIL_ADDRESS") in _found("Kontakt: anna(at)firma.de")
+    assert _found("I found it at amazon.com yesterday") == []  # a spoken "at" needs a spoken "dot"
+    assert ("twelve oak street apartment four b", "STREET_ADDRESS") in _found(
+        "I live at twelve oak street apartment four b")
+    assert _found("they moved to the one on main street") == []
+    assert ("7F3K-92LM-XQ41", "PASSWORD") in _found("your backup code is 7F3K-92LM-XQ41, keep it safe")
+    assert ("GH12 XYZ", "VEHICLE_ID") in _found("licence checked and vehicle GH12 XYZ released")

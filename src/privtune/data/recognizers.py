@@ -370,7 +370,8 @@ def _after(cues: str, value: str = _ID_TOKEN) -> str:
 
 _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|otp|"
            r"one[- ]time (?:password|passcode|code|pin)|verification code|security code|auth(?:entication)? code|"
-           r"2fa code|mfa code|sms code|login code|access code|"
+           r"2fa code|mfa code|sms code|login code|access code|backup code|recovery code|recovery key|unlock code|"
+           r"reset code|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
 _PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
 
@@ -411,6 +412,14 @@ RULES: tuple[Rule, ...] = (
     Rule("PASSWORD", r"(?<!\S)(?:(?:-u|--user)[ \t=]+[^\s:\"']{1,64}:|(?:--password|--pass)[ \t=]+)"
                      r"(?P<v>[^\s\"']{3,128})(?=[\s\"']|$)", 0.9, lambda v: password_like(v)),
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+-]{1,64}%40[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", 0.9),
+    # spoken and obfuscated e-mails: "john dot smith at gmail dot com", "priya underscore k at outlook dot com",
+    # "j.smith [at] gmail [dot] com", "anna(at)firma.de"; the domain must end in a known top-level domain
+    Rule("EMAIL_ADDRESS", r"(?i)(?<![\w.])[a-z0-9][\w.+-]*(?:[ \t]+(?:dot|underscore|dash|hyphen)[ \t]+[\w+-]+)*"
+                          r"(?:[ \t]+at[ \t]+[a-z0-9][\w-]*(?:[ \t]+dot[ \t]+[a-z0-9][\w-]*)*[ \t]+dot[ \t]+"
+                          r"|[ \t]*[\[(]at[\])][ \t]*[a-z0-9][\w-]*(?:(?:[ \t]*[\[(]dot[\])][ \t]*|\.)[a-z0-9][\w-]*)*"
+                          r"(?:[ \t]*[\[(]dot[\])][ \t]*|\.))"  # spoken "at … dot", or bracketed "[at]"/"(at)"
+                          r"(?:com|org|net|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|ie|in|au|ca|us|"
+                          r"jp|cn|br|mx|info|biz|me)\b", 0.85),
     # a code comment assigns work to a handle: "TODO(ahmed.farouk)", "FIXME(jdoe)"
     Rule("USERNAME", r"\b(?:TODO|FIXME|XXX|HACK|NOTE|BUG)\((?P<v>[\w.@-]{2,40})\)", 0.85),
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -557,6 +566,9 @@ RULES: tuple[Rule, ...] = (
                               r"matr[ií]cula|targa",
                               r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
          0.85),
+    # the UK's current plate shape right after a vehicle word: "and vehicle GH12 XYZ", "my car LV19XKP"
+    Rule("VEHICLE_ID", r"(?i:\b(?:vehicle|car|van|truck|lorry|motorbike|motorcycle|taxi)[ \t]+)"
+                       r"(?P<v>[A-Z]{2}\d{2}[ ]?[A-Z]{3})\b", 0.85),
     # a bare "plate" only when a vehicle was named shortly before: "your vehicle … with plate WY-4KP-22"
     Rule("VEHICLE_ID", r"(?i:\b(?:vehicle|car|van|truck|vin)\b[^.\n]{0,60}?\bplate[ \t]+)"
                        r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b",
@@ -879,8 +891,20 @@ SPOKEN_CUES = (("US_SSN", regex.compile(r"(?i:\b(?:ssn|social(?: security)?)\b)"
                ("PHONE_NUMBER", regex.compile(r"(?i:\b(?:phone|mobile|cell|call|reach|contact|ring|tel)\b)")))
 
 
+_NUM_WORD = r"(?:" + _UNITS + "|" + _TEENS + "|" + _TENS + r"|hundred|oh|zero)"
+# "I live at twelve oak street apartment four b": a spelled-out house number after an address cue
+SPOKEN_ADDRESS = regex.compile(
+    r"(?i:\b(?:live[sd]?|living|staying|located|based)[ \t]+at|\baddress[ \t]+is|\b(?:ship|deliver|send|mail)"
+    r"(?:ped|ed|s)?[ \t]+(?:it[ \t]+)?to|\bmoved[ \t]+to)[ \t]+(?P<v>" + _NUM_WORD + r"(?:[ \t-]+" + _NUM_WORD
+    + r"){0,4}[ \t]+(?:(?!(?i:" + _LOWER_STOP + r")\b)[\p{L}'-]+[ \t]+){1,3}(?i:" + _STREET_PLAIN + r")\b"
+    r"(?:[ \t]+(?i:apartment|apt|unit|suite|flat)[ \t]+(?:" + _NUM_WORD + r"(?:[ \t-]+" + _NUM_WORD
+    + r")*|\w{1,4})(?:[ \t]+[a-z]\b)?)?)")
+
+
 def spoken_spans(text: str) -> Iterator[Span]:
     """Dates and numbers spelled out the way speech-to-text writes them; a number needs a cue word before it."""
+    for m in SPOKEN_ADDRESS.finditer(text):
+        yield Span(*m.span("v"), "STREET_ADDRESS", 0.8)
     for m in SPOKEN_DATE.finditer(text):
         dob = SPOKEN_DOB_CUE.search(text[max(0, m.start() - 60):m.start()])
         yield Span(*m.span(), "DATE_OF_BIRTH" if dob else "DATE_TIME", 0.9 if dob else 0.5)
