@@ -536,3 +536,13 @@ def test_spoken_and_obfuscated_emails_spoken_house_numbers_backup_codes_and_uk_p
     assert _found("they moved to the one on main street") == []
     assert ("7F3K-92LM-XQ41", "PASSWORD") in _found("your backup code is 7F3K-92LM-XQ41, keep it safe")
     assert ("GH12 XYZ", "VEHICLE_ID") in _found("licence checked and vehicle GH12 XYZ released")
+
+
+def test_signature_blocks_without_a_comma_and_mail_footers(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Kind regards\nSiobhán Ní Bhriain\nSenior Solicitor",
+        "Sent from my iPhone",
+        "Rob\nM: +46 70 123 45 67 | robert.lindqvist@nordwind.se"])]
+    assert outs[0] == "Kind regards\n[PERSON]\nSenior Solicitor"
+    assert outs[1] == "Sent from my iPhone"
+    assert outs[2].endswith("M: [PHONE_NUMBER] | [EMAIL_ADDRESS]")  # the NER's "time" over both is no date

@@ -953,7 +953,7 @@ _NAME_TAIL = (r"(?<!\w)(?:" + _CAP + r"|\p{Lu}{2,})(?:[ \t]+(?:" + _INITIAL + r"
 STRONG_NAME_CUE = regex.compile(
     r"(?<=(?i:\b(?:my|his|her|their|our|your|\p{L}+['’]s)[ \t]+name(?:[ \t]+is|['’]s)|\bmy name is|\bname['’]s|"
     r"\bit['’]?s me,|\b(?:thanks|thx|thnx|cheers|regards|love)[ \t]*[-–—]|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
-    r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
+    r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bregards(?=[ \t]*\n)|\bbest wishes(?=[ \t]*\n)|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
     r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled|"
     # "my name is" in the other languages customers write in (Hinglish, Nordic, Vietnamese, Indonesian, Polish, …)
     r"\bmera na+m|\bjag heter|\bjeg heter|\bjeg hedder|\bmitt namn är|\bmit+ navn er|\bnimeni on|\btôi là|"

@@ -91,7 +91,8 @@ NOT_PLACES = frozenset({"emea", "apac", "latam", "amer", "americas", "dach", "be
                         "spring", "summer", "autumn", "fall", "winter", "europe", "asia", "africa", "oceania",
                         "north america", "south america", "latin america", "central america", "asia pacific",
                         "asia-pacific", "middle east", "eastern europe", "western europe", "southeast asia",
-                        "sub-saharan africa", "the caribbean", "caribbean", "scandinavia", "wi-fi", "wifi"})
+                        "sub-saharan africa", "the caribbean", "caribbean", "scandinavia", "wi-fi", "wifi",
+                        "iphone", "ipad", "android", "blackberry", "galaxy"})  # "Sent from my iPhone"
 # Degrees and licences after a name that are also US state codes: "Ingrid Solheim, MD" is no place
 POSTNOMINALS = frozenset({"MD", "M.D.", "M.D", "D.O", "PA", "PA-C", "DO", "D.O.", "DC", "RN", "NP", "DDS", "DMD",
                           "DPM", "OD", "Esq", "Esq.", "ESQ"})
@@ -247,6 +248,8 @@ def keep_detection(entity_type: str, value: str, after: str = "") -> bool:
     50004"), and a lone day ("on 27") pins no one."""
     if entity_type != "DATE_TIME":
         return True
+    if regex.search(r"[@|]|://", value):
+        return False  # "67 | robert.lindqvist@nordwind.se": the NER's time runs over a phone and an e-mail
     if regex.match(r"[ \t]+(?:digits?|numbers?|characters?|letters?)\b", after):
         return False  # "the last 4 digits", "first 6 characters": a count, not a date (`after`: the text that follows)
     if value.isdigit():
