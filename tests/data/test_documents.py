@@ -546,3 +546,15 @@ def test_signature_blocks_without_a_comma_and_mail_footers(redactor):
     assert outs[0] == "Kind regards\n[PERSON]\nSenior Solicitor"
     assert outs[1] == "Sent from my iPhone"
     assert outs[2].endswith("M: [PHONE_NUMBER] | [EMAIL_ADDRESS]")  # the NER's "time" over both is no date
+
+
+def test_things_named_after_people_and_articles_are_no_names(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Our Marie Curie fellowship pays for the Ada Lovelace lab.",
+        "Then open the Jupyter notebook and move the Django app.",
+        "the John Smith account was closed",
+        "I met the Anna Kowalski team"])]
+    assert outs[0] == "Our Marie Curie fellowship pays for the Ada Lovelace lab."
+    assert outs[1] == "Then open the Jupyter notebook and move the Django app."
+    assert outs[2] == "the [PERSON] account was closed"
+    assert outs[3] == "I met the [PERSON] team"  # "team" names no thing: a person's team

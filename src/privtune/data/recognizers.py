@@ -1083,6 +1083,13 @@ EPONYM_AFTER = regex.compile(
     r"disease|technique|curve|index|algorithm|estimator|coefficient|inequality|transform|"
     r"hypothesis|matrix|diagram|plot|chart|rice|tea|salt|sauce|cake|bread|pie|salad|soup|wine|cheese|coffee|oil|"
     r"pudding|dressing)s?\b")
+# "the Django app", "our Marie Curie fellowship", "the Victoria line": after a determiner, a name before one of these
+# nouns names a thing
+NAMED_THING_AFTER = regex.compile(
+    r"[ \t]+(?i:app|application|notebook|fellowship|scholarship|lab|laboratory|ward|line|framework|pipeline|award|"
+    r"prize|medal|lecture|institute|foundation|building|wing|library|package|plugin|server|cluster|dashboard|"
+    r"stadium|theatre|theater|hall|bridge|tunnel|airport|station|memorial|programme|program|model|project)s?\b")
+DETERMINER_BEFORE = regex.compile(r"(?i:\b(?:the|our|their|your|this|that|a|an))[ \t]+$")
 POSSESSIVE_DISEASE = regex.compile(r"['’]s[ \t]+(?i:disease)\b")  # "Crohn's disease"; "Anna's disease" stays Anna
 DRUG_AFTER = regex.compile(
     r"[ \t]*(?:\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|ml|units?|iu)\b|(?i:as prescribed|tablets?|capsules?|"
@@ -1205,6 +1212,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
         return True  # "Basel III", "Solvency II": rulebooks, not people
     if " ".join(value.lower().split()) in FIRM_NAMES:
         return True  # "Morgan Stanley", "Goldman Sachs"
+    if len(words) <= 3 and NAMED_THING_AFTER.match(text, end) and DETERMINER_BEFORE.search(text, max(0, start - 8), start):
+        return True  # "the Django app", "our Marie Curie fellowship", "the Nightingale ward": a thing named after someone
     if words and all(regex.search(r"(\p{L})\1\1|(?:ha){3}|(?:ks){3}", w) for w in words) and not regex.search(
             r"\p{Ll}\p{Lu}", value):
         return True  # "Loooool", "Beyoooooond", "Hahahahhaha": no name holds a letter three times running (a

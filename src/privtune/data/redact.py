@@ -303,6 +303,8 @@ def trim_span(span: Span, text: str) -> Span | None:
             end = start + words[k - 1].end() if k else start
     while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
         start += 1  # "(212) 555-0178" keeps its parenthesis; "(Anna" loses it
+    if span.entity_type == "PERSON" and (det := regex.match(r"(?:the|a|an)[ \t]+(?=\p{Lu})", text[start:end])):
+        start += det.end()  # "the John Smith account": the article is no part of the name
     tail = " \t\n\"'“”‘’),;:." if span.entity_type in ("PASSWORD", "API_KEY") else " \t\n\"'“”‘’),;:.!?"
     while end > start and text[end - 1] in tail:  # a secret keeps its "!": "Hunter2!"
         end -= 1
