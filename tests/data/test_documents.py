@@ -558,3 +558,13 @@ def test_things_named_after_people_and_articles_are_no_names(redactor):
     assert outs[1] == "Then open the Jupyter notebook and move the Django app."
     assert outs[2] == "the [PERSON] account was closed"
     assert outs[3] == "I met the [PERSON] team"  # "team" names no thing: a person's team
+
+
+def test_national_ids_written_in_digit_groups_after_their_name():
+    assert ("046 454 286", "NATIONAL_ID") in _found("My SIN is 046 454 286.")
+    assert ("123 456 782", "TAX_ID") in _found("Australian TFN: 123 456 782")
+    assert ("2123 45670 1", "INSURANCE_ID") in _found("Medicare card 2123 45670 1")
+    assert ("12.345.678-5", "NATIONAL_ID") in _found("RUT 12.345.678-5")
+    assert ("800101-1234567", "NATIONAL_ID") in _found("Korean RRN 800101-1234567")
+    assert ("A123456(7)", "NATIONAL_ID") in _found("HKID: A123456(7)")  # its check digit keeps its brackets
+    assert _found("the sin of pride, 3 4 times") == []

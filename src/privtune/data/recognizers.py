@@ -363,6 +363,9 @@ _SEP = r"(?i:\.?\s*(?:\((?=\s*(?:number|num|no|nr|#)\b)\s*)?(?:number|num|no|nr|
 _ID_TOKEN = r"(?P<v>(?=[A-Za-z0-9/-]*\d)[A-Za-z0-9](?:[A-Za-z0-9/.-]{2,22}[A-Za-z0-9]))\b"
 
 
+_GROUPED_ID = r"(?P<v>\d{1,6}(?:[ .-]\d{1,7}){1,4}(?:-[0-9Kk])?)(?![\w-])"
+
+
 def _after(cues: str, value: str = _ID_TOKEN) -> str:
     """`value` right after one of the cue words (case-insensitive cue, value as given)."""
     return r"(?i:\b(?:" + cues + r"))" + _SEP + value
@@ -545,6 +548,14 @@ RULES: tuple[Rule, ...] = (
     Rule("NATIONAL_ID", _after(r"nhs|national id|national identity|national insurance|ni|nino|id card|identity card|"
                                r"identity number|personal id|personnummer|bsn|dni|nie|nric|sin|citizen id|"
                                r"aadhaar|aadhar|pan|pan card|cnp|pesel|codice fiscale|insee|ahv|cpr"), 0.9),
+    # ids written in digit groups after their name: "SIN is 046 454 286", "IRD number 49-091-850", "RUT 12.345.678-5",
+    # "Korean RRN 800101-1234567", "SSS no. 34-1234567-8", "Medicare card 2123 45670 1"
+    Rule("NATIONAL_ID", _after(r"sin|social insurance|ird|rut|run|rrn|resident registration|my number|sss|philhealth|"
+                               r"rg|dni|cpr|personnummer|fødselsnummer|national id|identity number|citizen id",
+                               _GROUPED_ID), 0.9),
+    Rule("TAX_ID", _after(r"tfn|tax file|tin|tax ?id|tax identification|ird|abn|cpf|nif|utr", _GROUPED_ID), 0.9),
+    Rule("INSURANCE_ID", _after(r"medicare(?: card)?|health card|health insurance|insurance", _GROUPED_ID), 0.85),
+    Rule("NATIONAL_ID", r"\b[A-Z]{1,2}\d{6}\([0-9A]\)", 0.85),  # Hong Kong identity card: "A123456(7)"
     Rule("NATIONAL_ID", r"(?i)\b(?:\d{8}|[XYZ]\d{7})-?[A-HJ-NP-TV-Z]\b", 0.7, dni_ok, invalid_score=0.3,
          context=("dni", "nif", "nie", "documento")),
     Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])", 0.85,

@@ -306,7 +306,8 @@ def trim_span(span: Span, text: str) -> Span | None:
     if span.entity_type == "PERSON" and (det := regex.match(r"(?:the|a|an)[ \t]+(?=\p{Lu})", text[start:end])):
         start += det.end()  # "the John Smith account": the article is no part of the name
     tail = " \t\n\"'“”‘’),;:." if span.entity_type in ("PASSWORD", "API_KEY") else " \t\n\"'“”‘’),;:.!?"
-    while end > start and text[end - 1] in tail:  # a secret keeps its "!": "Hunter2!"
+    while end > start and text[end - 1] in tail and not (  # a secret keeps its "!": "Hunter2!"
+            text[end - 1] == ")" and text.count("(", start, end) >= text.count(")", start, end)):  # "A123456(7)"
         end -= 1
     return Span(start, end, span.entity_type, span.score) if end > start else None
 
