@@ -568,3 +568,15 @@ def test_national_ids_written_in_digit_groups_after_their_name():
     assert ("800101-1234567", "NATIONAL_ID") in _found("Korean RRN 800101-1234567")
     assert ("A123456(7)", "NATIONAL_ID") in _found("HKID: A123456(7)")  # its check digit keeps its brackets
     assert _found("the sin of pride, 3 4 times") == []
+
+
+def test_address_tails_city_lines_and_what_is_no_city_line(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "No. 14, 3rd Cross, Indiranagar 2nd Stage, Bengaluru 560038",
+        "ul. Marszałkowska 84/92 m. 109, 00-514 Warszawa",
+        "Ship to:\nFlat 3, Rosewood Court\n27 Chapel Road\nBirmingham\nB13 8JP",
+        "I live at 12 Baker Street, it cost 45000 dollars"])]
+    assert outs[0] == "No. [STREET_ADDRESS]"
+    assert outs[1] == "[STREET_ADDRESS]"
+    assert outs[2].endswith("[STREET_ADDRESS]") and "Birmingham" not in outs[2] and "B13" not in outs[2]
+    assert outs[3] == "I live at [STREET_ADDRESS], it cost 45000 dollars"

@@ -773,13 +773,15 @@ _UNIT = (r"(?:,?[ \t]*\n?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|ro
          r"|,?[ \t]*\d{1,2}[ºª°](?:[ \t]*(?:[A-Z]\b|(?i:izq(?:da|uierda)?|dcha|dch|derecha|centro)\b\.?))?)")
 _POST = (r"(?:\d{4,5}(?:-\d{3,4})?|\d{2}-\d{3}|[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|"
          r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ \t]?[0-9AC-FHKNPRTV-Y]{4})")  # … Irish Eircode
-_CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:(?:[\p{L}.'()-]+[ \t]){0,3}[\p{L}.'()-]+,?[ \t]*(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
+_LOWER_STOP = (r"(?:the|a|an|on|in|at|to|of|my|your|our|per|for|from|and|or|by|with|this|that|every|each|last|next|"
+               r"is|was|are|be|it|its|i|we|you|he|she|they|than|then|more|less|about|over|under|after|before)")
+_CITY_WORD = r"(?!(?i:" + _LOWER_STOP + r")\b)[\p{L}.'()-]+"  # "…, it cost 45000" is no city line
+_CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:(?:" + _CITY_WORD + r"[ \t]){0,3}" + _CITY_WORD + r",?[ \t]*\n?[ \t]*"
+              r"(?:[A-Za-z]{2,3}\.?,?[ \t]+)?"
               + _POST + r"|" + _POST + r",?[ \t]+\p{L}[\p{L}.'-]+(?:[ \t]\p{Lu}[\p{L}.'-]+){0,2}(?:[ \t]\(\p{L}{2}\))?"
               r"|(?:[\p{L}.'-]+[ \t]){0,2}[\p{L}.'-]+[ \t]*[- ][ \t]*\d{6}))(?!\d))")
 _STREET_PLAIN = _STREET_WORDS
 _ADDR_WORD = r"(?:\p{Lu}[\p{L}'.-]*|\d+(?:st|nd|rd|th)|[NSEW]\.?)"
-_LOWER_STOP = (r"(?:the|a|an|on|in|at|to|of|my|your|our|per|for|from|and|or|by|with|this|that|every|each|last|next|"
-               r"is|was|are|be|it|its|i|we|you|he|she|they|than|then|more|less|about|over|under|after|before)")
 _ROMANCE = ("via|viale|vicolo|piazza|piazzale|corso|contrada|borgo|strada|calle|camino|carretera|ronda|rambla|glorieta|"
             "callejón|avenida|avda\\.|paseo|pasaje|plaza|travesía|urbanización|alameda|vía|cuesta|rua|travessa|largo|"
             "praça|estrada|ulica|ul\\.|aleja|rue|chemin|allée|impasse|quai")
@@ -847,13 +849,26 @@ _ADDR_LEAD = regex.compile(r"(?i:\b(?:flat|apt|apartment|unit|suite|plot|house|s
                            r"\b\d{1,3}(?:st|nd|rd|th)[ \t]+(?:floor|fl\.?)[ \t]*,?[ \t]*)$")  # "5th Floor, 742 …"
 
 
+# what an address match may still be followed by on its line: up to three short comma-separated parts (locality,
+# district, city) ending in a postcode, and the city after a postcode that comes first ("…, 3rd Cross, Indiranagar 2nd
+# Stage, Bengaluru 560038", "… m. 109, 00-514 Warszawa")
+_TAIL_WORD = r"(?:[\p{Lu}\d][\p{L}\d.'/-]*|\p{Ll}{1,3}\.)"  # "Indiranagar", "2nd", "m." (not "it", "then")
+_ADDR_TAIL = regex.compile(
+    r"(?:[ \t]*,?[ \t]*(?:" + _TAIL_WORD + r"[ \t]){0,3}" + _TAIL_WORD + r"[ \t]*,){0,3}[ \t]*(?:\p{Lu}[\p{L}-]+[ \t]+)?"
+    r"(?:\d{6}|\d{5}|\d{2}-\d{3}|\d{3}[ ]\d{2}|[A-Z]\d[A-Z][ ]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2})(?![\w-])"
+    r"(?:[ \t]+\p{Lu}[\p{L}-]+(?:[ \t]+\p{Lu}[\p{L}-]+)?)?")
+
+
 def address_spans(text: str) -> Iterator[Span]:
     for rx in ADDRESS_RULES:
         for m in rx.finditer(text):
             value = m.group().rstrip(" \t,")
             lead = _ADDR_LEAD.search(text, max(0, m.start() - 24), m.start())
             start = lead.start() if lead else m.start()
-            yield Span(start, m.start() + len(value), "STREET_ADDRESS", 0.8)
+            end = m.start() + len(value)
+            if tail := _ADDR_TAIL.match(text, end):
+                end = tail.end()
+            yield Span(start, end, "STREET_ADDRESS", 0.8)
     for rx, score in POSTCODE_RULES:
         for m in rx.finditer(text):
             s = score
