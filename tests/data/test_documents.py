@@ -580,3 +580,9 @@ def test_address_tails_city_lines_and_what_is_no_city_line(redactor):
     assert outs[1] == "[STREET_ADDRESS]"
     assert outs[2].endswith("[STREET_ADDRESS]") and "Birmingham" not in outs[2] and "B13" not in outs[2]
     assert outs[3] == "I live at [STREET_ADDRESS], it cost 45000 dollars"
+
+
+def test_member_ids_after_the_payers_name():
+    assert ("XJH882716401", "INSURANCE_ID") in _found("Sex F | Ins: BCBS MA XJH882716401 | PCP: Dr. Lee")
+    assert ("W123456789", "INSURANCE_ID") in _found("Aetna W123456789 active since May")
+    assert _found("plan: Gold PPO, copay 20") == []

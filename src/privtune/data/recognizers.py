@@ -614,6 +614,11 @@ RULES: tuple[Rule, ...] = (
     # --- health, insurance, work, customer
     Rule("MEDICAL_RECORD", _after(r"mrn|medical record|med rec|patient|patient id|chart|hospital number|"
                                   r"health record|case"), 0.9),
+    # a payer's member id after the payer's name: "Ins: BCBS MA XJH882716401", "Aetna W123456789"
+    Rule("INSURANCE_ID", r"(?i:\b(?:ins|insurance|insurer|payer|plan|coverage)\b)[ \t]*:?[ \t]*(?:[A-Z][\w&-]*[ \t]+){0,3}"
+                         r"(?P<v>[A-Z]{1,4}\d{6,12})\b", 0.85),
+    Rule("INSURANCE_ID", r"\b(?i:bcbs|blue cross|aetna|cigna|humana|unitedhealthcare|uhc|kaiser|anthem|medicare|medicaid)"
+                         r"[ \t]+(?:[A-Z]{2}[ \t]+)?(?P<v>[A-Z]{1,4}\d{6,12})\b", 0.85),
     Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|group|health plan|"
                                 r"insurance id|beneficiary|claim"), 0.85),
     Rule("EMPLOYEE_ID", _after(r"employee|staff|personnel|badge|payroll|worker|emp"), 0.85),
