@@ -586,3 +586,13 @@ def test_member_ids_after_the_payers_name():
     assert ("XJH882716401", "INSURANCE_ID") in _found("Sex F | Ins: BCBS MA XJH882716401 | PCP: Dr. Lee")
     assert ("W123456789", "INSURANCE_ID") in _found("Aetna W123456789 active since May")
     assert _found("plan: Gold PPO, copay 20") == []
+
+
+def test_lower_case_banking_chat_double_first_names_and_uk_postcodes(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "transfer 50 to amelia-rose please",
+        "the card was sent to 14 birch grove, leeds ls6 3aa but i moved",
+        "send it to the well-being fund"])]
+    assert outs[0] == "transfer 50 to [PERSON] please"
+    assert outs[1] == "the card was sent to [STREET_ADDRESS] but i moved"
+    assert outs[2] == "send it to the well-being fund"

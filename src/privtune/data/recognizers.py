@@ -805,7 +805,8 @@ ADDRESS_RULES = (
     # lower case: "46690 jody inlet suite 225" (words before the street type are not stop words)
     regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)[a-z]+[ \t]+){1,3}(?:" + _STREET_PLAIN
                   + r")\b\.?(?:[ \t]+(?:nw|ne|sw|se)\b)?" + _UNIT + r"?(?:" + _CITY_LINE
-                  + r"|[ \t]+(?:[a-z.'-]+[ \t]){1,3}[a-z]{2}[ \t]+\d{5}(?:-\d{4})?\b)?"),  # "… ave nw washington dc 20500"
+                  + r"|[ \t]+(?:[a-z.'-]+[ \t]){1,3}[a-z]{2}[ \t]+\d{5}(?:-\d{4})?\b"  # "… ave nw washington dc 20500"
+                  + r"|,?[ \t]+(?:[a-z.'-]+[ \t]){0,2}[a-z]{1,2}\d[a-z\d]?[ \t]?\d[a-z]{2}\b)?"),  # ", leeds ls6 3aa"
     # rural routes and highway contracts: "Rural Route 2, Box 118, Tupelo, MS 38801"
     regex.compile(r"\b(?i:rural[ \t]+route|r\.?r\.?|hc|highway[ \t]+contract)[ \t]*\d{1,3},?[ \t]*(?i:box)[ \t]*\d{1,5}\b"
                   + _CITY_LINE + r"?"),
@@ -1605,8 +1606,8 @@ def party_spans(text: str) -> Iterator[Span]:
             word = w.group()
             if words and foreign and word not in last:
                 break  # "mi primo andrés llegan mañana": English rarity says nothing of Spanish verbs
-            if _party_word(word, NEXT_ZIPF if words or initial else RARE_ZIPF) or (
-                    not words and kin and kin_given_name(word)):  # "bro kev", "daughter isla-rose"
+            if _party_word(word, NEXT_ZIPF if words or initial else RARE_ZIPF) or double_first_name(word) or (
+                    not words and kin and kin_given_name(word)):  # "to amelia-rose", "bro kev", "daughter isla-rose"
                 words.append(w)
             elif not words and word in first:  # "guy kephart", "page guynn": a common first name before a rare word
                 nxt = LOWER_WORD.match(text, w.end() + 1)
