@@ -596,3 +596,9 @@ def test_lower_case_banking_chat_double_first_names_and_uk_postcodes(redactor):
     assert outs[0] == "transfer 50 to [PERSON] please"
     assert outs[1] == "the card was sent to [STREET_ADDRESS] but i moved"
     assert outs[2] == "send it to the well-being fund"
+
+
+def test_roles_in_forms_and_trackers_introduce_names():
+    assert ("Nkechi Obi", "PERSON") in _found("Candidate: Nkechi Obi — Years exp: 7 — Notice: 1 month")
+    assert ("Mei Chen", "PERSON") in _found("Reporter: Lukas Brandt; Assignee: Mei Chen")
+    assert _found("Guest: Premium Suite — Buyer: Acme Ltd") == []  # a role's value must look like a person

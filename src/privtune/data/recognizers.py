@@ -1708,7 +1708,10 @@ LOOSE_NAME_KEYS = frozenset({
     "recipient", "sender", "guardian", "spouse", "applicant", "tenant", "landlord", "borrower", "insured",
     "subscriber", "witness", "doctor", "physician", "provider", "providername", "attending", "referredby",
     "nurse", "author", "owner", "ownername", "manager", "agent", "caregiver", "parent", "mother", "father",
-    "first", "last", "given", "family", "holder"})  # query strings: "?first=Lars&last=Eriksen", "holder=Ana+Lima"
+    "first", "last", "given", "family", "holder", "candidate", "student", "pupil", "interviewee", "trainee",
+    "guest", "passenger", "traveller", "traveler", "visitor", "claimant", "defendant", "plaintiff", "victim",
+    "suspect", "deceased", "donor", "buyer", "seller", "reviewer", "approver", "assignee", "reporter", "requester",
+    "requestor", "signatory", "executor", "heir", "respondent", "petitioner", "debtor", "creditor", "lender"})  # query strings: "?first=Lars&last=Eriksen", "holder=Ana+Lima"
 FIELD_TYPES = {
     **dict.fromkeys(("email", "emailaddress", "mail", "workemail", "personalemail", "contactemail"), "EMAIL_ADDRESS"),
     **dict.fromkeys(("phone", "phonenumber", "phoneno", "telephone", "tel", "telno", "mobile", "mobilenumber",
