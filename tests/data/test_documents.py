@@ -602,3 +602,13 @@ def test_roles_in_forms_and_trackers_introduce_names():
     assert ("Nkechi Obi", "PERSON") in _found("Candidate: Nkechi Obi — Years exp: 7 — Notice: 1 month")
     assert ("Mei Chen", "PERSON") in _found("Reporter: Lukas Brandt; Assignee: Mei Chen")
     assert _found("Guest: Premium Suite — Buyer: Acme Ltd") == []  # a role's value must look like a person
+
+
+def test_all_caps_forms_inverted_names_whole_cues_and_a_colon_the_ner_took(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "PATIENT NAME: OKAFOR, CHIDI A.   MRN: 00482913",
+        "CLAIMANT RAYMOND DELACROIX-BAPTISTE FILED ON 02/02/2023 REGARDING POLICY HX-22819-B.",
+        "Name: Kowalski, Anna DOB: 1990-01-01"])]
+    assert outs[0] == "PATIENT NAME: [PERSON].   MRN: [MEDICAL_RECORD]"
+    assert "REGARDING POLICY" in outs[1]  # "reg" is a plate cue only as a whole word
+    assert outs[2] == "Name: [PERSON] DOB: [DATE_OF_BIRTH]"

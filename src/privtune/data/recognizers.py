@@ -368,7 +368,7 @@ _GROUPED_ID = r"(?P<v>\d{1,6}(?:[ .-]\d{1,7}){1,4}(?:-[0-9Kk])?)(?![\w-])"
 
 def _after(cues: str, value: str = _ID_TOKEN) -> str:
     """`value` right after one of the cue words (case-insensitive cue, value as given)."""
-    return r"(?i:\b(?:" + cues + r"))" + _SEP + value
+    return r"(?i:\b(?:" + cues + r")(?!\w))" + _SEP + value  # a whole cue: "reg" is no cue inside "REGARDING"
 
 
 _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|otp|"
@@ -1793,7 +1793,8 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
     if low in _NULLS or len(value) > 160:
         return False
     if etype == "PERSON":
-        if not _NAME_VALUE.fullmatch(value) or len(value) > 60 or low in _stop_words():
+        if not (_NAME_VALUE.fullmatch(value) or _SURNAME_COMMA_GIVEN.fullmatch(value)) or len(value) > 60 or (
+                low in _stop_words()):
             return False
         if not loose:  # a surname column holds "Brown" and "King" too
             return True
@@ -1842,11 +1843,17 @@ _ONE_TOKEN = regex.compile(r"[A-Z0-9]{2,4} \d[A-Z]{2}\b|\S+")  # a UK postcode h
 _DATE_START = regex.compile(DATE_VALUE)
 
 
+_SURNAME_COMMA_GIVEN = regex.compile(r"\p{Lu}[\p{L}'’-]+,[ \t]*\p{Lu}[\p{L}'’-]+(?:[ \t]+\p{Lu}\.?)?"
+                                     r"(?=[ \t.]*(?:$|\n|[ \t]{2,}|[;|]|[ \t]+\p{L}[\p{L}\d_.-]*[ \t]*[:=]))")
+
+
 def _field_value(m: regex.Match, etype: str) -> tuple[int, int]:
     for g in ("dq", "sq"):
         if m.group(g) is not None:
             return m.span(g)
     start, end = m.span("bare")
+    if etype == "PERSON" and (inverted := _SURNAME_COMMA_GIVEN.match(m.string, start, end)):
+        return start, inverted.end()  # "PATIENT NAME: OKAFOR, CHIDI A.   MRN: …": one person, given name after the comma
     stop = _NEXT_KEY.search(m.string, start, end)
     end = stop.start() if stop else end
     if etype != "STREET_ADDRESS" and (comma := m.string.find(",", start, end)) != -1:

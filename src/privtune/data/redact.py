@@ -291,6 +291,8 @@ def trim_span(span: Span, text: str) -> Span | None:
         end -= 2
     if span.entity_type == "PERSON" and (gap := regex.search(r" {3,}|\t|\n", value)):
         end = start + gap.start()  # a name ends at a column gap: "Okonkwo, Chidi A.   DOB: …"
+    if span.entity_type in ("PERSON", "LOCATION", "NRP", "DATE_TIME") and text[end - 1:end] == ":":
+        end -= 1  # the NER took the colon too: "Anna DOB:"
     if span.entity_type in ("PERSON", "LOCATION", "NRP", "DATE_TIME") and text[end:end + 1] == ":":
         # the next field's label: "From: Kaminski, Vince Sent: …", "Chen, Mei-Ling  Hire Date: …", "Premises: …"
         words = list(regex.finditer(r"[\p{L}'’]+", text[start:end]))
