@@ -615,10 +615,9 @@ RULES: tuple[Rule, ...] = (
     Rule("MEDICAL_RECORD", _after(r"mrn|medical record|med rec|patient|patient id|chart|hospital number|"
                                   r"health record|case"), 0.9),
     # a payer's member id after the payer's name: "Ins: BCBS MA XJH882716401", "Aetna W123456789"
-    Rule("INSURANCE_ID", r"(?i:\b(?:ins|insurance|insurer|payer|plan|coverage)\b)[ \t]*:?[ \t]*(?:[A-Z][\w&-]*[ \t]+){0,3}"
-                         r"(?P<v>[A-Z]{1,4}\d{6,12})\b", 0.85),
-    Rule("INSURANCE_ID", r"\b(?i:bcbs|blue cross|aetna|cigna|humana|unitedhealthcare|uhc|kaiser|anthem|medicare|medicaid)"
-                         r"[ \t]+(?:[A-Z]{2}[ \t]+)?(?P<v>[A-Z]{1,4}\d{6,12})\b", 0.85),
+    Rule("INSURANCE_ID", r"(?:(?i:\b(?:ins|insurance|insurer|payer|plan|coverage)\b)[ \t]*:?[ \t]*(?:[A-Z][\w&-]*[ \t]+){0,3}"
+                         r"|\b(?i:bcbs|blue cross|aetna|cigna|humana|unitedhealthcare|uhc|kaiser|anthem|medicare|"
+                         r"medicaid)[ \t]+(?:[A-Z]{2}[ \t]+)?)(?P<v>[A-Z]{1,4}\d{6,12})\b", 0.85),
     Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|group|health plan|"
                                 r"insurance id|beneficiary|claim"), 0.85),
     Rule("EMPLOYEE_ID", _after(r"employee|staff|personnel|badge|payroll|worker|emp"), 0.85),
@@ -982,16 +981,18 @@ TITLE_NAME = regex.compile(r"\b" + TITLES + r"\.?[ \t]+(?:(?:" + _CAP + r"|" + _
                            + r"(?:-" + _CAP + r")?|\b(?i:" + TITLES + r")\.?[ \t]+(?:\p{Lu}\.?[ \t]+)?\p{Lu}{2,}(?:[ \t-]\p{Lu}{2,})?\b")
 _NAME_TAIL = (r"(?<!\w)(?:" + _CAP + r"|\p{Lu}{2,})(?:[ \t]+(?:" + _INITIAL + r"[ \t]+)?(?:" + _CAP + r"|\p{Lu}{2,}))"
               r"{0,3}(?!\w)")
+# "my name is" in the languages customers write in (also Hinglish, Nordic, Vietnamese, Indonesian, Polish, Turkish);
+# the NER model reads it as part of the name (`redact.SELF_INTRO`)
+SELF_INTRO_PHRASES = (r"(?:my name is|meu nome é|o meu nome é|mi nombre es|me llamo|je m['’]appelle|mon nom est|"
+                      r"mein name ist|ich heiße|ich heisse|mijn naam is|ik heet|il mio nome è|mi chiamo|mera na+m|"
+                      r"jag heter|jeg heter|jeg hedder|mitt namn är|mit+ navn er|nimeni on|tôi là|tên tôi là|tôi tên là|"
+                      r"nama saya|nama aku|nazywam się|mam na imię|benim adım)")
 STRONG_NAME_CUE = regex.compile(
     r"(?<=(?i:\b(?:my|his|her|their|our|your|\p{L}+['’]s)[ \t]+name(?:[ \t]+is|['’]s)|\bmy name is|\bname['’]s|"
     r"\bit['’]?s me,|\b(?:thanks|thx|thnx|cheers|regards|love)[ \t]*[-–—]|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
     r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bregards(?=[ \t]*\n)|\bbest wishes(?=[ \t]*\n)|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
-    r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled|"
-    # "my name is" in the other languages customers write in (Hinglish, Nordic, Vietnamese, Indonesian, Polish, …)
-    r"\bmera na+m|\bjag heter|\bjeg heter|\bjeg hedder|\bmitt namn är|\bmit+ navn er|\bnimeni on|\btôi là|"
-    r"\btên tôi là|\btôi tên là|\bnama saya|\bnama aku|\bnazywam się|\bmam na imię|\bbenim adım|\bme llamo|"
-    r"\bmi nombre es|\bje m['’]appelle|\bmi chiamo|\bmeu nome é|\bmein name ist|\bich heiße|\bik heet|"
-    r"\bmijn naam is)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
+    r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled|\b" + SELF_INTRO_PHRASES + r")"
+    r"[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 WEAK_NAME_CUE = regex.compile(
     r"(?<=(?i:\bhi|\bhello|\bhey|\bfrom:|\bto:|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with)|"
     r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bask|\btell|\bthank|\bthanks)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
@@ -1327,7 +1328,8 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
         nxt = words[i + 1] if i + 1 < len(words) else None
         gap_ok = nxt is not None and text[e:nxt[0]] in (" ", "  ", "\t")
         # a CSV row without a header: "Juan,Carlos,Mendoza,1985-11-30,…": next columns hold the rest of the name
-        csv_gap = nxt is not None and text[e:nxt[0]] == "," and _csv_row(text, s)
+        # (the row is checked only for a first name before a comma: the check reads the whole line)
+        csv_gap = low in first and nxt is not None and text[e:nxt[0]] == "," and _csv_row(text, s)
         if low in first and nxt is not None and (gap_ok or csv_gap and (nxt[2].lower() in last or nxt[2].lower() in first)):
             nlow, nw = nxt[2].lower(), nxt[2]
             same_case = ((_cap(w) and _cap(nw)) or (w.isupper() and nw.isupper() and len(w) > 1)
@@ -1708,10 +1710,11 @@ LOOSE_NAME_KEYS = frozenset({
     "recipient", "sender", "guardian", "spouse", "applicant", "tenant", "landlord", "borrower", "insured",
     "subscriber", "witness", "doctor", "physician", "provider", "providername", "attending", "referredby",
     "nurse", "author", "owner", "ownername", "manager", "agent", "caregiver", "parent", "mother", "father",
+    # query strings ("?first=Lars&last=Eriksen", "holder=Ana+Lima") and roles in forms, trackers and legal text
     "first", "last", "given", "family", "holder", "candidate", "student", "pupil", "interviewee", "trainee",
     "guest", "passenger", "traveller", "traveler", "visitor", "claimant", "defendant", "plaintiff", "victim",
     "suspect", "deceased", "donor", "buyer", "seller", "reviewer", "approver", "assignee", "reporter", "requester",
-    "requestor", "signatory", "executor", "heir", "respondent", "petitioner", "debtor", "creditor", "lender"})  # query strings: "?first=Lars&last=Eriksen", "holder=Ana+Lima"
+    "requestor", "signatory", "executor", "heir", "respondent", "petitioner", "debtor", "creditor", "lender"})
 FIELD_TYPES = {
     **dict.fromkeys(("email", "emailaddress", "mail", "workemail", "personalemail", "contactemail"), "EMAIL_ADDRESS"),
     **dict.fromkeys(("phone", "phonenumber", "phoneno", "telephone", "tel", "telno", "mobile", "mobilenumber",

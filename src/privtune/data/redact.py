@@ -33,6 +33,7 @@ from privtune.data.recognizers import (
     LETTER_WORDS,
     NAME_PARTICLES,
     NO_PERSON,
+    SELF_INTRO_PHRASES,
     SPOKEN_DATE,
     Span,
     foreign_function_words,
@@ -76,8 +77,7 @@ OPERATORS = ("placeholder", "mask", "pseudonym", "drop")
 # A bare class label as an assistant target: "loan_inquiry", "card-lost", "fraud". Never redacted.
 LABEL_LIKE = regex.compile(r"[A-Za-z]+(?:[_.:/-][A-Za-z]+)*")
 # "my name is" in other languages, which the NER model reads as part of the name
-SELF_INTRO = regex.compile(r"(?i)(?:meu nome é|o meu nome é|mi nombre es|me llamo|je m'appelle|je m’appelle|mon nom est|"
-                           r"mein name ist|ich heiße|ich heisse|mijn naam is|il mio nome è|mi chiamo|my name is)[ \t]+")
+SELF_INTRO = regex.compile(r"(?i)" + SELF_INTRO_PHRASES + r"[ \t]+")
 # Verbs and salutations the NER model runs into the name after them: "Contact Sam on …", "Ask Priya", "Attn Raj"
 LEAD_WORDS = frozenset({"contact", "call", "ask", "email", "e-mail", "ping", "tell", "thank", "thanks", "dear", "attn",
                         "attention", "cc", "fwd", "re", "hi", "hello", "hey", "via", "text", "message", "invite",
@@ -291,18 +291,19 @@ def trim_span(span: Span, text: str) -> Span | None:
         end -= 2
     if span.entity_type == "PERSON" and (gap := regex.search(r" {3,}|\t|\n", value)):
         end = start + gap.start()  # a name ends at a column gap: "Okonkwo, Chidi A.   DOB: …"
-    if span.entity_type in ("PERSON", "LOCATION", "NRP", "DATE_TIME") and text[end - 1:end] == ":":
-        end -= 1  # the NER took the colon too: "Anna DOB:"
-    if span.entity_type in ("PERSON", "LOCATION", "NRP", "DATE_TIME") and text[end:end + 1] == ":":
-        # the next field's label: "From: Kaminski, Vince Sent: …", "Chen, Mei-Ling  Hire Date: …", "Premises: …"
-        words = list(regex.finditer(r"[\p{L}'’]+", text[start:end]))
-        k = len(words)
-        while k and label_word(words[k - 1].group()):
-            k -= 1
-        if k == 1 == len(words) and role_label(words[0].group()):
-            k = 0  # "Obituary: …", "Approver: …": a one-word label; chat speakers ("Kyle: hey") are in the name lists
-        if k < len(words):
-            end = start + words[k - 1].end() if k else start
+    if span.entity_type in ("PERSON", "LOCATION", "NRP", "DATE_TIME"):
+        if text[end - 1:end] == ":":
+            end -= 1  # the NER took the colon too: "Anna DOB:"
+        if text[end:end + 1] == ":":
+            # the next field's label: "From: Kaminski, Vince Sent: …", "Chen, Mei-Ling  Hire Date: …", "Premises: …"
+            words = list(regex.finditer(r"[\p{L}'’]+", text[start:end]))
+            k = len(words)
+            while k and label_word(words[k - 1].group()):
+                k -= 1
+            if k == 1 == len(words) and role_label(words[0].group()):
+                k = 0  # "Obituary: …", "Approver: …": a one-word label; chat speakers ("Kyle: hey") are in the lists
+            if k < len(words):
+                end = start + words[k - 1].end() if k else start
     while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
         start += 1  # "(212) 555-0178" keeps its parenthesis; "(Anna" loses it
     if span.entity_type == "PERSON" and (det := regex.match(r"(?:the|a|an)[ \t]+(?=\p{Lu})", text[start:end])):
