@@ -612,3 +612,64 @@ def test_all_caps_forms_inverted_names_whole_cues_and_a_colon_the_ner_took(redac
     assert outs[0] == "PATIENT NAME: [PERSON].   MRN: [MEDICAL_RECORD]"
     assert "REGARDING POLICY" in outs[1]  # "reg" is a plate cue only as a whole word
     assert outs[2] == "Name: [PERSON] DOB: [DATE_OF_BIRTH]"
+
+
+def test_card_codes_with_words_between_cue_and_value():
+    assert ("382", "CREDIT_CARD") in _found("Her PIN is 4417 and the CVV on the card is 382.")
+    assert _found("Security code (CVC): 7391") == [("7391", "CREDIT_CARD")]  # the bracket is no password
+    assert ("812", "CREDIT_CARD") in _found("the security code on your Visa card is 812")
+    assert _found("the CVV on the card is printed in small type") == []
+
+
+def test_serials_hostnames_and_biometric_hashes():
+    assert ("R58M42ABCDE", "DEVICE_ID") in _found("IMEI 356938035643809, serial R58M42ABCDE")
+    assert ("C02XK1ZJJGH5", "DEVICE_ID") in _found("device_serial: C02XK1ZJJGH5")
+    assert ("LAPTOP-RJAMES-01", "DEVICE_ID") in _found("its hostname is LAPTOP-RJAMES-01.")
+    assert _found("serial 12-lead ECGs were ordered") == []
+    digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    assert (digest, "ID_NUMBER") in _found(f"Fingerprint hash: {digest}")
+    assert _found("the fingerprint scanner works fine") == []
+
+
+def test_names_in_registers_and_rows(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Halvorsen Ingrid,1979-11-02,+47 912 34 567",
+        "Okonkwo Chidi Emeka,1990-01-05,London",
+        "1042,Ingrid Halvorsen,ingrid@example.no",
+        "Kuala Lumpur,Selangor,50450"])]
+    assert outs[0] == "[PERSON],[DATE_TIME],[PHONE_NUMBER]"
+    assert outs[1].startswith("[PERSON],")
+    assert outs[2] == "1042,[PERSON],[EMAIL_ADDRESS]"  # the NER's "date" does not run from the row id into the name
+    assert "[PERSON]" not in outs[3]
+
+
+def test_code_cookies_and_connection_strings(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        'conn = psycopg2.connect(host="10.0.4.12", user="svc_payroll", password="Qw3rty!2024")',
+        "Set-Cookie: auth_token=eyJ1aWQiOjQ4MjF9.abc123def456; Path=/; HttpOnly",
+        "mongodb://admin:S3cr3tP4ss@db.internal.example.com:27017/prod"])]
+    assert outs[0] == 'conn = psycopg2.connect(host="[IP_ADDRESS]", user="[USERNAME]", password="[PASSWORD]")'
+    assert outs[1] == "Set-Cookie: [API_KEY]; Path=/; HttpOnly"
+    assert outs[2] == "mongodb://admin:[PASSWORD]@db.internal.example.com:27017/prod"  # the host is no e-mail
+
+
+def test_invoice_labels_lots_and_blocks(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Bill to: Ngozi Adeyemi, 12 Admiralty Way",
+        "Lot 14, Block 7, Greenfield Estates, Nairobi",
+        "See Lot 14 on the site plan"])]
+    assert outs[0] == "Bill to: [PERSON], [STREET_ADDRESS]"
+    assert outs[1].startswith("[STREET_ADDRESS]") and "Lot" not in outs[1]
+    assert outs[2] == "See Lot 14 on the site plan"
+
+
+def test_secrets_and_ids_with_words_between_cue_and_value():
+    assert ("Sunflower2024", "PASSWORD") in _found("Wi-Fi password for guests: Sunflower2024!")
+    assert ("4412", "PASSWORD") in _found("the PIN to the safe is 4412")
+    assert _found("the password for my account is expired") == []
+    assert ("Biscuit", "PASSWORD") in _found("Security question: first pet's name? Answer: Biscuit")
+    assert ("tangerine", "PASSWORD") in _found("Memorable word: tangerine")
+    assert ("4432", "US_SSN") in _found("his SSN ends in 4432, he said")
+    assert ("STU-448812", "ID_NUMBER") in _found("My daughter's school ID is STU-448812.")
+    assert ("12 345 678 901", "TAX_ID") in _found("Steuer-ID: 12 345 678 901")
+    assert ("884-221-907", "INSURANCE_ID") in _found("whose pension number is 884-221-907.")

@@ -366,6 +366,9 @@ _ID_TOKEN = r"(?P<v>(?=[A-Za-z0-9/-]*\d)[A-Za-z0-9](?:[A-Za-z0-9/.-]{2,22}[A-Za-
 _GROUPED_ID = r"(?P<v>\d{1,6}(?:[ .-]\d{1,7}){1,4}(?:-[0-9Kk])?)(?![\w-])"
 
 
+_ON_CARD = r"[ \t]+(?:on|at|from|of)[ \t]+(?:back[ \t]+of[ \t]+)?(?:\w+[ \t]+){0,2}(?:card|back)"
+
+
 def _after(cues: str, value: str = _ID_TOKEN) -> str:
     """`value` right after one of the cue words (case-insensitive cue, value as given)."""
     return r"(?i:\b(?:" + cues + r")(?!\w))" + _SEP + value  # a whole cue: "reg" is no cue inside "REGARDING"
@@ -374,9 +377,9 @@ def _after(cues: str, value: str = _ID_TOKEN) -> str:
 _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|otp|"
            r"one[- ]time (?:password|passcode|code|pin)|verification code|security code|auth(?:entication)? code|"
            r"2fa code|mfa code|sms code|login code|access code|backup code|recovery code|recovery key|unlock code|"
-           r"reset code|"
+           r"reset code|memorable word|memorable information|security answer|secret answer|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
-_PW_VALUE = r"(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
+_PW_VALUE = r"(?!\((?i:cvv2?|cvc2?|csc|pin|otp)\))(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
 
 
 def password_like(value: str) -> bool:
@@ -409,6 +412,15 @@ RULES: tuple[Rule, ...] = (
     Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is|was)\b)\s*" + _PW_VALUE, 0.9,
          lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
+    # the answer to a security question is a password: "Security question: first pet's name? Answer: Biscuit"
+    Rule("PASSWORD", r"(?<=(?i:\b(?:security|secret|challenge)[ \t]+question)[^\n]{0,80})(?i:\banswer)[ \t]*[:=][ \t]*"
+                     r"(?P<v>[^\s.,;!?]+(?:[ \t][^\s.,;!?]+){0,2})", 0.85,
+         lambda v: v.lower() not in _NOT_PASSWORDS),
+    # what the secret opens comes between: "Wi-Fi password for guests: Sunflower2024", "the PIN to the safe is 4412"
+    Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:for|to|of|on)[ \t]+(?!(?:\w+[ \t]+){0,2}(?:card|back)\b)"
+                               r"(?:(?:the|my|our|your|his|her|their)[ \t]+)?[\w-]+"
+                               r"(?:[ \t]+[\w-]+)?(?:[ \t]*:|[ \t]+(?:is|was)\b:?))[ \t]*" + _PW_VALUE, 0.9,
+         lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     # --- contact
     # credentials inside a connection URL or a curl/wget user flag: "mysql://root:hunter2@db", "curl -u admin:S3cr3t"
     Rule("PASSWORD", r"(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:(?P<v>[^\s/@]{1,128})@", 1.0),
@@ -425,7 +437,7 @@ RULES: tuple[Rule, ...] = (
                           r"jp|cn|br|mx|info|biz|me)\b", 0.85),
     # a code comment assigns work to a handle: "TODO(ahmed.farouk)", "FIXME(jdoe)"
     Rule("USERNAME", r"\b(?:TODO|FIXME|XXX|HACK|NOTE|BUG)\((?P<v>[\w.@-]{2,40})\)", 0.85),
-    Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])(?<!://[^\s:/@]{1,64}:)[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", 0.95),
     Rule("URL", r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
     Rule("URL", r"(?i)(?<![\w.@/])(?:www\.)?(?:linkedin\.com|github\.com|gitlab\.com|twitter\.com|x\.com|"
@@ -490,6 +502,10 @@ RULES: tuple[Rule, ...] = (
     Rule("CREDIT_CARD", r"(?<![\w*•])(?:[*•]{4}|[Xx]{4})(?:[ -]?(?:[*•]{4}|[Xx]{4})){0,3}[ -]?\d{4}(?![\w-])", 0.8),
     Rule("CREDIT_CARD", _after(r"cvv2?|cvc2?|card security code|card verification(?: value| code)?",
                                r"(?P<v>\d{3,4})\b"), 0.9),
+    # "the CVV on the card is 382", "Security code (CVC): 7391", "cvv on the back: 049"
+    Rule("CREDIT_CARD", r"(?i:\b(?:(?:cvv2?|cvc2?|csc)(?:" + _ON_CARD + r")?|(?:security|card) code(?:[ \t]*\("
+                        r"(?:cvv2?|cvc2?|csc)\)|" + _ON_CARD + r"))(?:[ \t]*:|[ \t]+(?:is|was)\b:?))[ \t]*"
+                        r"(?P<v>\d{3,4})(?![\w-])", 0.9),
     Rule("CRYPTO", r"(?<![\w/])[13LMmn2][1-9A-HJ-NP-Za-km-z]{25,34}\b", 0.9, base58check_ok,
          invalid_score=0.15, context=CRYPTO_CUES),  # a typo'd or made-up address after "wallet" is still one
     Rule("CRYPTO", r"\b(?i:bc|tb|ltc)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71}\b", 0.9, bech32_ok, invalid_score=0.15,
@@ -510,6 +526,9 @@ RULES: tuple[Rule, ...] = (
     Rule("US_SSN", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|(?<!\d)(?<!\d )\d{3} \d{2} \d{4}(?![\d ])", 0.6,
          lambda v: ssn_ok(v) or itin_ok(v), context=("ssn", "social security", "social", "taxpayer", "itin")),
     Rule("US_SSN", _after(r"ssn|social security|social sec|ss#", r"(?P<v>\d{3}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
+    # "SSN ends in 4432", "social security number last four: 6789": the part a call centre asks for
+    Rule("US_SSN", r"(?i:\b(?:ssn|social security(?: number)?|ss#)[ \t]+(?:ends?[ \t]+(?:in|with)|ending(?:[ \t]+in)?|"
+                   r"last[ \t]+(?:4|four)(?:[ \t]+digits)?)(?:[ \t]*(?:is|are|:|-))?)[ \t]*(?P<v>\d{4})(?![\d-])", 0.9),
     Rule("US_ITIN", _after(r"itin|individual taxpayer", r"(?P<v>9\d{2}[- ]?\d{2}[- ]?\d{4})\b"), 0.95),
     Rule("PASSPORT", _after(r"passport|passport number|travel document|reisepass|passeport|pasaporte"), 0.95),
     Rule("DRIVER_LICENSE", _after(r"driver'?s? licen[cs]e|driving licen[cs]e|driver licen[cs]e|licen[cs]e|dl(?![a-z0-9])|"
@@ -553,8 +572,10 @@ RULES: tuple[Rule, ...] = (
     Rule("NATIONAL_ID", _after(r"sin|social insurance|ird|rut|run|rrn|resident registration|my number|sss|philhealth|"
                                r"rg|dni|cpr|personnummer|fødselsnummer|national id|identity number|citizen id",
                                _GROUPED_ID), 0.9),
-    Rule("TAX_ID", _after(r"tfn|tax file|tin|tax ?id|tax identification|ird|abn|cpf|nif|utr", _GROUPED_ID), 0.9),
-    Rule("INSURANCE_ID", _after(r"medicare(?: card)?|health card|health insurance|insurance", _GROUPED_ID), 0.85),
+    Rule("TAX_ID", _after(r"tfn|tax file|tin|tax ?id|tax identification|ird|abn|cpf|nif|utr|steuer-?id|"
+                          r"steuer-?identifikationsnummer|steuernummer|idnr", _GROUPED_ID), 0.9),
+    Rule("INSURANCE_ID", _after(r"medicare(?: card)?|health card|health insurance|insurance|pension", _GROUPED_ID),
+         0.85),
     Rule("NATIONAL_ID", r"\b[A-Z]{1,2}\d{6}\([0-9A]\)", 0.85),  # Hong Kong identity card: "A123456(7)"
     Rule("NATIONAL_ID", r"(?i)\b(?:\d{8}|[XYZ]\d{7})-?[A-HJ-NP-TV-Z]\b", 0.7, dni_ok, invalid_score=0.3,
          context=("dni", "nif", "nie", "documento")),
@@ -588,10 +609,14 @@ RULES: tuple[Rule, ...] = (
     Rule("DEVICE_ID", r"(?<![\w-])\d{2}[ -]?\d{6}[ -]?\d{6}[ -]?\d(?![\w-])", 0.5,
          lambda v: imei_ok(v) and not card_ok(v), context=("imei", "device", "handset", "serial", "phone")),
     Rule("DEVICE_ID", _after(r"imei|imeisv|meid|imsi|iccid|esn|udid|device id|device serial|device identifier|"
-                             r"serial number|serial no|s/n|android id|advertising id|idfa|gaid|idfv",
+                             r"serial number|serial no|s/n|android id|advertising id|idfa|gaid|idfv|hostname|host name|"
+                             r"computer name|machine name|device name",
                              r"(?P<v>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|"
                              r"\d{2,8}(?:[ -]\d{1,8}){1,4}(?![ -]?\d)|(?=[A-Za-z0-9-]*\d)[A-Za-z0-9](?:[A-Za-z0-9-/.]{2,30}[A-Za-z0-9]))\b"),
          0.95),
+    # a bare "serial" only before a serial-shaped code: "serial R58M42ABCDE" (not "serial 12-lead ECGs")
+    Rule("DEVICE_ID", r"(?i:\bserial)[ \t]*[:#=]?[ \t]*(?P<v>(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])[A-Z0-9]{8,20})(?![\w-])",
+         0.9),
     Rule("GPS_COORDINATES", r"(?<![\d.])\d{1,2}(?:\.\d+°?|°)[ \t]*[NSns],?[ \t]*\d{1,3}(?:\.\d+°?|°)[ \t]*[EWew]\b", 0.85,
          coordinates_ok),
     Rule("GPS_COORDINATES", r"(?<![\d.])[-+]?\d{1,2}\.\d+°[ \t]*,[ \t]*[-+]?\d{1,3}\.\d+°", 0.85, coordinates_ok),
@@ -624,15 +649,21 @@ RULES: tuple[Rule, ...] = (
     # an identifier whose cue names no domain: "the unique identifier … is UID-7f3a9c21", "Certificate number
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
     Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
-                             r"template|record id|person id|profile id|case id|file id|student id|student|matricola|"
+                             r"template|record id|person id|profile id|case id|file id|student id|student|school id|pupil id|pupil|"
+                             r"learner id|matricola|"
                              r"matriculation|enrol?lment|bar|state bar|sbn|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
                              r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
+    # a biometric sample's hash or encoding: "Fingerprint hash: 9f86d0…", "voiceprint: dGhpcyBpcyBh…"
+    Rule("ID_NUMBER", _after(r"(?:fingerprint|biometric|face ?print|voice ?print|iris|retina(?:l)?)(?:[ \t]+(?:scan|"
+                             r"template|hash|code|id|identifier|data|sample)){0,2}",
+                             r"(?:(?i:sha-?256|sha-?1|md5)[ \t]*:[ \t]*)?(?P<v>[A-Fa-f0-9]{16,128}|[A-Za-z0-9+/]{20,}={0,2})"
+                             r"(?![\w+/=])"), 0.85, has_digit),
     # "(ID 44-1092)": capital "ID" only, and not the id of a thing ("Product ID", "Order ID", "trace ID")
     Rule("ID_NUMBER", r"(?<![\w-])(?<!(?i:product|order|sku|ticket|transaction|job|build|request|session|item|part|"
                       r"model|version|invoice|batch|run|task|issue|bug|commit|event|process|thread|message|trace|"
                       r"correlation|device|app|client|tenant|object|record|file|document|case|group|project)[ \t])"
-                      r"(?<!,[ \t]?)ID[ \t]*[:#]?[ \t]*" + _ID_TOKEN, 0.75),  # (", ID 83702" is Idaho)
+                      r"(?<!,[ \t]?)ID[ \t]*[:#]?[ \t]*(?:(?:is|was)[ \t]+)?" + _ID_TOKEN, 0.75),  # (", ID 83702" is Idaho)
     Rule("ID_NUMBER", r"(?i:\b(?:unique[ \t]+)?identifier\b[^.\n:;]{0,40}?[ \t](?:is|was)[ \t]+)" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
                                r"reference|ref|cif|crm|frequent flyer|frequent flier|miles and more|miles & more|"
@@ -849,8 +880,10 @@ _STATE_BEFORE = regex.compile(r"\b(?!ID)[A-Z]{2}[ \t]*$|,[ \t]*ID[ \t]*$")  # Id
 
 # what comes before a house number belongs to the address: "Unit 5/12 Smith St", "Flat 402, Shanti Apartments,
 # MG Road", "Plot 14, Admiralty Way"
-_ADDR_LEAD = regex.compile(r"(?i:\b(?:flat|apt|apartment|unit|suite|plot|house|shop|lot|villa|door|level|floor)\.?(?:[ \t]*(?:no|#)\.?)?"
-                           r"[ \t]*(?:\d{1,4}[a-z]?[ \t]*[/,][ \t]*|\d{1,4}[a-z]?,?[ \t]+)?|\d{1,4}/|"
+_LEAD_UNIT = (r"\b(?:flat|apt|apartment|unit|suite|plot|house|shop|lot|villa|door|level|floor|block|blk|bldg|building|"
+              r"tower|wing)\.?(?:[ \t]*(?:no|#)\.?)?[ \t]*")
+_LEAD_NUM = r"(?:\d{1,4}[a-z]?[ \t]*[/,][ \t]*|\d{1,4}[a-z]?,?[ \t]+)"
+_ADDR_LEAD = regex.compile(r"(?i:(?:" + _LEAD_UNIT + _LEAD_NUM + r")?" + _LEAD_UNIT + _LEAD_NUM + r"?|\d{1,4}/|"
                            r"\b\d{1,3}(?:st|nd|rd|th)[ \t]+(?:floor|fl\.?)[ \t]*,?[ \t]*)$")  # "5th Floor, 742 …"
 
 
@@ -868,7 +901,7 @@ def address_spans(text: str) -> Iterator[Span]:
     for rx in ADDRESS_RULES:
         for m in rx.finditer(text):
             value = m.group().rstrip(" \t,")
-            lead = _ADDR_LEAD.search(text, max(0, m.start() - 24), m.start())
+            lead = _ADDR_LEAD.search(text, max(0, m.start() - 40), m.start())
             start = lead.start() if lead else m.start()
             end = m.start() + len(value)
             if tail := _ADDR_TAIL.match(text, end):
@@ -1257,6 +1290,8 @@ def not_a_name(text: str, start: int, end: int) -> bool:
         return True  # "san jose", "St Louis", "Madison Square", "Oliver Garden": a place or a venue
     if function_words_only(value):
         return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
+    if words in (["bill"], ["ship"], ["sold"], ["deliver"], ["remit"]) and regex.match(r"(?i:[ \t]+to)[ \t]*:", text[end:]):
+        return True  # "Bill to: …", "Ship To: …": an invoice's field label
     if regex.search(r"(?i)-(?:id|nr|no|nummer|number|code)$", value):
         return True  # "Steuer-ID", "Kunden-Nr": the label of a number
     if (INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1])
@@ -1347,13 +1382,43 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
                     yield Span(s, end, "PERSON", 0.75 if nlow in last else 0.55)
                 i += 2
                 continue
+        if (low in last and low not in first and _cap(w) and zipf(low) < 3.5 and gap_ok and _cap(nxt[2])
+                and nxt[2].lower() in first):  # surname first, as registers and rosters write it: "Halvorsen Ingrid"
+            end = nxt[1]
+            if i + 2 < len(words) and text[end:words[i + 2][0]] == " " and _cap(words[i + 2][2]) and (
+                    words[i + 2][2].lower() in first):  # "Okonkwo Chidi Emeka"
+                end = words[i + 2][1]
+                i += 1
+            yield Span(s, end, "PERSON", 0.6)
+            i += 2
+            continue
         if low in first and len(w) > 2 and _cap(w):  # a lone "Eleanor reported…": weaker, above the threshold
             if not (low in MONTHS and regex.search(r"\d", text[max(0, s - 12):e + 12])) and not regex.search(
-                    r"\d(?:st|nd|rd|th)[ \t]+$", text[max(0, s - 8):s]):  # "Sep 17", "5th of Jan", "5th Floor"
+                    r"\d(?:st|nd|rd|th)[ \t]+$", text[max(0, s - 8):s]) and not (  # "Sep 17", "5th of Jan", "5th Floor"
+                    zipf(low) >= 4.0 and regex.match(r"[ \t]+#?\d", text[e:e + 3])):  # "Lot 14": a word and a number
                 yield Span(s, e, "PERSON", 0.45)
         elif w.islower() and low in lowercase_first_names():  # "omg poor emily": chat drops capitals
             yield Span(s, e, "PERSON", 0.45)
         i += 1
+
+
+_CSV_LINE = regex.compile(r"^[^\n\"]*,[^\n\"]*,[^\n\"]*$", regex.M)  # 2+ commas, no quoted cell
+_NAME_CELL = regex.compile(r"(?<=^|,)(?P<v>\p{Lu}\p{Ll}+(?:[ ]\p{Lu}[\p{Ll}'-]+){1,2})(?=,|$)", regex.M)
+
+
+def csv_name_spans(text: str) -> Iterator[Span]:
+    """A cell of a headerless CSV row made of 2-3 name words where one is on the name lists and the others are
+    rare ("Okonkwo Chidi Emeka"); a row has no sentence for the NER model to read."""
+    first, last = name_lists()
+    for line in _CSV_LINE.finditer(text):
+        if ", " in line.group():
+            continue
+        for m in _NAME_CELL.finditer(text, line.start(), line.end()):
+            words = m.group("v").lower().split()
+            if any(w in first or w in last for w in words) and all(
+                    w in first or w in last or zipf(w) < RARE_ZIPF for w in words) and not any(
+                    w in ORG_WORDS or w in PLACE_FIRST or w in PLACE_LAST or w in NOT_PERSON_WORDS for w in words):
+                yield Span(*m.span("v"), "PERSON", 0.6)
 
 
 # e-mail headers: the display name before an address, `"Okafor, Ngozi" <ngozi.okafor@…>`, `Anna Kowalski <ak@…>`
@@ -1445,6 +1510,7 @@ def name_spans(text: str) -> Iterator[Span]:
                 zipf(w.lower()) < 4.0 for w in regex.findall(r"\p{L}+", surname)):
             yield Span(*m.span("v"), "PERSON", 0.7)
     yield from gazetteer_spans(text)
+    yield from csv_name_spans(text)
 
 
 # Who a payment, a booking or a call is for. Chat, voice transcripts and banking apps drop capitals, and a rare
@@ -1630,8 +1696,9 @@ def party_spans(text: str) -> Iterator[Span]:
         self_intro = bool(SELF_CUE.search(m.group()))
         if len(words) == 1 and not known and typo_of_common(words[0].group(), TYPO_ZIPF[self_intro]):
             continue  # "owe to peopke", "it's gona be", "this is ridicoulous"
-        if self_intro:
-            if not (known or SELF_END.match(text, end) or _stop_word_after(text, end)):
+        if self_intro:  # "its" without its apostrophe is mostly the possessive: "its hostname is …"
+            possessive = bool(regex.search(r"(?i:\bits)[ \t]+$", m.group()))
+            if not (known or SELF_END.match(text, end) or _stop_word_after(text, end) and not possessive):
                 continue
         elif SIGNOFF_CUE.search(m.group()):
             if not SIGNOFF_END.match(text, end):
@@ -1729,7 +1796,7 @@ FIELD_TYPES = {
     **dict.fromkeys(("mrn", "medicalrecordnumber", "medicalrecordno", "patientid", "patientnumber", "patientno",
                      "chartnumber", "healthrecordnumber"), "MEDICAL_RECORD"),
     **dict.fromkeys(("ssn", "socialsecuritynumber"), "US_SSN"),
-    **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle"), "USERNAME"),
+    **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle", "user", "usr"), "USERNAME"),
     **dict.fromkeys(("password", "passwd", "pwd", "passcode", "passphrase"), "PASSWORD"),
     **dict.fromkeys(("customerid", "customernumber", "customerno", "clientid", "clientnumber", "memberid",
                      "membernumber", "accountid"), "CUSTOMER_ID"),
@@ -1755,7 +1822,8 @@ FIELD_TYPES = {
                      "healthplanid"), "INSURANCE_ID"),
     **dict.fromkeys(("vin", "licenseplate", "licenceplate", "platenumber"),
                     "VEHICLE_ID"),
-    **dict.fromkeys(("imei", "deviceid", "serialnumber", "udid", "advertisingid", "idfa"), "DEVICE_ID"),
+    **dict.fromkeys(("imei", "deviceid", "serialnumber", "serial", "serialno", "udid", "advertisingid", "idfa",
+                     "hostname", "computername"), "DEVICE_ID"),
     **dict.fromkeys(NAME_KEYS, "PERSON"),
 }
 # fields that name what their value is not: a person found in "Prescription: Zolpidem" or "City: San Antonio" is the

@@ -228,6 +228,10 @@ def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span 
     """A NER detection as a span, or None: persons are checked by `ner_person_type` and cut at `name_end`."""
     if "_" in text[start:end]:  # snake_case is an identifier, not a name
         return None
+    if "=" in text[start:end]:  # code and cookies: "conn =", "Path=/"; "name=Anna Berg" keeps its value
+        start += text[start:end].rfind("=") + 1
+        if not regex.search(r"\p{Lu}\p{Ll}", text[start:end]):
+            return None
     if etype == "PERSON":
         etype = ner_person_type(text, start, end)
     if etype == "LOCATION" and regex.search(r"\p{L}[\w-]*\d|\d[\w-]*\p{L}", text[start:end]):
@@ -248,8 +252,8 @@ def keep_detection(entity_type: str, value: str, after: str = "") -> bool:
     50004"), and a lone day ("on 27") pins no one."""
     if entity_type != "DATE_TIME":
         return True
-    if regex.search(r"[@|]|://", value):
-        return False  # "67 | robert.lindqvist@nordwind.se": the NER's time runs over a phone and an e-mail
+    if regex.search(r"[@|]|://|,\p{L}", value):
+        return False  # "67 | robert.lindqvist@nordwind.se", "1042,Ingrid": the NER's date runs over other fields
     if regex.match(r"[ \t]+(?:digits?|numbers?|characters?|letters?)\b", after):
         return False  # "the last 4 digits", "first 6 characters": a count, not a date (`after`: the text that follows)
     if value.isdigit():
