@@ -673,3 +673,41 @@ def test_secrets_and_ids_with_words_between_cue_and_value():
     assert ("STU-448812", "ID_NUMBER") in _found("My daughter's school ID is STU-448812.")
     assert ("12 345 678 901", "TAX_ID") in _found("Steuer-ID: 12 345 678 901")
     assert ("884-221-907", "INSURANCE_ID") in _found("whose pension number is 884-221-907.")
+
+
+def test_fixed_width_tables_are_typed_by_their_header(redactor):
+    [(out, _)] = redactor.redact_texts(["Full Name        Account No.      Sort Code\n"
+                                        "Callum Fraser    31926819         40-47-84"])
+    assert out.split("\n")[1].split() == ["[PERSON]", "[US_BANK_NUMBER]", "[SORT_CODE]"]
+    [(prose, _)] = redactor.redact_texts(["The meeting is at noon.  Please bring the agenda.\nSee you there."])
+    assert "[" not in prose
+
+
+def test_a_chat_speaker_named_user_is_no_login(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "User: hello there, I need help with my order",
+        '{"user": "hi", "assistant": "Hello! How can I help?"}',
+        "Login details — user: kbarrows, pass: 6WqZ!x9vR2"])]
+    assert outs[0] == "User: hello there, I need help with my order"
+    assert outs[1] == '{"user": "hi", "assistant": "Hello! How can I help?"}'
+    assert outs[2] == "Login details — user: [USERNAME], pass: [PASSWORD]"
+
+
+def test_chat_secrets_card_endings_and_handles():
+    assert ("Winter#2025", "PASSWORD") in _found("reset my pw pls, new pw should be Winter#2025")
+    assert _found("the password should be long") == []
+    assert ("30 94 57", "SORT_CODE") in _found("account 00472291 and sort code 30 94 57")
+    assert ("7721", "CREDIT_CARD") in _found("the card ending in 7721 was charged twice")
+    assert ("4471", "PASSWORD") in _found("the door code is 4471 if nobody answers")
+    assert ("dakota_k22", "USERNAME") in _found("DM me or snap dakota_k22")
+    assert _found("I posted it on Twitter v2.0 yesterday") == []
+    assert ("priyanka", "PERSON") in _found("hey it's priyanka from 4B, can u feed my cat")
+    assert _found("it's waitrose from now on") == []
+
+
+def test_hex_keys_record_ids_member_ids_and_commissions():
+    assert ("9b1deb4d3b7d4bad9bdd2b0d7b3dcb6d", "API_KEY") in _found("x-api-key: 9b1deb4d3b7d4bad9bdd2b0d7b3dcb6d")
+    assert ("a3f9c2e1-7b4d-4e8a-9f0c-1d2e3f4a5b6c", "ID_NUMBER") in _found(
+        '"unique_id": "a3f9c2e1-7b4d-4e8a-9f0c-1d2e3f4a5b6c"')
+    assert ("XQB 774 210 993", "INSURANCE_ID") in _found("Member ID: XQB 774 210 993 | Group 55012")
+    assert ("7712093", "ID_NUMBER") in _found("Notary Public, Commission No. 7712093")

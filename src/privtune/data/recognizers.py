@@ -125,6 +125,8 @@ def entropy(value: str) -> float:
 def looks_secret(value: str) -> bool:
     """A random-looking token: long, high entropy, mixing character classes (not a word or a plain number)."""
     classes = sum(bool(re.search(p, value)) for p in ("[a-z]", "[A-Z]", r"\d", r"[^A-Za-z\d]"))
+    if re.fullmatch(r"[0-9a-f]{24,}|[0-9A-F]{24,}", value):  # hex has 16 symbols: a random 32-digit key scores ~3.1
+        return entropy(value) >= 2.8 and classes >= 2
     return len(value) >= 16 and entropy(value) >= 3.2 and classes >= 2
 
 
@@ -374,10 +376,11 @@ def _after(cues: str, value: str = _ID_TOKEN) -> str:
     return r"(?i:\b(?:" + cues + r")(?!\w))" + _SEP + value  # a whole cue: "reg" is no cue inside "REGARDING"
 
 
-_PW_CUE = (r"(?i:\b(?:password|passwd|pwd|passcode|pass code|passphrase|pass phrase|pin(?: code)?|otp|"
+_PW_CUE = (r"(?i:\b(?:password|passwd|pwd|pw|passcode|pass code|passphrase|pass phrase|pin(?: code)?|otp|"
            r"one[- ]time (?:password|passcode|code|pin)|verification code|security code|auth(?:entication)? code|"
            r"2fa code|mfa code|sms code|login code|access code|backup code|recovery code|recovery key|unlock code|"
            r"reset code|memorable word|memorable information|security answer|secret answer|"
+           r"(?:gate|door|alarm|lockbox|key ?safe|keypad|entry|building|garage|safe) code|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
 _PW_VALUE = r"(?!\((?i:cvv2?|cvc2?|csc|pin|otp)\))(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
 
@@ -412,6 +415,10 @@ RULES: tuple[Rule, ...] = (
     Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is|was)\b)\s*" + _PW_VALUE, 0.9,
          lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
+    # "new pw should be Winter#2025", "the PIN is now 8812"
+    Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:(?:should|will|would|must|shall|could|can)[ \t]+be|is[ \t]+now|now[ \t]+is|"
+                               r"becomes|became))[ \t]+" + _PW_VALUE, 0.9,
+         lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     # the answer to a security question is a password: "Security question: first pet's name? Answer: Biscuit"
     Rule("PASSWORD", r"(?<=(?i:\b(?:security|secret|challenge)[ \t]+question)[^\n]{0,80})(?i:\banswer)[ \t]*[:=][ \t]*"
                      r"(?P<v>[^\s.,;!?]+(?:[ \t][^\s.,;!?]+){0,2})", 0.85,
@@ -459,6 +466,11 @@ RULES: tuple[Rule, ...] = (
                      r"[ \t]*:))[ \t]*@?(?P<v>[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words() and v.lower() not in (
              "private", "down", "open", "closed", "broken", "dead", "blocked", "banned", "gone", "deleted")),
+    # "or snap dakota_k22": right after the platform, only a token shaped like a handle
+    Rule("USERNAME", r"(?i:\b(?:ig|insta|instagram|snap|snapchat|tiktok|twitch|psn|venmo|telegram|twitter|discord|steam|"
+                     r"xbox|kik)[ \t]+)@?(?P<v>[A-Za-z][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])\b(?![@-])", 0.8,
+         lambda v: bool(re.search(r"[a-z][\d_.]|[\d_.][a-z]", v, re.I)) and len(re.findall(r"[A-Za-z]", v)) >= 3
+         and not regex.search(r"\.(?:com|net|org)$", v)),
     Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
          0.85, lambda v: v.lower() not in _stop_words()),
     # log lines: "auth: login ok user=mkowalski src=…" (only "=": a JSON "user" key may hold a chat message)
@@ -467,8 +479,11 @@ RULES: tuple[Rule, ...] = (
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in ("null", "none", "true", "false")),
     # login lines: "user: kbarrows_77, pass: 6WqZ!x9vR2" ("pass:" is a password only after a login word, not the
     # "boarding pass: 12A")
-    Rule("USERNAME", r"(?i:\b(?:user|usr|login)[ \t]*:[ \t]*)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b(?![@-])", 0.85,
-         lambda v: v.lower() not in _stop_words() and v.lower() not in _NOT_PASSWORDS),
+    # (a chat transcript's "User: hello" is a speaker, not a login: the value must look like a handle)
+    Rule("USERNAME", r"(?i:(?<![A-Za-z])(?:user|usr|login)[ \t]*[:=][ \t]*[\"']?)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])"
+                     r"\b(?![@-])", 0.85,
+         lambda v: v.lower() not in _stop_words() and v.lower() not in _NOT_PASSWORDS and (
+             bool(re.search(r"[\d_.]", v)) or zipf(v.lower()) < 2.5)),
     Rule("PASSWORD", r"(?<=(?i:\b(?:user|usr|login|username|account|credentials?|e-?mail)\b)[^\n]{0,60})"
                      r"(?i:\bpass[ \t]*:[ \t]*)" + _PW_VALUE, 0.9,
          lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
@@ -517,6 +532,10 @@ RULES: tuple[Rule, ...] = (
     Rule("ROUTING_NUMBER", r"\b[A-Z]{4}0[A-Z0-9]{6}\b", 0.4, context=("ifsc", "branch code", "neft", "rtgs")),
     Rule("ROUTING_NUMBER", r"(?<!\d)\d{9}(?!\d)", 0.3, aba_ok, context=("routing", "aba", "rtn", "transit")),
     Rule("SORT_CODE", r"(?<![\d-])\d{2}-\d{2}-\d{2}(?![\d-])", 0.3, context=("sort code", "sort", "sortcode")),
+    Rule("SORT_CODE", _after(r"sort code|sort-code|sortcode", r"(?P<v>\d{2}[ -]?\d{2}[ -]?\d{2})(?![\d-])"), 0.9),
+    # the last four digits a statement or an agent names: "the card ending in 7721"
+    Rule("CREDIT_CARD", r"(?i:\b(?:card|visa|mastercard|amex)(?:[ \t]+number)?[ \t]+(?:ending|ends)(?:[ \t]+(?:in|with))?"
+                        r"[ \t]*:?[ \t]*)(?P<v>\d{4})(?![\d-])", 0.8),
     Rule("US_BANK_NUMBER", r"(?<![\w-])\d{3}[ ]?\d{3}[ ]?\d{11}[ ]?\d(?![\w-])", 0.6, clabe_ok,
          context=("clabe", "cuenta", "transferencia", "spei")),  # Mexican CLABE
     Rule("US_BANK_NUMBER", r"(?i:\b(?:bank account|checking account|savings account|account|acct|acc|act|a/c|bban|"
@@ -645,12 +664,14 @@ RULES: tuple[Rule, ...] = (
                          r"medicaid)[ \t]+(?:[A-Z]{2}[ \t]+)?)(?P<v>[A-Z]{1,4}\d{6,12})\b", 0.85),
     Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|group|health plan|"
                                 r"insurance id|beneficiary|claim"), 0.85),
+    Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|beneficiary",  # "Member ID: XQB 774 210 993"
+                                r"(?P<v>[A-Z]{2,4}[ -]?\d{3}(?:[ -]\d{3}){1,3})(?![\w-])"), 0.9),
     Rule("EMPLOYEE_ID", _after(r"employee|staff|personnel|badge|payroll|worker|emp"), 0.85),
     # an identifier whose cue names no domain: "the unique identifier … is UID-7f3a9c21", "Certificate number
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
     Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
                              r"template|record id|person id|profile id|case id|file id|student id|student|school id|pupil id|pupil|"
-                             r"learner id|matricola|"
+                             r"learner id|commission|matricola|"
                              r"matriculation|enrol?lment|bar|state bar|sbn|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
                              r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
@@ -1580,6 +1601,7 @@ SIGNOFF_END = regex.compile(r"[ \t]*[.!]?[ \t]*(?:\n|$)")  # a sign-off name end
 # a speaker's phrase follows ("it's katty calling", "this is kaytie, alter my booking"); at the start of a message
 # or after a greeting only the speaker's phrase counts ("jamesha hamlett here, …")
 SELF_END = regex.compile(r"[ \t]*(?:[,.!?;:]|$|(?i:speaking|calling|here|from|again)\b)")
+SPEAKER_FROM = regex.compile(r"[ \t]+(?i:speaking|calling|here|from(?![ \t]+now\b)(?![ \t]+then\b))\b")
 SPEAKER_END = regex.compile(r"[ \t]*(?i:speaking|calling|here)\b")
 # "a payment to elia greek restaurant", "from rbs to woodforest account": the next word names a business
 BUSINESS_AFTER = regex.compile(
@@ -1689,8 +1711,9 @@ def party_spans(text: str) -> Iterator[Span]:
             continue
         end = words[-1].end()
         known = any(w.group() in first or w.group() in last for w in words) or (kin and kin_given_name(words[0].group()))
-        if len(words) == 1 and "-" not in words[0].group() and not known and zipf(words[0].group()) >= SOLO_ZIPF:
-            continue
+        if len(words) == 1 and "-" not in words[0].group() and not known and zipf(words[0].group()) >= SOLO_ZIPF and not (
+                zipf(words[0].group()) < RARE_ZIPF and SELF_CUE.search(m.group()) and SPEAKER_FROM.match(text, end)):
+            continue  # a brand ("waitrose") is as rare as many names; "it's priyanka from 4B" speaks for itself
         if regex.match(r"[.@]\w|['’]s\b", text[end:end + 3]) or BUSINESS_AFTER.match(text, end):
             continue  # "railcard.co.uk", "elia's", "elia greek restaurant"
         self_intro = bool(SELF_CUE.search(m.group()))
@@ -1796,7 +1819,7 @@ FIELD_TYPES = {
     **dict.fromkeys(("mrn", "medicalrecordnumber", "medicalrecordno", "patientid", "patientnumber", "patientno",
                      "chartnumber", "healthrecordnumber"), "MEDICAL_RECORD"),
     **dict.fromkeys(("ssn", "socialsecuritynumber"), "US_SSN"),
-    **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle", "user", "usr"), "USERNAME"),
+    **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle"), "USERNAME"),
     **dict.fromkeys(("password", "passwd", "pwd", "passcode", "passphrase"), "PASSWORD"),
     **dict.fromkeys(("customerid", "customernumber", "customerno", "clientid", "clientnumber", "memberid",
                      "membernumber", "accountid"), "CUSTOMER_ID"),
@@ -1818,6 +1841,7 @@ FIELD_TYPES = {
     **dict.fromkeys(("taxid", "tin", "ein", "taxnumber", "vatnumber", "vatid", "itin"), "TAX_ID"),
     **dict.fromkeys(("nationalid", "nationalidnumber", "nin", "nino", "nhsnumber", "aadhaar", "pesel", "bsn",
                      "sin", "personalnumber", "idnumber", "idcard"), "NATIONAL_ID"),
+    **dict.fromkeys(("uniqueid", "personid"), "ID_NUMBER"),
     **dict.fromkeys(("policynumber", "policyno", "insuranceid", "insurancenumber", "medicarenumber",
                      "healthplanid"), "INSURANCE_ID"),
     **dict.fromkeys(("vin", "licenseplate", "licenceplate", "platenumber"),
@@ -2042,12 +2066,14 @@ def sql_spans(text: str) -> Iterator[Span]:
                     yield from _field_spans(s, e, etype, loose)
 
 
-_TABLE_DELIMS = ("\t", "|", ";", ",")
+_TABLE_DELIMS = ("\t", "|", ";", ",", "  ")  # "  ": fixed-width columns, two or more spaces apart
 _HEADER_CELL = regex.compile(r"[\p{L}\d_.#/()-]+(?:[ ][\p{L}\d_.#/()-]+){0,3}")  # "last_name", "Date of birth"
 
 
 def _cells(line: str, offset: int, delim: str) -> list[tuple[int, int]]:
     """Cell spans of one delimited line (CSV quoting honoured; Markdown's outer pipes dropped), trimmed."""
+    if delim == "  ":
+        return [(offset + m.start(), offset + m.end()) for m in regex.finditer(r"[^ \t]+(?: [^ \t]+)*", line)]
     out, i, n = [], 0, len(line)
     if delim == "|":
         body = line.strip()
