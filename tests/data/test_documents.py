@@ -703,6 +703,7 @@ def test_chat_secrets_card_endings_and_handles():
     assert _found("I posted it on Twitter v2.0 yesterday") == []
     assert ("priyanka", "PERSON") in _found("hey it's priyanka from 4B, can u feed my cat")
     assert _found("it's waitrose from now on") == []
+    assert ("subrina cosner", "PERSON") in _found("its subrina cosner on the 2nd")  # two rare words after "its"
 
 
 def test_hex_keys_record_ids_member_ids_and_commissions():
@@ -711,3 +712,18 @@ def test_hex_keys_record_ids_member_ids_and_commissions():
         '"unique_id": "a3f9c2e1-7b4d-4e8a-9f0c-1d2e3f4a5b6c"')
     assert ("XQB 774 210 993", "INSURANCE_ID") in _found("Member ID: XQB 774 210 993 | Group 55012")
     assert ("7712093", "ID_NUMBER") in _found("Notary Public, Commission No. 7712093")
+
+
+def test_hyphenated_surnames_licence_numbers_and_tech_words(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Re: Estate of Anna Opoku-Mensah, executor Kwabena Opoku.",
+        "Loan officer: Bettina Szabo, NMLS# 884213",
+        "The Docker image was pulled; apply a Sobel filter first.",
+        "Release notes: fixed a crash when the user name contained an apostrophe."])]
+    assert outs[0] == "Re: Estate of [PERSON], executor [PERSON]."
+    assert outs[1] == "Loan officer: [PERSON], NMLS# [ID_NUMBER]"
+    assert outs[2] == "The Docker image was pulled; apply a Sobel filter first."
+    assert outs[3] == "Release notes: fixed a crash when the user name contained an apostrophe."
+    [(out, _)] = redactor.redact_texts(["Property address: 4410 Juniper Hollow Dr, Cedar Park, TX 78613. Appraised at "
+                                        "$412,000 by Gerald Huang."])
+    assert out == "Property address: [STREET_ADDRESS]. Appraised at $412,000 by [PERSON]."  # the address field ends

@@ -459,7 +459,12 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", _after(r"user ?name|user ?id|screen ?name|account name|gamertag|(?:wechat|skype|telegram|discord|"
                             r"signal|line|kakao(?:talk)?|snapchat|instagram|twitter|tiktok|github|slack)[ \t]*(?:id|handle)",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
-         lambda v: v.lower() not in _NOT_PASSWORDS),
+         lambda v: v.lower() not in _NOT_PASSWORDS and (bool(re.search(r"[\d_.@]", v)) or zipf(v.lower()) < 3.0)),
+    # after "is"/":"/"=" any token is the name ("my username is anna"); with nothing between, only a handle-shaped or
+    # rare one is ("when the user name contained an apostrophe")
+    Rule("USERNAME", r"(?i:\b(?:user ?name|user ?id|screen ?name|account name|gamertag)(?:[ \t]*[:=#]|[ \t]+(?:is|was)\b:?))"
+                     r"[ \t]*(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
+         lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words()),
     # "his ig is zeke.the.great", "venmo: jdoe-22", "my snap is kayy_b"
     Rule("USERNAME", r"(?i:\b(?:ig|insta|instagram|snap|snapchat|tiktok|twitch|reddit|psn|venmo|cash ?app|telegram|"
                      r"twitter|discord|steam|xbox|gamertag)(?:[ \t]+(?:handle[ \t]+|name[ \t]+|account[ \t]+)?is|"
@@ -671,7 +676,7 @@ RULES: tuple[Rule, ...] = (
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
     Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
                              r"template|record id|person id|profile id|case id|file id|student id|student|school id|pupil id|pupil|"
-                             r"learner id|commission|matricola|"
+                             r"learner id|commission|nmls(?: id)?|matricola|"
                              r"matriculation|enrol?lment|bar|state bar|sbn|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
                              r"(?:(?i:is|was)[ \t]+)?" + _ID_TOKEN), 0.85),
@@ -1168,14 +1173,16 @@ EPONYM_AFTER = regex.compile(
     r"lymphoma|sarcoma|theorem|equation|constant|distribution|method|law|principle|paradox|razor|rule)s?\b"
     r"|[ \t]+(?i:(?:rating[ \t]+)?scale|score|test|procedure|operation|fracture|ulcer|tumou?r|node|effect|"
     r"disease|technique|curve|index|algorithm|estimator|coefficient|inequality|transform|"
-    r"hypothesis|matrix|diagram|plot|chart|rice|tea|salt|sauce|cake|bread|pie|salad|soup|wine|cheese|coffee|oil|"
+    r"hypothesis|matrix|diagram|plot|chart|filter|kernel|operator|lemma|conjecture|integral|polynomial|blur|"
+    r"rice|tea|salt|sauce|cake|bread|pie|salad|soup|wine|cheese|coffee|oil|"
     r"pudding|dressing)s?\b")
 # "the Django app", "our Marie Curie fellowship", "the Victoria line": after a determiner, a name before one of these
 # nouns names a thing
 NAMED_THING_AFTER = regex.compile(
     r"[ \t]+(?i:app|application|notebook|fellowship|scholarship|lab|laboratory|ward|line|framework|pipeline|award|"
     r"prize|medal|lecture|institute|foundation|building|wing|library|package|plugin|server|cluster|dashboard|"
-    r"stadium|theatre|theater|hall|bridge|tunnel|airport|station|memorial|programme|program|model|project)s?\b")
+    r"stadium|theatre|theater|hall|bridge|tunnel|airport|station|memorial|programme|program|model|project|image|"
+    r"container|repo|repository|service|instance|sdk|cli|bot|extension|module|widget|template|integration)s?\b")
 DETERMINER_BEFORE = regex.compile(r"(?i:\b(?:the|our|their|your|this|that|a|an))[ \t]+$")
 POSSESSIVE_DISEASE = regex.compile(r"['’]s[ \t]+(?i:disease)\b")  # "Crohn's disease"; "Anna's disease" stays Anna
 DRUG_AFTER = regex.compile(
@@ -1363,7 +1370,8 @@ def person_like(text: str, cased: bool = True) -> bool:
 
 
 def _cap(word: str) -> bool:
-    return len(word) > 1 and word[0].isupper() and word[1:].islower()
+    """Title case, each part of a hyphenated word too: "Anna", "Opoku-Mensah"."""
+    return all(len(p) > 1 and p[0].isupper() and p[1:].islower() for p in word.split("-"))
 
 
 def _csv_row(text: str, pos: int) -> bool:
@@ -1720,7 +1728,7 @@ def party_spans(text: str) -> Iterator[Span]:
         if len(words) == 1 and not known and typo_of_common(words[0].group(), TYPO_ZIPF[self_intro]):
             continue  # "owe to peopke", "it's gona be", "this is ridicoulous"
         if self_intro:  # "its" without its apostrophe is mostly the possessive: "its hostname is …"
-            possessive = bool(regex.search(r"(?i:\bits)[ \t]+$", m.group()))
+            possessive = len(words) == 1 and bool(regex.search(r"(?i:\bits)[ \t]+$", m.group()))
             if not (known or SELF_END.match(text, end) or _stop_word_after(text, end) and not possessive):
                 continue
         elif SIGNOFF_CUE.search(m.group()):
@@ -1930,6 +1938,8 @@ _NEXT_KEY = regex.compile(r"[ \t]*[,;|&][ \t]*[\"']?\p{L}[\p{L}\d_. -]{0,40}[\"'
                           + r"|[ \t]+(?=\p{L}[\p{L}\d_.-]{0,30}=)")  # log pairs: "last_name=Pryce-Jones employee_no=…"
 
 
+_NEXT_SENTENCE = regex.compile(r"(?<![A-Z]|\b(?i:st|ave|rd|dr|mt|ft|no|apt|blvd|ln|ct|pl|sq|hwy|co))\.[ \t]+\p{Lu}\p{Ll}*"
+                                r"[ \t]+\p{Ll}")
 _SPACED_IDS = frozenset({"CREDIT_CARD", "US_BANK_NUMBER", "NATIONAL_ID", "US_SSN", "TAX_ID", "INSURANCE_ID",
                          "CUSTOMER_ID", "EMPLOYEE_ID", "MEDICAL_RECORD", "PASSPORT", "DRIVER_LICENSE", "VEHICLE_ID",
                          "DEVICE_ID", "SORT_CODE"})
@@ -1953,6 +1963,8 @@ def _field_value(m: regex.Match, etype: str) -> tuple[int, int]:
     end = stop.start() if stop else end
     if etype != "STREET_ADDRESS" and (comma := m.string.find(",", start, end)) != -1:
         end = comma  # "Name: Anna Kowalski, 45, teacher": a name stops at the comma, an address does not
+    elif etype == "STREET_ADDRESS" and (sentence := _NEXT_SENTENCE.search(m.string, start, end)):
+        end = sentence.start()  # "Property address: …, TX 78613. Appraised at …": the next sentence is no address
     while end > start and m.string[end - 1] in " \t.,":
         end -= 1
     # an unquoted value may run into the sentence after it ("MRN: 00482913 admitted"): take what its type allows
