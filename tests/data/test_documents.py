@@ -727,3 +727,19 @@ def test_hyphenated_surnames_licence_numbers_and_tech_words(redactor):
     [(out, _)] = redactor.redact_texts(["Property address: 4410 Juniper Hollow Dr, Cedar Park, TX 78613. Appraised at "
                                         "$412,000 by Gerald Huang."])
     assert out == "Property address: [STREET_ADDRESS]. Appraised at $412,000 by [PERSON]."  # the address field ends
+
+
+def test_letters_in_other_languages_labels_birth_dates_and_fiscal_codes(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Anschrift: Lindenstraße 17a, 80331 München",
+        "Ihre Versicherungsnummer wurde geändert.",
+        "Madame Élodie Marchand, née le 4 mars 1981 à Nantes.",
+        "Il sig. Giuseppe Esposito, C.F. SPSGPP80A01F839U, ha chiamato.",  # the check letter is wrong: a typo, still an id
+        "nacido el 3 de mayo de 1990 en Sevilla"])]
+    assert outs[0] == "Anschrift: [STREET_ADDRESS]"
+    assert outs[1] == "Ihre Versicherungsnummer wurde geändert."
+    assert "née le [DATE_OF_BIRTH]" in outs[2]
+    assert "C.F. [NATIONAL_ID]" in outs[3]
+    assert outs[4].startswith("nacido el [DATE_OF_BIRTH]")
+    assert _found("C.F. model SPSGPP80A01F839U") != []  # the cue is what makes it an id
+    assert _found("build SPSGPP80A01F839U passed") == []

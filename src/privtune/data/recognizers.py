@@ -607,7 +607,7 @@ RULES: tuple[Rule, ...] = (
          nir_ok, invalid_score=0.3, context=("sécurité sociale", "securite sociale", "nir ", "nir:", "insee",
                                              "carte vitale")),
     Rule("NATIONAL_ID", r"(?i)\b[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPRST][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z]\b", 0.9,
-         codice_fiscale_ok),
+         codice_fiscale_ok, invalid_score=0.3, context=("c.f.", "codice fiscale", "cod. fisc", "cf:", "cf ")),
     Rule("NATIONAL_ID", r"(?i)\b[STFG]\d{7}[A-Z]\b", 0.7, nric_ok, context=("nric", "fin:", "fin no")),
     Rule("NATIONAL_ID", r"(?i)(?<![\d-])[0-3]\d[01]\d\d{2}[-+A-FU-Y]\d{3}[0-9A-Y]\b", 0.7, hetu_ok,
          context=("hetu", "henkilötunnus", "personal identity code")),
@@ -945,12 +945,20 @@ def address_spans(text: str) -> Iterator[Span]:
 
 # -------------------------------------------------------------------------------------------- birth dates
 _MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-           r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
-DATE_VALUE = (r"(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?i:" + _MONTHS + r"),?\s+\d{2,4}|"
+           r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|"
+           # French, German, Spanish, Italian, Dutch, Portuguese: "4 mars 1981", "12. März 1975", "3 de mayo de 1990"
+           r"janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre|"
+           r"januar|jänner|februar|märz|maerz|juni|juli|oktober|dezember|enero|febrero|marzo|abril|mayo|junio|julio|"
+           r"agosto|septiembre|setiembre|octubre|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|luglio|"
+           r"settembre|ottobre|dicembre|januari|februari|maart|mei|augustus|oktober|janeiro|fevereiro|março|maio|"
+           r"junho|julho|setembro|outubro|novembro|dezembro)\.?")
+DATE_VALUE = (r"(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}(?:st|nd|rd|th|er|º|\.)?\s+(?:of\s+|de\s+)?(?i:" + _MONTHS +
+              r"),?\s+(?:de\s+)?\d{2,4}|"
               r"\d{1,2}[-/.](?i:" + _MONTHS + r")[-/.]\d{2,4}|"  # "12-Aug-1979", "03/MAR/85"
               r"(?i:" + _MONTHS + r")\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{2,4})")
 DOB_RULE = regex.compile(r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?|"
-                         r"geburtsdatum|geboren(?: am)?|né(?:e)? le|fecha de nacimiento)\b)[^\n\d]{0,12}?"
+                         r"geburtsdatum|geboren(?: am)?|geb\.|né(?:e)? le|fecha de nacimiento|nacid[oa] el|nat[oa] il|"
+                         r"nascid[oa] em|data di nascita|date de naissance|data de nascimento|geboortedatum)(?!\w))[^\n\d]{0,12}?"
                          r"(?P<v>" + DATE_VALUE + r")")
 DATE_RULE = regex.compile(r"(?<![\w/.-])" + DATE_VALUE + r"(?![\w/-])")
 
@@ -1320,8 +1328,9 @@ def not_a_name(text: str, start: int, end: int) -> bool:
         return True  # "Ihre", "Mit freundlichen Grüßen", "Teléfono"
     if words in (["bill"], ["ship"], ["sold"], ["deliver"], ["remit"]) and regex.match(r"(?i:[ \t]+to)[ \t]*:", text[end:]):
         return True  # "Bill to: …", "Ship To: …": an invoice's field label
-    if regex.search(r"(?i)-(?:id|nr|no|nummer|number|code)$", value):
-        return True  # "Steuer-ID", "Kunden-Nr": the label of a number
+    if regex.search(r"(?i)-(?:id|nr|no|nummer|number|code)$", value) or len(words) == 1 and regex.search(
+            r"(?i)\p{L}{4}(?:nummer|kennzeichen|kennung|anschrift|adresse|datum|straße|strasse)$", value):
+        return True  # "Steuer-ID", "Kunden-Nr", "Versicherungsnummer": the label of a number
     if (INSTITUTION_AFTER.match(text, end) or len(words) > 1 and INSTITUTION_AFTER.fullmatch(" " + value.split()[-1])
             or INSTITUTION_BEFORE.search(text[max(0, start - 60):start])):
         # "Mary Hospital": the name lists took the start of "St. Mary Hospital" for a first name; a titled name

@@ -284,7 +284,14 @@ def role_label(word: str) -> bool:
     low = word.lower()
     if low in firsts or low in lasts:
         return False
-    return zipf(word) >= 3.0 or (zipf(word) >= 1.0 and bool(ROLE_SUFFIX.search(low)))
+    return zipf(word) >= 3.0 or (zipf(word) >= 1.0 and bool(ROLE_SUFFIX.search(low))) or foreign_word(word)
+
+
+def foreign_word(word: str) -> bool:
+    """A common word of a language the letters come in: "Anschrift:", "Adresse:", "Teléfono:", "Indirizzo:"."""
+    from wordfreq import zipf_frequency
+
+    return any(zipf_frequency(word, lang) >= 3.0 for lang in ("de", "fr", "es", "it", "nl", "pt"))
 
 
 def trim_span(span: Span, text: str) -> Span | None:
