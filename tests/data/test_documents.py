@@ -743,3 +743,18 @@ def test_letters_in_other_languages_labels_birth_dates_and_fiscal_codes(redactor
     assert outs[4].startswith("nacido el [DATE_OF_BIRTH]")
     assert _found("C.F. model SPSGPP80A01F839U") != []  # the cue is what makes it an id
     assert _found("build SPSGPP80A01F839U passed") == []
+
+
+def test_actors_on_records_notes_mail_names_discord_tags_and_indonesian_records(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Approved by Priscilla Oyelowo-Grant and countersigned by T. Nakashima.",
+        "The report was reviewed by Quality Assurance and powered by Kubernetes Engine.",
+        "Vince J Kaminski@ECT 10/11/2000 03:15 PM",
+        "Ping me on Discord: shadowfox#4821",
+        "Halo, nama saya Dewi Lestari, NIK 3171234567890123, alamat Jl. Melati No. 5, Jakarta Selatan."])]
+    assert outs[0] == "Approved by [PERSON] and countersigned by [PERSON]."
+    assert outs[1] == "The report was reviewed by Quality Assurance and powered by Kubernetes Engine."
+    assert outs[2].startswith("[PERSON]@ECT")
+    assert outs[3] == "Ping me on Discord: [USERNAME]"
+    assert "NIK [NATIONAL_ID]" in outs[4] and "alamat [STREET_ADDRESS]" in outs[4]
+    assert _found("see issue#1234 and PR#5521") == []  # a tag needs its platform nearby

@@ -471,6 +471,9 @@ RULES: tuple[Rule, ...] = (
                      r"[ \t]*:))[ \t]*@?(?P<v>[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words() and v.lower() not in (
              "private", "down", "open", "closed", "broken", "dead", "blocked", "banned", "gone", "deleted")),
+    # Discord's legacy tag: "shadowfox#4821"
+    Rule("USERNAME", r"(?<![\w#@])(?P<v>[A-Za-z0-9_.]{2,32}#\d{4})(?![\w#])", 0.3,
+         context=("discord", "add me", "tag", "gamertag", "battle.net", "battletag")),
     # "or snap dakota_k22": right after the platform, only a token shaped like a handle
     Rule("USERNAME", r"(?i:\b(?:ig|insta|instagram|snap|snapchat|tiktok|twitch|psn|venmo|telegram|twitter|discord|steam|"
                      r"xbox|kik)[ \t]+)@?(?P<v>[A-Za-z][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])\b(?![@-])", 0.8,
@@ -590,7 +593,8 @@ RULES: tuple[Rule, ...] = (
     Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )\d{3} ?\d{3} ?\d{4}(?![\d])", 0.5, nhs_ok, context=("nhs", "nhs number", "nhs no")),
     Rule("NATIONAL_ID", _after(r"nhs|national id|national identity|national insurance|ni|nino|id card|identity card|"
                                r"identity number|personal id|personnummer|bsn|dni|nie|nric|sin|citizen id|"
-                               r"aadhaar|aadhar|pan|pan card|cnp|pesel|codice fiscale|insee|ahv|cpr"), 0.9),
+                               r"aadhaar|aadhar|pan|pan card|cnp|pesel|codice fiscale|insee|ahv|cpr|nik|ktp|"
+                               r"nomor induk kependudukan"), 0.9),
     # ids written in digit groups after their name: "SIN is 046 454 286", "IRD number 49-091-850", "RUT 12.345.678-5",
     # "Korean RRN 800101-1234567", "SSS no. 34-1234567-8", "Medicare card 2123 45670 1"
     Rule("NATIONAL_ID", _after(r"sin|social insurance|ird|rut|run|rrn|resident registration|my number|sss|philhealth|"
@@ -852,6 +856,9 @@ _ROMANCE_FORMS = "|".join(sorted({f(w) for w in _ROMANCE.split("|") for f in (st
 _GERMANIC = "straße|strasse|str\\.|weg|gasse|platz|allee|damm|ufer|laan|straat|gracht|plein|vej|gade|gatan|vägen|veien"
 _INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|vihar|enclave|circle|cross|main"
 ADDRESS_RULES = (
+    # Indonesian and Malaysian streets: "Jl. Melati No. 5", "Jalan Ampang No. 12A", "Gg. Mawar 3"
+    regex.compile(r"\b(?:Jl|Jln|Jalan|Gg|Gang|Lorong)\.?[ \t]+(?:\p{Lu}[\p{L}.'-]*[ \t]+){1,4}(?:(?i:no)\.?[ \t]*)?"
+                  r"\d{1,4}[A-Za-z]?\b" + _CITY_LINE + r"?"),
     # "841 6th St", "0175 Williams Summit Apt. 282\nNorth Sarah, IL 52791", "12 Baker Street, London NW1 6XE"
     regex.compile(r"(?:\b(?i:flat|apt|apartment|unit|suite)\.?[ \t]*\w{1,5},?[ \t]+)?"
                   r"(?<![\w-])(?<!\d:)\d{1,6}[A-Za-z]?(?:-\d{1,4})?,?[ \t]+(?!(?i:dr)\b)(?:" + _ADDR_WORD + r",?[ \t]+){0,4}?"
@@ -1472,7 +1479,15 @@ NAME_BEFORE_MAIL = regex.compile(r"(?P<v>[\p{L}'’-]+(?:[ \t]+[\p{L}'’-]+){0,
 MRZ = regex.compile(r"\bP[A-Z<][A-Z<]{3}[A-Z]+<<[A-Z<]{2,}|\b[A-Z0-9<]{9}\d[A-Z<]{3}\d{6}\d[MFX<]\d{7}[A-Z0-9<]{14}\d{2}\b")
 
 
+# Lotus Notes addresses in old corporate mail: "Vince J Kaminski@ECT", "Sara Shackleton/HOU/ECT@ECT"
+NOTES_NAME = regex.compile(r"(?<![\w/])(?P<v>\p{Lu}\p{Ll}+(?:[ \t]+\p{Lu}\.?)?[ \t]+\p{Lu}[\p{L}'’-]+)"
+                           r"(?P<sep>@[A-Z]{2,10}\b|/[A-Z]{2,6}/)")
+
+
 def mail_and_mrz_spans(text: str) -> Iterator[Span]:
+    for m in NOTES_NAME.finditer(text):
+        if m.group("sep")[0] == "@" or m.group("v").split()[0].lower() in raw_name_lists()[0]:
+            yield Span(*m.span("v"), "PERSON", 0.8)
     for m in NAME_BEFORE_MAIL.finditer(text):
         parts = set(regex.split(r"[._\d-]+", m.group("local").lower())) - ROLE_MAILBOX
         words = list(regex.finditer(r"[\p{L}'’-]+", m.group("v")))
@@ -1751,7 +1766,11 @@ def party_spans(text: str) -> Iterator[Span]:
 # the same cues before a capitalised full name the NER model missed or took for a place ("transfer 4,500 EUR to
 # Odessa Wintheiser"): two or three Title-case words, each a known name word or rare in English
 TITLED_PARTY = regex.compile(
-    r"(?i:\b(?:to|from|for|under(?:[ \t]+the[ \t]+name(?:[ \t]+of)?)?|on[ \t]+behalf[ \t]+of|in[ \t]+the[ \t]+name[ \t]+of))"
+    r"(?i:\b(?:to|from|for|under(?:[ \t]+the[ \t]+name(?:[ \t]+of)?)?|on[ \t]+behalf[ \t]+of|in[ \t]+the[ \t]+name[ \t]+of|"
+    # who acted on a record: "debited … by Elmira Torphy", "countersigned by T. Nakashima"
+    r"(?:authori[sz]ed|approved|signed|countersigned|co-signed|witnessed|prepared|reviewed|submitted|issued|initiated|"
+    r"requested|verified|processed|received|referred|dictated|transcribed|examined|treated|"
+    r"reported|filed|raised|opened|assigned|escalated|endorsed|notarized|notarised)[ \t]+by|by))"
     r"[ \t]+(?P<v>\p{Lu}\.[ \t]?\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?|\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+){1,2})\b"
     r"(?![.@-]\w)")
 
@@ -1765,6 +1784,8 @@ def titled_party_spans(text: str) -> Iterator[Span]:
         if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS or w in NOT_PERSON_WORDS or w in MONTHS
                for w in words):
             continue
+        if m.group().split()[0].lower() == "by" and not any(w in first or w in last for w in words):
+            continue  # a bare "by" needs a known name word: "by Elmira Torphy", not "by Kubernetes Engine"
         named = [((w in first or w in last) and zipf(w) < NAME_ZIPF) or zipf(w) < RARE_ZIPF for w in words]
         if any(named) and all(n or zipf(w) < NEXT_ZIPF for n, w in zip(named, words, strict=True)) and not (
                 BUSINESS_AFTER.match(text, m.end()) or INSTITUTION_AFTER.match(text, m.end())):
