@@ -758,3 +758,17 @@ def test_actors_on_records_notes_mail_names_discord_tags_and_indonesian_records(
     assert outs[3] == "Ping me on Discord: [USERNAME]"
     assert "NIK [NATIONAL_ID]" in outs[4] and "alamat [STREET_ADDRESS]" in outs[4]
     assert _found("see issue#1234 and PR#5521") == []  # a tag needs its platform nearby
+
+
+def test_vietnamese_names_by_their_middle_name():
+    assert ("Nguyễn Văn An", "PERSON") in _found("Our new analyst is Nguyễn Văn An; he starts on Monday.")
+    assert ("Tran Thi Mai", "PERSON") in _found("Customer Tran Thi Mai called about her loan")
+    assert _found("the Mai Thu Festival opens today") == []
+
+
+def test_lower_case_addresses_with_ordinals_po_boxes_and_french_streets(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "my address is 55 w 34th st, new york, ny 10001",
+        "send to po box 2231 tulsa ok 74101",
+        "i'm at 4 rue du bac 75007 paris till friday"])]
+    assert outs == ["my address is [STREET_ADDRESS]", "send to [STREET_ADDRESS]", "i'm at [STREET_ADDRESS] till friday"]

@@ -855,6 +855,7 @@ _ROMANCE_FORMS = "|".join(sorted({f(w) for w in _ROMANCE.split("|") for f in (st
     r"|Av\.(?=[ \t]+\p{Lu})")  # "Av. Reforma 222" (not "the Av. price")
 _GERMANIC = "straße|strasse|str\\.|weg|gasse|platz|allee|damm|ufer|laan|straat|gracht|plein|vej|gade|gatan|vägen|veien"
 _INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|vihar|enclave|circle|cross|main"
+_LOWER_CITY_ZIP = r"[ \t]+(?:[a-z.'-]+[ \t]){1,3}[a-z]{2}[ \t]+\d{5}(?:-\d{4})?\b"  # "… tulsa ok 74101"
 ADDRESS_RULES = (
     # Indonesian and Malaysian streets: "Jl. Melati No. 5", "Jalan Ampang No. 12A", "Gg. Mawar 3"
     regex.compile(r"\b(?:Jl|Jln|Jalan|Gg|Gang|Lorong)\.?[ \t]+(?:\p{Lu}[\p{L}.'-]*[ \t]+){1,4}(?:(?i:no)\.?[ \t]*)?"
@@ -866,9 +867,9 @@ ADDRESS_RULES = (
                   r"(?:[ \t]+(?=\p{Lu})(?i:" + _STREET_WORDS + r")\b\.?){0,2}"  # "Park Avenue", "Harbor View Road"
                   + _UNIT + r"?" + _CITY_LINE + r"?"),
     # lower case: "46690 jody inlet suite 225" (words before the street type are not stop words)
-    regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)[a-z]+[ \t]+){1,3}(?:" + _STREET_PLAIN
-                  + r")\b\.?(?:[ \t]+(?:nw|ne|sw|se)\b)?" + _UNIT + r"?(?:" + _CITY_LINE
-                  + r"|[ \t]+(?:[a-z.'-]+[ \t]){1,3}[a-z]{2}[ \t]+\d{5}(?:-\d{4})?\b"  # "… ave nw washington dc 20500"
+    regex.compile(r"(?<![\w-])\d{1,5}[ \t]+(?:(?!" + _LOWER_STOP + r"\b)(?:[a-z]+|\d{1,3}(?:st|nd|rd|th))[ \t]+){1,3}(?:"
+                  + _STREET_PLAIN + r")\b\.?(?:[ \t]+(?:nw|ne|sw|se)\b)?" + _UNIT + r"?(?:" + _CITY_LINE
+                  + r"|" + _LOWER_CITY_ZIP  # "… ave nw washington dc 20500"
                   + r"|,?[ \t]+(?:[a-z.'-]+[ \t]){0,2}[a-z]{1,2}\d[a-z\d]?[ \t]?\d[a-z]{2}\b)?"),  # ", leeds ls6 3aa"
     # rural routes and highway contracts: "Rural Route 2, Box 118, Tupelo, MS 38801"
     regex.compile(r"\b(?i:rural[ \t]+route|r\.?r\.?|hc|highway[ \t]+contract)[ \t]*\d{1,3},?[ \t]*(?i:box)[ \t]*\d{1,5}\b"
@@ -882,8 +883,9 @@ ADDRESS_RULES = (
                   + _CITY_LINE + r"?"),
     # "Via Roma 5", "Calle Mayor 7, 28013 Madrid", "Vicolo Morpurgo, 8", "12 rue de la Paix, 75002 Paris"
     regex.compile(r"(?:(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+)?\b(?:" + _ROMANCE_FORMS + r")[ \t]+"
-                  r"(?:(?:d[aeio]l?|de[il]?|la|le|l'|d'|dos|das|of)[ \t]*)*\p{L}[\p{L}'’.-]*(?:[ \t]+[\p{L}'’.-]+){0,4}?"
-                  r"(?:,?[ \t]+(?:n\.?[ºo°]?[ \t]*)?\d{1,4}[a-zA-Z]?(?:/\d{1,4})?\b|(?=[ \t]*[,\n]))" + _UNIT + r"?"
+                  r"(?:(?:d[aeiou]l?|de[il]?|des|aux|la|le|l'|d'|dos|das|of)[ \t]*)*\p{L}[\p{L}'’.-]*(?:[ \t]+[\p{L}'’.-]+){0,4}?"
+                  r"(?:,?[ \t]+(?:n\.?[ºo°]?[ \t]*)?\d{1,4}[a-zA-Z]?(?:/\d{1,4})?\b|(?=[ \t]*[,\n])|"
+                  r"[ \t]+\d{5}[ \t]+\p{L}[\p{L}'-]+(?=[ \t]*(?:$|[,.;\n]|[ \t]\p{Ll})))" + _UNIT + r"?"  # "4 rue du bac 75007 paris"
                   + _CITY_LINE + r"?"),
     # French order, number first: "8 avenue Victor Hugo, 69003 Lyon", "14 bd de la Liberté"
     regex.compile(r"(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:avenue|av\.|boulevard|bd|cours|route|place)[ \t]+"
@@ -896,7 +898,8 @@ ADDRESS_RULES = (
     regex.compile(r"(?:(?<=^|\n)|(?<=[:,][ \t]*)|(?<=\b(?i:to|at|address|addr)[ \t]+))\d{1,4}(?:/\d{1,4})?[ \t]*\n[ \t]*\p{Lu}[\p{L}'.-]+(?:[ \t]+\p{Lu}[\p{L}'.-]+){0,3}[ \t]*\n"
                   r"[ \t]*\p{Lu}[\p{L}.'-]+(?:[ \t]+\p{Lu}[\p{L}.'-]+){0,2}[ \t]*-?[ \t]*\d{6}(?!\d)"),
     # "PO Box 123", military "USNS Brown\nFPO AE 04521", "PSC 1234, Box 5678\nAPO AA 12345"
-    regex.compile(r"\b(?i:p\.?\s?o\.?\s?box|post office box|postfach|boîte postale)[ \t]*\d{1,6}\b" + _CITY_LINE + r"?"),
+    regex.compile(r"\b(?i:p\.?\s?o\.?\s?box|post office box|postfach|boîte postale)[ \t]*\d{1,6}\b(?:" + _CITY_LINE + r"|"
+                  + _LOWER_CITY_ZIP + r")?"),
     regex.compile(r"(?i)\b(?:USNS|USNV|USS|USCGC|PSC|Unit)[ \t]+[\w ]{1,30}?,?(?:[ \t]*Box[ \t]*\d+)?[ \t]*\n?[ \t]*"
                   r"(?:APO|FPO|DPO)[ \t]+A[AEP][ \t]+\d{5}\b"),
 )
@@ -1479,12 +1482,25 @@ NAME_BEFORE_MAIL = regex.compile(r"(?P<v>[\p{L}'’-]+(?:[ \t]+[\p{L}'’-]+){0,
 MRZ = regex.compile(r"\bP[A-Z<][A-Z<]{3}[A-Z]+<<[A-Z<]{2,}|\b[A-Z0-9<]{9}\d[A-Z<]{3}\d{6}\d[MFX<]\d{7}[A-Z0-9<]{14}\d{2}\b")
 
 
+# Vietnamese names: family name, middle name, given name ("Nguyễn Văn An", "Tran Thi Mai"); the middle names
+# that mark them are rarely English words
+VIETNAMESE_NAME = regex.compile(
+    r"\b(?P<v>(?:Nguyễn|Nguyen|Trần|Tran|Lê|Le|Phạm|Pham|Hoàng|Hoang|Huỳnh|Huynh|Phan|Vũ|Vu|Võ|Vo|Đặng|Dang|Bùi|Bui|"
+    r"Đỗ|Do|Hồ|Ho|Ngô|Ngo|Dương|Duong|Lý|Ly|Trương|Truong|Đinh|Dinh|Mai|Đào|Dao|Cao|Lâm|Lam|Tạ|Ta|Trịnh|Trinh)"
+    r"[ \t]+(?:Văn|Van|Thị|Thi|Đức|Duc|Hữu|Huu|Ngọc|Ngoc|Thanh|Minh|Quang|Xuân|Xuan|Công|Cong|Thu|Hoàng|Bảo|Bao)"
+    r"[ \t]+\p{Lu}\p{Ll}*(?:[ \t]+\p{Lu}\p{Ll}+)?)\b")
+
+
 # Lotus Notes addresses in old corporate mail: "Vince J Kaminski@ECT", "Sara Shackleton/HOU/ECT@ECT"
 NOTES_NAME = regex.compile(r"(?<![\w/])(?P<v>\p{Lu}\p{Ll}+(?:[ \t]+\p{Lu}\.?)?[ \t]+\p{Lu}[\p{L}'’-]+)"
                            r"(?P<sep>@[A-Z]{2,10}\b|/[A-Z]{2,6}/)")
 
 
 def mail_and_mrz_spans(text: str) -> Iterator[Span]:
+    for m in VIETNAMESE_NAME.finditer(text):
+        given = m.group("v").split()[2:]
+        if all(len(w) <= 4 or zipf(w.lower()) < 4.0 for w in given):  # "the Mai Thu Festival" is an event
+            yield Span(*m.span("v"), "PERSON", 0.8)
     for m in NOTES_NAME.finditer(text):
         if m.group("sep")[0] == "@" or m.group("v").split()[0].lower() in raw_name_lists()[0]:
             yield Span(*m.span("v"), "PERSON", 0.8)
