@@ -772,3 +772,14 @@ def test_lower_case_addresses_with_ordinals_po_boxes_and_french_streets(redactor
         "send to po box 2231 tulsa ok 74101",
         "i'm at 4 rue du bac 75007 paris till friday"])]
     assert outs == ["my address is [STREET_ADDRESS]", "send to [STREET_ADDRESS]", "i'm at [STREET_ADDRESS] till friday"]
+
+
+def test_more_secret_formats():
+    assert ("dXNlcjpwYXNzd29yZDEyMw==", "PASSWORD") in _found("Authorization: Basic dXNlcjpwYXNzd29yZDEyMw==")
+    sendgrid = "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"
+    assert (sendgrid, "API_KEY") in _found(f"SENDGRID={sendgrid}")
+    assert ("AC0123456789abcdef0123456789abcdef", "API_KEY") in _found("twilio sid AC0123456789abcdef0123456789abcdef")
+    assert ("s3cr3t-Pa55word", "PASSWORD") in _found("DB_PASS=s3cr3t-Pa55word")
+    assert _found("boarding pass: 4455A") == []
+    key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    assert ("jdoe@laptop", "USERNAME") in _found(f"ssh-ed25519 {key} jdoe@laptop")

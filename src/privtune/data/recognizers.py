@@ -404,6 +404,17 @@ RULES: tuple[Rule, ...] = (
     Rule("API_KEY", r"(?i:\b(?:token|api[ _-]?key|secret|access key|secret key|key|credential)s?\b\s*(?:is|:|=)?\s*)"
                     r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
     Rule("API_KEY", r"(?i:\bbearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{16,})", 0.9),
+    # HTTP basic credentials are a base64 "user:password": "Authorization: Basic dXNlcjpwYXNz…"
+    Rule("PASSWORD", r"(?i:\bauthorization[\"']?\s*[:=]\s*[\"']?basic\s+)(?P<v>[A-Za-z0-9+/]{8,}={0,2})", 0.95),
+    Rule("API_KEY", r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}\b", 1.0),  # SendGrid
+    Rule("API_KEY", r"\b(?:AC|SK)[0-9a-f]{32}\b", 0.9),  # Twilio account and key sids
+    # a public key's comment names its owner: "ssh-ed25519 AAAAC3… jdoe@laptop"
+    Rule("USERNAME", r"\b(?:ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp\d+)[ \t]+[A-Za-z0-9+/]{40,}={0,3}[ \t]+"
+                     r"(?P<v>[\w.-]+@[\w.-]+)", 0.85),
+    # environment files: "DB_PASS=…", "SMTP_PASSWD: …"
+    Rule("PASSWORD", r"(?:\b(?i:[a-z0-9]+_(?:pass|passwd|password|pwd)(?:_[a-z0-9]+)?|(?:pass|passwd|pwd)_[a-z0-9]+)|"
+                     r"\b(?:PASS|PASSWD))[ \t]*[:=][ \t]*[\"']?"
+                     r"(?P<v>[^\s\"']{4,128})", 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig|session|sessionid|sid|cookie)"
                     r"[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
                     r"(?P<v>[A-Za-z0-9_+/=.~-]{16,})", 0.9, looks_secret),
