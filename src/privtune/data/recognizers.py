@@ -371,6 +371,10 @@ _GROUPED_ID = r"(?P<v>\d{1,6}(?:[ .-]\d{1,7}){1,4}(?:-[0-9Kk])?)(?![\w-])"
 _ON_CARD = r"[ \t]+(?:on|at|from|of)[ \t]+(?:back[ \t]+of[ \t]+)?(?:\w+[ \t]+){0,2}(?:card|back)"
 
 
+_USER_CUE = r"user ?name|user ?id|screen ?name|account name|gamertag"
+_PLATFORMS = r"ig|insta|instagram|snap|snapchat|tiktok|twitch|reddit|psn|venmo|cash ?app|telegram|twitter|discord|steam|xbox|kik"
+
+
 def _after(cues: str, value: str = _ID_TOKEN) -> str:
     """`value` right after one of the cue words (case-insensitive cue, value as given)."""
     return r"(?i:\b(?:" + cues + r")(?!\w))" + _SEP + value  # a whole cue: "reg" is no cue inside "REGARDING"
@@ -383,6 +387,11 @@ _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|pw|passcode|pass code|passphrase|pass 
            r"(?:gate|door|alarm|lockbox|key ?safe|keypad|entry|building|garage|safe) code|"
            r"kennwort|passwort|mot de passe|contraseña)\b)")
 _PW_VALUE = r"(?!\((?i:cvv2?|cvc2?|csc|pin|otp)\))(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
+
+
+def _secret_ok(value: str) -> bool:
+    """A password-shaped value that is no word of "my password is expired"."""
+    return password_like(value) and value.strip("\"'`").lower() not in _NOT_PASSWORDS
 
 
 def password_like(value: str) -> bool:
@@ -423,13 +432,10 @@ RULES: tuple[Rule, ...] = (
                                r"(?:set|changed|reset|updated) to\b)\s*" + _PW_VALUE,
          0.9, lambda v: v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     # "my PIN is 4432" / "password is hunter2" — but "my PIN is blocked", "my PIN was entered wrong" are not
-    Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is|was)\b)\s*" + _PW_VALUE, 0.9,
-         lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
+    # (and "new pw should be Winter#2025", "the PIN is now 8812")
+    Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is[ \t]+now|now[ \t]+is|(?:should|will|would|must|shall|could|can)[ \t]+be|"
+                               r"becomes|became|is|was)\b)\s*" + _PW_VALUE, 0.9, _secret_ok),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
-    # "new pw should be Winter#2025", "the PIN is now 8812"
-    Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:(?:should|will|would|must|shall|could|can)[ \t]+be|is[ \t]+now|now[ \t]+is|"
-                               r"becomes|became))[ \t]+" + _PW_VALUE, 0.9,
-         lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     # the answer to a security question is a password: "Security question: first pet's name? Answer: Biscuit"
     Rule("PASSWORD", r"(?<=(?i:\b(?:security|secret|challenge)[ \t]+question)[^\n]{0,80})(?i:\banswer)[ \t]*[:=][ \t]*"
                      r"(?P<v>[^\s.,;!?]+(?:[ \t][^\s.,;!?]+){0,2})", 0.85,
@@ -437,8 +443,7 @@ RULES: tuple[Rule, ...] = (
     # what the secret opens comes between: "Wi-Fi password for guests: Sunflower2024", "the PIN to the safe is 4412"
     Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:for|to|of|on)[ \t]+(?!(?:\w+[ \t]+){0,2}(?:card|back)\b)"
                                r"(?:(?:the|my|our|your|his|her|their)[ \t]+)?[\w-]+"
-                               r"(?:[ \t]+[\w-]+)?(?:[ \t]*:|[ \t]+(?:is|was)\b:?))[ \t]*" + _PW_VALUE, 0.9,
-         lambda v: password_like(v) and v.strip("\"'`").lower() not in _NOT_PASSWORDS),
+                               r"(?:[ \t]+[\w-]+)?(?:[ \t]*:|[ \t]+(?:is|was)\b:?))[ \t]*" + _PW_VALUE, 0.9, _secret_ok),
     # --- contact
     # credentials inside a connection URL or a curl/wget user flag: "mysql://root:hunter2@db", "curl -u admin:S3cr3t"
     Rule("PASSWORD", r"(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:(?P<v>[^\s/@]{1,128})@", 1.0),
@@ -467,18 +472,17 @@ RULES: tuple[Rule, ...] = (
                      r"(?= |$)))*)(?![.@]\w)", 0.5, lambda v: spaced_handle_ok(v.split(" ")[0])),
     # Reddit's "u / name" in tokenised text; its underscores spaced too ("u / Womble _ Don")
     Rule("USERNAME", r"(?<![\w/])[u] / (?P<v>[A-Za-z0-9][A-Za-z0-9_-]{2,20}(?: _ [A-Za-z0-9]{1,20})*)\b", 0.7),
-    Rule("USERNAME", _after(r"user ?name|user ?id|screen ?name|account name|gamertag|(?:wechat|skype|telegram|discord|"
+    Rule("USERNAME", _after(_USER_CUE + r"|(?:wechat|skype|telegram|discord|"
                             r"signal|line|kakao(?:talk)?|snapchat|instagram|twitter|tiktok|github|slack)[ \t]*(?:id|handle)",
                             r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b"), 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and (bool(re.search(r"[\d_.@]", v)) or zipf(v.lower()) < 3.0)),
     # after "is"/":"/"=" any token is the name ("my username is anna"); with nothing between, only a handle-shaped or
     # rare one is ("when the user name contained an apostrophe")
-    Rule("USERNAME", r"(?i:\b(?:user ?name|user ?id|screen ?name|account name|gamertag)(?:[ \t]*[:=#]|[ \t]+(?:is|was)\b:?))"
+    Rule("USERNAME", r"(?i:\b(?:" + _USER_CUE + r")(?:[ \t]*[:=#]|[ \t]+(?:is|was)\b:?))"
                      r"[ \t]*(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words()),
     # "his ig is zeke.the.great", "venmo: jdoe-22", "my snap is kayy_b"
-    Rule("USERNAME", r"(?i:\b(?:ig|insta|instagram|snap|snapchat|tiktok|twitch|reddit|psn|venmo|cash ?app|telegram|"
-                     r"twitter|discord|steam|xbox|gamertag)(?:[ \t]+(?:handle[ \t]+|name[ \t]+|account[ \t]+)?is|"
+    Rule("USERNAME", r"(?i:\b(?:" + _PLATFORMS + r")(?:[ \t]+(?:handle[ \t]+|name[ \t]+|account[ \t]+)?is|"
                      r"[ \t]*:))[ \t]*@?(?P<v>[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words() and v.lower() not in (
              "private", "down", "open", "closed", "broken", "dead", "blocked", "banned", "gone", "deleted")),
@@ -486,8 +490,7 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"(?<![\w#@])(?P<v>[A-Za-z0-9_.]{2,32}#\d{4})(?![\w#])", 0.3,
          context=("discord", "add me", "tag", "gamertag", "battle.net", "battletag")),
     # "or snap dakota_k22": right after the platform, only a token shaped like a handle
-    Rule("USERNAME", r"(?i:\b(?:ig|insta|instagram|snap|snapchat|tiktok|twitch|psn|venmo|telegram|twitter|discord|steam|"
-                     r"xbox|kik)[ \t]+)@?(?P<v>[A-Za-z][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])\b(?![@-])", 0.8,
+    Rule("USERNAME", r"(?i:\b(?:" + _PLATFORMS + r")[ \t]+)@?(?P<v>[A-Za-z][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])\b(?![@-])", 0.8,
          lambda v: bool(re.search(r"[a-z][\d_.]|[\d_.][a-z]", v, re.I)) and len(re.findall(r"[A-Za-z]", v)) >= 3
          and not regex.search(r"\.(?:com|net|org)$", v)),
     Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
@@ -1404,11 +1407,11 @@ def _cap(word: str) -> bool:
     return all(len(p) > 1 and p[0].isupper() and p[1:].islower() for p in word.split("-"))
 
 
-def _csv_row(text: str, pos: int) -> bool:
-    """The line around `pos` is a comma-separated row: three or more commas, none followed by a space."""
+def _csv_row(text: str, pos: int, commas: int = 3) -> bool:
+    """The line around `pos` is a comma-separated row: `commas` or more commas, none followed by a space."""
     line = text[text.rfind("\n", 0, pos) + 1:(text.find("\n", pos) + 1 or len(text) + 1) - 1]
     line = regex.sub(r'"[^"\n]*"', "", line)  # a quoted cell may hold ", ": "Av. Reforma 222, CDMX"
-    return line.count(",") >= 3 and ", " not in line
+    return line.count(",") >= commas and ", " not in line
 
 
 def gazetteer_spans(text: str) -> Iterator[Span]:
@@ -1461,7 +1464,6 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
         i += 1
 
 
-_CSV_LINE = regex.compile(r"^[^\n\"]*,[^\n\"]*,[^\n\"]*$", regex.M)  # 2+ commas, no quoted cell
 _NAME_CELL = regex.compile(r"(?<=^|,)(?P<v>\p{Lu}\p{Ll}+(?:[ ]\p{Lu}[\p{Ll}'-]+){1,2})(?=,|$)", regex.M)
 
 
@@ -1469,8 +1471,8 @@ def csv_name_spans(text: str) -> Iterator[Span]:
     """A cell of a headerless CSV row made of 2-3 name words where one is on the name lists and the others are
     rare ("Okonkwo Chidi Emeka"); a row has no sentence for the NER model to read."""
     first, last = name_lists()
-    for line in _CSV_LINE.finditer(text):
-        if ", " in line.group():
+    for line in regex.finditer(r"^[^\n\"]+$", text, regex.M):  # a line without quoted cells
+        if not _csv_row(text, line.start(), commas=2):
             continue
         for m in _NAME_CELL.finditer(text, line.start(), line.end()):
             words = m.group("v").lower().split()
@@ -1508,10 +1510,6 @@ NOTES_NAME = regex.compile(r"(?<![\w/])(?P<v>\p{Lu}\p{Ll}+(?:[ \t]+\p{Lu}\.?)?[ 
 
 
 def mail_and_mrz_spans(text: str) -> Iterator[Span]:
-    for m in VIETNAMESE_NAME.finditer(text):
-        given = m.group("v").split()[2:]
-        if all(len(w) <= 4 or zipf(w.lower()) < 4.0 for w in given):  # "the Mai Thu Festival" is an event
-            yield Span(*m.span("v"), "PERSON", 0.8)
     for m in NOTES_NAME.finditer(text):
         if m.group("sep")[0] == "@" or m.group("v").split()[0].lower() in raw_name_lists()[0]:
             yield Span(*m.span("v"), "PERSON", 0.8)
@@ -1589,6 +1587,10 @@ def name_spans(text: str) -> Iterator[Span]:
         if (given.strip().lower() in raw_name_lists()[0] or zipf(given.strip().lower()) < RARE_ZIPF) and all(
                 zipf(w.lower()) < 4.0 for w in regex.findall(r"\p{L}+", surname)):
             yield Span(*m.span("v"), "PERSON", 0.7)
+    for m in VIETNAMESE_NAME.finditer(text):
+        given = m.group("v").split()[2:]
+        if all(len(w) <= 4 or zipf(w.lower()) < 4.0 for w in given):  # "the Mai Thu Festival" is an event
+            yield Span(*m.span("v"), "PERSON", 0.8)
     yield from gazetteer_spans(text)
     yield from csv_name_spans(text)
 
@@ -1679,11 +1681,11 @@ MONTHS = frozenset({"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sep
 
 
 @lru_cache(maxsize=65536)
-def zipf(word: str) -> float:
-    """How common `word` is in English, 0 (unseen) to ~7.7 ("the"); wordfreq's bundled tables, no I/O per call."""
+def zipf(word: str, lang: str = "en") -> float:
+    """How common `word` is in `lang`, 0 (unseen) to ~7.7 ("the"); wordfreq's bundled tables, no I/O per call."""
     from wordfreq import zipf_frequency
 
-    return zipf_frequency(word, "en")
+    return zipf_frequency(word, lang)
 
 
 def _party_word(word: str, limit: float) -> bool:

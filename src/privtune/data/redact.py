@@ -289,9 +289,7 @@ def role_label(word: str) -> bool:
 
 def foreign_word(word: str) -> bool:
     """A common word of a language the letters come in: "Anschrift:", "Adresse:", "Teléfono:", "Indirizzo:"."""
-    from wordfreq import zipf_frequency
-
-    return any(zipf_frequency(word, lang) >= 3.0 for lang in ("de", "fr", "es", "it", "nl", "pt"))
+    return any(zipf(word, lang) >= 3.0 for lang in ("de", "fr", "es", "it", "nl", "pt"))
 
 
 def trim_span(span: Span, text: str) -> Span | None:
