@@ -783,3 +783,17 @@ def test_more_secret_formats():
     assert _found("boarding pass: 4455A") == []
     key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     assert ("jdoe@laptop", "USERNAME") in _found(f"ssh-ed25519 {key} jdoe@laptop")
+
+
+def test_census_first_names_the_faker_lists_lack(redactor):
+    assert "emerson" in R.census_first_names() and "archie" in R.census_first_names()
+    assert "chance" not in R.census_first_names()  # an everyday word first: "No Chance"
+    outs = [out for out, _ in redactor.redact_texts([
+        "Debited from the joint account by Elmira Torphy.",
+        "Archie will pick the kids up on Saturday.",
+        "Loan agreement between Greenfield Lending LLC and Borrower Rosalind Achterberg.",
+        "Ping us on Slack when the build is green."])]
+    assert outs[0] == "Debited from the joint account by [PERSON]."
+    assert outs[1] == "[PERSON] will pick the kids up on Saturday."
+    assert outs[2].endswith("and Borrower [PERSON].")  # the role stays readable
+    assert outs[3] == "Ping us on Slack when the build is green."

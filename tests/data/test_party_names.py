@@ -79,7 +79,7 @@ def test_capitalised_payee_names_after_money_cues():
     assert _persons("Please wire 4,500 EUR to Odessa Wintheiser today.") == ["Odessa Wintheiser"]
     assert _persons("a standing order for 20 pounds to Quilla Brannagh") == ["Quilla Brannagh"]
     for text in ("the payment to American Express failed", "transfer 30 dollars to Sztur Elektron Ltd",
-                 "I want to go to Odessa Wintheiser next week",  # no money moves
+                 "I want to go to Quilla Brannagh next week",  # no money moves
                  "send 10 euros to Central Bank"):
         assert _persons(text) == [], text
 

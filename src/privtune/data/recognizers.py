@@ -315,6 +315,9 @@ def _stop_words() -> frozenset[str]:
     return frozenset(STOP_WORDS)
 
 
+FOREIGN_LANGS = ("de", "fr", "es", "it", "nl", "pt")  # the other languages enterprise letters come in
+
+
 @lru_cache(maxsize=1)
 def foreign_function_words() -> frozenset[str]:
     """Stop words of the other languages enterprise text comes in, plus letter formulas ("Sehr geehrte", "Mit
@@ -322,7 +325,7 @@ def foreign_function_words() -> frozenset[str]:
     import importlib
 
     words = set(LETTER_WORDS)
-    for lang in ("de", "fr", "es", "it", "nl", "pt"):  # short ones are also names: "Ali", "Ed", "Del", "Min"
+    for lang in FOREIGN_LANGS:  # short ones are also names: "Ali", "Ed", "Del", "Min"
         words |= {w for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS if len(w) > 3}
     first, last = name_lists()
     return frozenset(w for w in words if w not in first and w not in last)
@@ -1122,7 +1125,29 @@ def raw_name_lists() -> tuple[frozenset[str], frozenset[str]]:
             for name in getattr(prov, attr, ()) or ():
                 if isinstance(name, str) and name.isalpha() and len(name) > 1:
                     bucket.add(name.lower())
-    return frozenset(first), frozenset(last)
+    return frozenset(first | census_first_names()), frozenset(last)
+
+
+CENSUS_MAX_ZIPF = 4.0  # a census first name this common in English is the word ("chance", "tiny", "echo")
+CENSUS_MAX_FOREIGN_ZIPF = 4.5  # ... or in another language ("mai", "santo", "viva", "latina", "oma")
+
+
+@lru_cache(maxsize=1)
+def census_first_names() -> frozenset[str]:
+    """The US census first names of the `names` package (5,163, 1990 survey) that Faker's lists lack and that are
+    not everyday words: "archie", "emerson", "kendrick", "macy". Faker samples its lists for realistic fakes, so
+    many common given names are missing from them; a redactor needs the long tail."""
+    import importlib.resources
+
+    base = importlib.resources.files("names")
+    out = set()
+    for fn in ("dist.male.first", "dist.female.first"):
+        for line in base.joinpath(fn).read_text(encoding="ascii").splitlines():
+            name = line.split(maxsplit=1)[0].lower() if line.strip() else ""
+            if len(name) > 2 and name.isalpha() and zipf(name) < CENSUS_MAX_ZIPF and all(
+                    zipf(name, lang) < CENSUS_MAX_FOREIGN_ZIPF for lang in FOREIGN_LANGS):
+                out.add(name)
+    return frozenset(out)
 
 
 @lru_cache(maxsize=1)
@@ -1214,7 +1239,8 @@ NAMED_THING_AFTER = regex.compile(
     r"[ \t]+(?i:app|application|notebook|fellowship|scholarship|lab|laboratory|ward|line|framework|pipeline|award|"
     r"prize|medal|lecture|institute|foundation|building|wing|library|package|plugin|server|cluster|dashboard|"
     r"stadium|theatre|theater|hall|bridge|tunnel|airport|station|memorial|programme|program|model|project|image|"
-    r"container|repo|repository|service|instance|sdk|cli|bot|extension|module|widget|template|integration)s?\b")
+    r"festival|conference|summit|parade|carnival|expo|marathon|container|repo|repository|service|instance|sdk|cli|"
+    r"bot|extension|module|widget|template|integration)s?\b")
 DETERMINER_BEFORE = regex.compile(r"(?i:\b(?:the|our|their|your|this|that|a|an))[ \t]+$")
 POSSESSIVE_DISEASE = regex.compile(r"['’]s[ \t]+(?i:disease)\b")  # "Crohn's disease"; "Anna's disease" stays Anna
 DRUG_AFTER = regex.compile(
@@ -1431,7 +1457,8 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
             nlow, nw = nxt[2].lower(), nxt[2]
             same_case = ((_cap(w) and _cap(nw)) or (w.isupper() and nw.isupper() and len(w) > 1)
                          or (w.islower() and nw.islower() and nlow in last and len(nw) > 3 and len(w) > 2))
-            if same_case and (nlow in last or _cap(nw) and nlow not in COMMON_WORDS and not w.isupper()):
+            if same_case and (nlow in last or _cap(nw) and nlow not in COMMON_WORDS and not w.isupper()
+                              and not NAMED_THING_AFTER.match(" " + nw)):  # "Thu Festival", "Ada Lab"
                 end = nxt[1]
                 sep = "," if csv_gap else " "
                 if i + 2 < len(words) and text[end:words[i + 2][0]] == sep and words[i + 2][2].lower() in last and (
@@ -1457,7 +1484,8 @@ def gazetteer_spans(text: str) -> Iterator[Span]:
         if low in first and len(w) > 2 and _cap(w):  # a lone "Eleanor reported…": weaker, above the threshold
             if not (low in MONTHS and regex.search(r"\d", text[max(0, s - 12):e + 12])) and not regex.search(
                     r"\d(?:st|nd|rd|th)[ \t]+$", text[max(0, s - 8):s]) and not (  # "Sep 17", "5th of Jan", "5th Floor"
-                    zipf(low) >= 4.0 and regex.match(r"[ \t]+#?\d", text[e:e + 3])):  # "Lot 14": a word and a number
+                    zipf(low) >= 4.0 and regex.match(r"[ \t]+#?\d", text[e:e + 3])) and not regex.match(
+                    r"[ \t]+(?:me|us)\b", text[e:e + 5]):  # "Lot 14": a word and a number; "Ping me": a verb
                 yield Span(s, e, "PERSON", 0.45)
         elif w.islower() and low in lowercase_first_names():  # "omg poor emily": chat drops capitals
             yield Span(s, e, "PERSON", 0.45)
@@ -1562,11 +1590,15 @@ def name_spans(text: str) -> Iterator[Span]:
             if not known and zipf(words[0].lower()) >= 5.0 and words[0].lower() not in raw_name_lists()[0]:
                 continue  # "Customer: Sure, …", "Customer: Yes": a reply in a transcript, not a name
             score = 0.7 if known else unknown_score
+            start = m.start()
+            if (known and len(words) > 1 and words[1].lower() in first and words[0].lower() not in first
+                    and words[0].lower() not in last and zipf(words[0].lower()) >= RARE_ZIPF):
+                start += m.group().index(words[1], len(words[0]))  # "and Borrower Rosalind Achterberg": a role
             if (not known and score < 0.6 and regex.match(r"[ \t]*[,!]", text[m.end():m.end() + 2])
                     and GREETING_BEFORE.search(text, max(0, m.start() - 8), m.start())
                     and all(zipf(w.lower()) < RARE_ZIPF for w in words)):
                 score = 0.6  # "Hi Bettye,": a rare word greeted by name
-            yield Span(m.start(), m.end(), "PERSON", score)
+            yield Span(start, m.end(), "PERSON", score)
     for m in LOWER_AFTER_CUE.finditer(text):
         words = m.group().split()
         if words[0] in first or words[0] in last:

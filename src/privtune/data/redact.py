@@ -30,6 +30,7 @@ from privtune import fsio
 from privtune.config import RedactConfig
 from privtune.data.progress import progress
 from privtune.data.recognizers import (
+    FOREIGN_LANGS,
     LETTER_WORDS,
     NAME_PARTICLES,
     NO_PERSON,
@@ -289,7 +290,7 @@ def role_label(word: str) -> bool:
 
 def foreign_word(word: str) -> bool:
     """A common word of a language the letters come in: "Anschrift:", "Adresse:", "Teléfono:", "Indirizzo:"."""
-    return any(zipf(word, lang) >= 3.0 for lang in ("de", "fr", "es", "it", "nl", "pt"))
+    return any(zipf(word, lang) >= 3.0 for lang in FOREIGN_LANGS)
 
 
 def trim_span(span: Span, text: str) -> Span | None:
