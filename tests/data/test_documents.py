@@ -797,3 +797,14 @@ def test_census_first_names_the_faker_lists_lack(redactor):
     assert outs[1] == "[PERSON] will pick the kids up on Saturday."
     assert outs[2].endswith("and Borrower [PERSON].")  # the role stays readable
     assert outs[3] == "Ping us on Slack when the build is green."
+
+
+def test_a_word_the_text_also_writes_in_lower_case_is_no_name():
+    from privtune.data.redact import ner_person_type
+
+    text = "Stool sample showed proglottids on day 2. Proglottids were sent to the lab."
+    start = text.index("Proglottids")
+    assert ner_person_type(text, start, start + len("Proglottids")) is None
+    link = "Zlatan scored again, see https://example.org/r/zlatan for the clip"  # a link is no prose
+    assert ner_person_type(link, 0, 6) == "PERSON"
+    assert ner_person_type("Emily said emily would sign it. Emily is here.", 0, 5) == "PERSON"  # a known name

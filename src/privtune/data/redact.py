@@ -212,7 +212,20 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
     if sum(w[0].islower() and w not in NAME_PARTICLES for w in regex.findall(r"\p{L}+", value)) >= 2 and not (
             value.islower()):
         return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
+    if _common_noun_here(value, text):
+        return None  # "… proglottids in the stool. Proglottids collected": the text writes it as a common noun
     return "PERSON"
+
+
+def _common_noun_here(value: str, text: str) -> bool:
+    """One capitalised word that the same (cased) text also writes in lower case as a word of prose (not inside a
+    link or path) and that no name list has."""
+    if not regex.fullmatch(r"\p{Lu}\p{Ll}+", value) or text.islower():
+        return False
+    firsts, lasts = raw_name_lists()
+    low = value.lower()
+    return low not in firsts and low not in lasts and bool(
+        regex.search(rf"(?<!\S){regex.escape(low)}(?=[\s,.;:!?)]|$)", text))
 
 
 def name_end(text: str, start: int, end: int) -> int:
