@@ -797,6 +797,7 @@ def test_census_first_names_the_faker_lists_lack(redactor):
     assert outs[1] == "[PERSON] will pick the kids up on Saturday."
     assert outs[2].endswith("and Borrower [PERSON].")  # the role stays readable
     assert outs[3] == "Ping us on Slack when the build is green."
+    assert redactor.redact_texts(["Klarna is down again."])[0][0] == "Klarna is down again."
 
 
 def test_a_word_the_text_also_writes_in_lower_case_is_no_name():

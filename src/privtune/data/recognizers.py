@@ -1267,8 +1267,9 @@ NOT_PERSON_WORDS = frozenset({
     "mon", "tue", "tues", "wed", "weds", "thu", "thur", "thurs", "fri", "sat", "sun", "kimlik",  # "my shift Tue"
     "montag", "dienstag", "mittwoch", "donnerstag", "freitag", "samstag", "sonntag", "lundi", "mardi", "mercredi",
     "jeudi", "vendredi", "samedi", "dimanche", "lunes", "martes", "miércoles", "jueves", "viernes", "sábado",
-    "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "swift",
-    "sepa", "bacs", "chaps", "siri", "cortana", "bixby", "alexa", "tel", "fax", "mob", "cell", "phone", "email", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
+    "visa", "mastercard", "maestro", "amex", "discover", "paypal", "venmo", "zelle", "revolut", "monzo", "klarna",
+    "afterpay", "clearpay", "alipay", "paytm", "gpay", "swift", "sepa", "bacs", "chaps", "siri", "cortana", "bixby",
+    "alexa", "tel", "fax", "mob", "cell", "phone", "email", "urgent", "asap", "atm", "pin", "iban", "bic", "usd",
     "eur", "gbp", "aud", "cad", "chf", "jpy", "cny", "nzd", "sek", "nok", "dkk", "pln", "huf", "czk", "inr", "zar",
     "mxn", "brl", "hkd", "sgd", "rub", "btc", "eth", "ltc", "xmr",
     "bitcoin", "ethereum", "ether", "litecoin", "monero", "dogecoin", "solana", "cardano", "tether", "ripple",
