@@ -1715,10 +1715,12 @@ MONTHS = frozenset({"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sep
 
 @lru_cache(maxsize=65536)
 def zipf(word: str, lang: str = "en") -> float:
-    """How common `word` is in `lang`, 0 (unseen) to ~7.7 ("the"); wordfreq's bundled tables, no I/O per call."""
+    """How common `word` is in `lang`, 0 (unseen) to ~7.7 ("the"); wordfreq's bundled tables, no I/O per call.
+    Other languages use the small tables (words from Zipf 3.0 up, ~2.5 MB each loaded): privtune only asks them
+    whether a word is common there, and the full ones cost ~40 MB of memory per language and process."""
     from wordfreq import zipf_frequency
 
-    return zipf_frequency(word, lang)
+    return zipf_frequency(word, lang, wordlist="best" if lang == "en" else "small")
 
 
 def _party_word(word: str, limit: float) -> bool:
