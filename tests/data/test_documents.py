@@ -809,3 +809,16 @@ def test_a_word_the_text_also_writes_in_lower_case_is_no_name():
     link = "Zlatan scored again, see https://example.org/r/zlatan for the clip"  # a link is no prose
     assert ner_person_type(link, 0, 6) == "PERSON"
     assert ner_person_type("Emily said emily would sign it. Emily is here.", 0, 5) == "PERSON"  # a known name
+
+
+def test_a_ner_person_that_runs_over_a_sentence_end_or_ends_in_an_acronym():
+    from privtune.data.redact import ner_person_type, sentence_cut
+
+    text = "Admitted for Hepatitis B. Blood cultures were drawn."
+    start, end = text.index("Hepatitis"), text.index(" cultures")
+    assert sentence_cut(text, start, end) == text.index(" B.")
+    text = "Witnessed by Maria B. Castillo today."  # a middle initial
+    start, end = text.index("Maria"), text.index(" today")
+    assert sentence_cut(text, start, end) == end
+    assert ner_person_type("Thoracic CT was normal.", 0, 11) is None
+    assert ner_person_type("Paged Anna LEE at 3am.", 6, 14) == "PERSON"

@@ -214,7 +214,24 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
         return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
     if _common_noun_here(value, text):
         return None  # "… proglottids in the stool. Proglottids collected": the text writes it as a common noun
+    words = value.split()
+    if len(words) == 2 and regex.fullmatch(r"\p{Lu}{2,3}", words[1]) and not person_like(words[0]) and not (
+            person_like(words[1], cased=False)):
+        return None  # "Thoracic CT", "Cardiac ICU": a word and an acronym; a name does not end in one
     return "PERSON"
+
+
+def sentence_cut(text: str, start: int, end: int) -> int:
+    """Where a NER person span that runs over a sentence end really ends: "… issues with Hepatitis B. Blood samples
+    were taken" is no "B." initial, because the next word is an everyday one no name list has ("John B. Smith" is)."""
+    m = regex.search(r"[ \t]+\p{Lu}\.[ \t]+(?P<w>\p{Lu}\p{Ll}+)$", text[start:end])
+    if m is None:
+        return end
+    firsts, lasts = raw_name_lists()
+    low = m.group("w").lower()
+    if zipf(low) >= 4.5 and low not in firsts and low not in lasts:
+        return start + m.start()
+    return end
 
 
 def _common_noun_here(value: str, text: str) -> bool:
@@ -251,6 +268,7 @@ def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span 
     if etype == "LOCATION" and regex.search(r"\p{L}[\w-]*\d|\d[\w-]*\p{L}", text[start:end]):
         return None  # "UID-7f3a9c21", "B2B": a code, not a place
     if etype == "PERSON":
+        end = sentence_cut(text, start, end)
         cut = name_end(text, start, end)
         if cut != end:  # what is left before the number is a name only with a known name word:
             # "Anna Kowalski 0292018519" yes, "Aadhaar 7925…", "Token xoxb-…", "Grade 3" no
