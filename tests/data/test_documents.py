@@ -822,3 +822,11 @@ def test_a_ner_person_that_runs_over_a_sentence_end_or_ends_in_an_acronym():
     assert sentence_cut(text, start, end) == end
     assert ner_person_type("Thoracic CT was normal.", 0, 11) is None
     assert ner_person_type("Paged Anna LEE at 3am.", 6, 14) == "PERSON"
+
+
+def test_physics_eponyms_are_no_people(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "When the Fermi level falls in a bandgap there is no Fermi surface.",
+        "Ask Sergei about the Fermi level measurements."])]
+    assert outs == ["When the Fermi level falls in a bandgap there is no Fermi surface.",
+                    "Ask [PERSON] about the Fermi level measurements."]

@@ -1231,6 +1231,7 @@ EPONYM_AFTER = regex.compile(
     r"|[ \t]+(?i:(?:rating[ \t]+)?scale|score|test|procedure|operation|fracture|ulcer|tumou?r|node|effect|"
     r"disease|technique|curve|index|algorithm|estimator|coefficient|inequality|transform|"
     r"hypothesis|matrix|diagram|plot|chart|filter|kernel|operator|lemma|conjecture|integral|polynomial|blur|"
+    r"level|surface|space|series|function|measure|limit|bound|radius|gas|spectrum|statistics|"
     r"rice|tea|salt|sauce|cake|bread|pie|salad|soup|wine|cheese|coffee|oil|"
     r"pudding|dressing)s?\b")
 # "the Django app", "our Marie Curie fellowship", "the Victoria line": after a determiner, a name before one of these
