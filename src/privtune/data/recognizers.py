@@ -1134,9 +1134,9 @@ CENSUS_MAX_FOREIGN_ZIPF = 4.5  # ... or in another language ("mai", "santo", "vi
 
 @lru_cache(maxsize=1)
 def census_first_names() -> frozenset[str]:
-    """The US census first names of the `names` package (5,163, 1990 survey) that Faker's lists lack and that are
-    not everyday words: "archie", "emerson", "kendrick", "macy". Faker samples its lists for realistic fakes, so
-    many common given names are missing from them; a redactor needs the long tail."""
+    """The US census first names of the `names` package (5,163, 1990 survey) that are not everyday words. Faker
+    samples its lists for realistic fakes, so many given names are missing there ("archie", "emerson", "kendrick",
+    "macy"); a redactor needs the long tail."""
     import importlib.resources
 
     base = importlib.resources.files("names")
@@ -1717,8 +1717,8 @@ MONTHS = frozenset({"jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sep
 @lru_cache(maxsize=65536)
 def zipf(word: str, lang: str = "en") -> float:
     """How common `word` is in `lang`, 0 (unseen) to ~7.7 ("the"); wordfreq's bundled tables, no I/O per call.
-    Other languages use the small tables (words from Zipf 3.0 up, ~2.5 MB each loaded): privtune only asks them
-    whether a word is common there, and the full ones cost ~40 MB of memory per language and process."""
+    Other languages use the small tables (words from Zipf 3.0 up, ~8 MB each in memory): privtune only asks them
+    whether a word is common there, and the full ones cost ~40 MB per language and process."""
     from wordfreq import zipf_frequency
 
     return zipf_frequency(word, lang, wordlist="best" if lang == "en" else "small")
