@@ -37,11 +37,13 @@ from privtune.data.recognizers import (
     SELF_INTRO_PHRASES,
     SPOKEN_DATE,
     Span,
+    everyday_word,
     foreign_function_words,
     function_words_only,
     has_digit,
     medical_term,
     name_lists,
+    name_word,
     not_a_name,
     person_like,
     raw_name_lists,
@@ -227,11 +229,7 @@ def sentence_cut(text: str, start: int, end: int) -> int:
     m = regex.search(r"[ \t]+\p{Lu}\.[ \t]+(?P<w>\p{Lu}\p{Ll}+)$", text[start:end])
     if m is None:
         return end
-    firsts, lasts = raw_name_lists()
-    low = m.group("w").lower()
-    if zipf(low) >= 4.5 and low not in firsts and low not in lasts:
-        return start + m.start()
-    return end
+    return start + m.start() if everyday_word(m.group("w")) else end
 
 
 def _common_noun_here(value: str, text: str) -> bool:
@@ -239,10 +237,7 @@ def _common_noun_here(value: str, text: str) -> bool:
     link or path) and that no name list has."""
     if not regex.fullmatch(r"\p{Lu}\p{Ll}+", value) or text.islower():
         return False
-    firsts, lasts = raw_name_lists()
-    low = value.lower()
-    return low not in firsts and low not in lasts and bool(
-        regex.search(rf"(?<!\S){regex.escape(low)}(?=[\s,.;:!?)]|$)", text))
+    return not name_word(value) and bool(regex.search(rf"(?<!\S){regex.escape(value.lower())}(?=[\s,.;:!?)]|$)", text))
 
 
 def name_end(text: str, start: int, end: int) -> int:
@@ -301,8 +296,7 @@ def label_word(word: str) -> bool:
     """An everyday word that no name list has: before a colon it is (part of) a field label, not a name."""
     if word.lower() in ("date", "sent", "subject", "cc", "bcc", "attn", "ref", "dob"):
         return True  # e-mail and form headers, though "Date" is also a surname
-    firsts, lasts = raw_name_lists()
-    return zipf(word) >= 4.0 and word.lower() not in firsts and word.lower() not in lasts
+    return everyday_word(word, 4.0)
 
 
 ROLE_SUFFIX = regex.compile(r"(?i:er|tor|sor|ee|ant|ent|ary|ist|ian)$")
@@ -312,11 +306,9 @@ def role_label(word: str) -> bool:
     """A word alone before a colon that no name list has and English knows ("Obituary", "Reviewer", "Approver"):
     a field label. A rarer word counts only as a role noun ("-er", "-ee", "-ant"), since rare surnames also stand
     alone before a colon."""
-    firsts, lasts = raw_name_lists()
-    low = word.lower()
-    if low in firsts or low in lasts:
+    if name_word(word):
         return False
-    return zipf(word) >= 3.0 or (zipf(word) >= 1.0 and bool(ROLE_SUFFIX.search(low))) or foreign_word(word)
+    return zipf(word) >= 3.0 or (zipf(word) >= 1.0 and bool(ROLE_SUFFIX.search(word.lower()))) or foreign_word(word)
 
 
 def foreign_word(word: str) -> bool:
