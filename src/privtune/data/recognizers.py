@@ -215,6 +215,12 @@ def card_ok(value: str) -> bool:
             and (len(ds) != 13 or ds.startswith("4")) and not (ds.startswith("89") and len(ds) >= 18))
 
 
+def cn_resident_id_ok(value: str) -> bool:
+    """GB 11643-1999: weights 2^(17-i) mod 11 over the first 17 digits; the check maps through "10X98765432"."""
+    total = sum(int(d) * pow(2, 17 - i, 11) for i, d in enumerate(value[:17]))
+    return "10X98765432"[total % 11] == value[17].upper()
+
+
 def imei_ok(value: str) -> bool:
     ds = digits(value)
     return len(ds) == 15 and luhn_ok(ds)
@@ -388,13 +394,24 @@ _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|pw|passcode|pass code|passphrase|pass 
            r"2fa code|mfa code|sms code|login code|access code|backup code|recovery code|recovery key|unlock code|"
            r"reset code|memorable word|memorable information|security answer|secret answer|"
            r"(?:gate|door|alarm|lockbox|key ?safe|keypad|entry|building|garage|safe) code|"
-           r"kennwort|passwort|mot de passe|contraseña)\b)")
-_PW_VALUE = r"(?!\((?i:cvv2?|cvc2?|csc|pin|otp)\))(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
+           r"kennwort|passwort|mot de passe|contraseña|(?:temporary )?access pass)\b)")
+_PW_VALUE = r"(?!\((?i:cvv2?|cvc2?|csc|pin|otp)\)|\((?i:optional|required|if any|see below|again|twice)\b)(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
 
 
 def _secret_ok(value: str) -> bool:
     """A password-shaped value that is no word of "my password is expired"."""
     return password_like(value) and value.strip("\"'`").lower() not in _NOT_PASSWORDS
+
+
+# Slack/Teams broadcasts, not people: "@channel heads up", "@here"
+BROADCAST_MENTIONS = frozenset({"channel", "here", "everyone", "all", "team", "room", "group"})
+# accounts every system has; a log line naming them points at no one
+SYSTEM_LOGINS = frozenset({"root", "admin", "administrator", "user", "username", "guest", "test", "postgres", "mysql",
+                           "sa", "default", "nobody", "ubuntu", "ec2-user", "oracle", "www-data", "git", "anonymous"})
+
+
+def _personal_login(value: str) -> bool:
+    return value.lower() not in SYSTEM_LOGINS and not value.startswith(("<", "$", "{", "%"))
 
 
 def password_like(value: str) -> bool:
@@ -424,7 +441,7 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"\b(?:ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp\d+)[ \t]+[A-Za-z0-9+/]{40,}={0,3}[ \t]+"
                      r"(?P<v>[\w.-]+@[\w.-]+)", 0.85),
     # environment files: "DB_PASS=…", "SMTP_PASSWD: …"
-    Rule("PASSWORD", r"(?:\b(?i:[a-z0-9]+_(?:pass|passwd|password|pwd)(?:_[a-z0-9]+)?|(?:pass|passwd|pwd)_[a-z0-9]+)|"
+    Rule("PASSWORD", r"(?:\b(?i:[a-z0-9]+_(?:pass|passwd|password|pwd|pw)(?:_[a-z0-9]+)?|(?:pass|passwd|pwd)_[a-z0-9]+)|"
                      r"\b(?:PASS|PASSWD))[ \t]*[:=][ \t]*[\"']?"
                      r"(?P<v>[^\s\"']{4,128})", 0.9, _secret_ok),
     Rule("API_KEY", r"(?i:\b[\w.-]*(?:key|token|secret|auth|credential|signature|sig|session|sessionid|sid|cookie)"
@@ -439,6 +456,12 @@ RULES: tuple[Rule, ...] = (
     Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is[ \t]+now|now[ \t]+is|(?:should|will|would|must|shall|could|can)[ \t]+be|"
                                r"becomes|became|is|was)\b)\s*" + _PW_VALUE, 0.9, _secret_ok),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
+    # "Temporary password issued: Tq7#mZ2!pL", "PIN sent: 4471"
+    Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:issued|assigned|generated|given|provided|created|sent|used)[ \t]*(?::|=|is\b))"
+                               r"[ \t]*" + _PW_VALUE, 0.9, _secret_ok),
+    # "asked for his memorable word ('buttercup')", "a passcode, 739104, sent by text"
+    Rule("PASSWORD", _PW_CUE + r"[ \t]*\([ \t]*(?P<v>'[^'\n]{3,64}'|\"[^\"\n]{3,64}\"|[^\s()]{3,40})[ \t]*\)", 0.9, _secret_ok),
+    Rule("PASSWORD", _PW_CUE + r",[ \t]*(?P<v>\d{4,8}),", 0.85),
     # the answer to a security question is a password: "Security question: first pet's name? Answer: Biscuit"
     Rule("PASSWORD", r"(?<=(?i:\b(?:security|secret|challenge)[ \t]+question)[^\n]{0,80})(?i:\banswer)[ \t]*[:=][ \t]*"
                      r"(?P<v>[^\s.,;!?]+(?:[ \t][^\s.,;!?]+){0,2})", 0.85,
@@ -447,6 +470,21 @@ RULES: tuple[Rule, ...] = (
     Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:for|to|of|on)[ \t]+(?!(?:\w+[ \t]+){0,2}(?:card|back)\b)"
                                r"(?:(?:the|my|our|your|his|her|their)[ \t]+)?[\w-]+"
                                r"(?:[ \t]+[\w-]+)?(?:[ \t]*:|[ \t]+(?:is|was)\b:?))[ \t]*" + _PW_VALUE, 0.9, _secret_ok),
+    # --- contact
+    # the login in a connection URL ("postgres://billing_svc:…@10.20.4.17"), a directory entry
+    # ("bind_dn = cn=svc_ldap_ro,ou=service"), an SSH log line ("Accepted publickey for aokafor from …") and an access
+    # log's user field ("203.0.113.45 - jmartinez [12/Mar/2024:…"); shared system accounts (root, admin) are no one's
+    Rule("USERNAME", r"(?i)\b[a-z][a-z0-9+.-]{1,15}://(?P<v>[^\s:/@<>{}$]{2,64}):[^\s/@]{1,128}@", 0.9, _personal_login),
+    Rule("USERNAME", r"(?i)(?<![\w-])(?:cn|uid)=(?P<v>[A-Za-z0-9_.-]{2,40})(?=,(?:ou|dc|cn|o)=)", 0.85, _personal_login),
+    Rule("USERNAME", r"\b(?:Accepted|Failed) (?:password|publickey|keyboard-interactive(?:/pam)?|none) for "
+                     r"(?:invalid user )?(?P<v>[A-Za-z0-9_.-]{2,32}) from\b", 0.9, _personal_login),
+    Rule("USERNAME", r"(?m)^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]{3,39}) \S+ (?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*) "
+                     r"\[\d{1,2}/\w{3}/\d{4}:", 0.9, _personal_login),
+    # "my account rdeshpande got locked": after "account", a token no dictionary knows; "user: builder, pass: …"
+    Rule("USERNAME", r"(?i:\b(?:my|the|your|his|her|their|user)[ \t]+account[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])",
+         0.6, lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
+    Rule("USERNAME", r"(?i:(?<![A-Za-z])(?:user|usr|login|username)[ \t]*[:=][ \t]*)(?P<v>[A-Za-z0-9_.-]{2,32})"
+                     r"(?=[ \t]*[,;/|][ \t]*(?i:pass|pw|pwd|password)\b)", 0.85, _personal_login),
     # --- contact
     # credentials inside a connection URL or a curl/wget user flag: "mysql://root:hunter2@db", "curl -u admin:S3cr3t"
     Rule("PASSWORD", r"(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:(?P<v>[^\s/@]{1,128})@", 1.0),
@@ -469,7 +507,8 @@ RULES: tuple[Rule, ...] = (
     Rule("URL", r"(?i)(?<![\w.@/])(?:www\.)?(?:linkedin\.com|github\.com|gitlab\.com|twitter\.com|x\.com|"
                 r"facebook\.com|fb\.com|instagram\.com|t\.me|tiktok\.com|youtube\.com|medium\.com|behance\.net|"
                 r"dribbble\.com|stackoverflow\.com/users)/[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
-    Rule("USERNAME", r"(?<![\w@.])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6),
+    Rule("USERNAME", r"(?<![\w@.>:/=+])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6,
+         lambda v: v.lower() not in BROADCAST_MENTIONS),
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
     Rule("USERNAME", r"(?<![\w@.])@ (?P<v>(?=\w*[A-Za-z])[A-Za-z0-9_]{2,30}(?: _(?: [A-Za-z0-9]{1,30}(?= |$)|"
                      r"(?= |$)))*)(?![.@]\w)", 0.5, lambda v: spaced_handle_ok(v.split(" ")[0])),
@@ -621,6 +660,41 @@ RULES: tuple[Rule, ...] = (
                           r"steuer-?identifikationsnummer|steuernummer|idnr", _GROUPED_ID), 0.9),
     Rule("INSURANCE_ID", _after(r"medicare(?: card)?|health card|health insurance|insurance|pension", _GROUPED_ID),
          0.85),
+    # Chinese resident identity number: region, birth date, serial, ISO 7064 check ("310104198807152348")
+    Rule("NATIONAL_ID", r"(?<![\w-])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\w-])",
+         0.85, cn_resident_id_ok),
+    Rule("NATIONAL_ID", _after(r"cccd|cmnd|căn cước(?: công dân)?|citizen identity card|id card(?:[ \t]+(?:on file|"
+                               r"no\.?|number))?|identity card(?:[ \t]+(?:on file|no\.?|number))?|emirates id|hkid|mykad|"
+                               r"curp|cédula|carte d'identité|personalausweis(?:nummer)?"), 0.9),
+    # identifiers named in the language of the record: "Versicherungsnummer lautet KFZ-4471-88213", "póliza de hogar
+    # nº HG-771-204598", "N° de contrat : MAAF-AUTO-7781204", "Personalnummer 20-3318", "UHID: KMH-2210-88341"
+    Rule("INSURANCE_ID", _after(r"versicherungsnummer(?:[ \t]+lautet)?|versichertennummer|versicherten-?nr|"
+                                r"(?:n[°º][ \t]*|numéro[ \t]+)de[ \t]+contrat|"
+                                r"(?:n[°º]|número)[ \t]+de[ \t]+(?:póliza|apólice)|póliza(?:[ \t]+de[ \t]+\w+)?[ \t]+n[º°o]\.?|"
+                                r"apólice(?:[ \t]+n[º°o]\.?)?|polizza(?:[ \t]+n[º°o]?\.?)?|"
+                                r"authori[sz]ation code|prior auth(?:ori[sz]ation)?(?: number)?|pre-?auth(?: number)?"), 0.85),
+    Rule("MEDICAL_RECORD", _after(r"uhid|hosp(?:ital)?\.?[ \t]+(?:no|nr|number)|nhi(?: number)?|ip no|op no|"
+                                  r"mrn(?:[ \t]+for[ \t]+\w+)?"), 0.9),
+    Rule("EMPLOYEE_ID", _after(r"personalnummer|pers\.?-?nr|personnel number|staff no|mitarbeiternummer|matricule|"
+                               r"número de empleado|numero di matricola"), 0.9),
+    Rule("DRIVER_LICENSE", _after(r"licencia(?:[ \t]+(?:federal|de conducir|de manejo))?|carteira de motorista|cnh|"
+                                  r"rijbewijs(?:nummer)?|patente di guida"), 0.85),
+    # number plates after their name, in the shapes plates have: "plate KA-01-HX-9032", "Placas: JKL-48-92",
+    # "Kennzeichen S-MD 4471"
+    Rule("VEHICLE_ID", r"(?i:\b(?:(?:licen[cs]e|number|registration|reg)[ \t]+)?(?:plates?|placas?|kennzeichen|matrícula|"
+                       r"immatriculation|targa|kenteken)(?:[ \t]*\([^()\n]{1,30}\))?[ \t]*(?:no\.?|number|nr\.?)?[ \t]*[:#]?[ \t]*)"
+                       r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -][\p{Lu}0-9]{1,4}){1,3}|"
+                       r"(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{5,8})(?![\w-])", 0.85),
+    # an Indian UPI payment address: "upi id rverma1990@okicici" (no dot after the @, so no e-mail)
+    Rule("ID_NUMBER", r"(?<![\w.@-])(?P<v>[A-Za-z0-9._-]{2,40}@(?:ok(?:icici|hdfcbank|axis|sbi)|ybl|ibl|axl|paytm|upi|apl|"
+                      r"icici|sbi|hdfcbank|axisbank|kotak|yesbank|airtel|jio|fbl|pt(?:hdfc|sbi|yes|axis)|freecharge|ikwik|"
+                      r"abfspay|waicici|wahdfcbank|pnb|boi|unionbank|idfcbank|indus|federal|rbl|kmbl|aubank|timecosmos))"
+                      r"(?![\w@-]|\.\w)", 0.9),
+    Rule("ID_NUMBER", r"(?i:\bupi(?:[ \t]+(?:id|address|handle|vpa))?[ \t]*(?:is|:|=)?[ \t]*)(?P<v>[A-Za-z0-9._-]{2,40}@[A-Za-z]{2,20})"
+                      r"(?![\w@-]|\.\w)", 0.9),
+    # a membership number in digit groups: "IKEA Family member: 6275 9800 4412 7763"
+    Rule("CUSTOMER_ID", _after(r"member|membership|loyalty|club ?card|family member|rewards|bonus card|card no",
+                               r"(?P<v>\d{3,5}(?:[ -]\d{3,5}){2,4})(?![\w-])"), 0.85),
     Rule("NATIONAL_ID", r"\b[A-Z]{1,2}\d{6}\([0-9A]\)", 0.85),  # Hong Kong identity card: "A123456(7)"
     Rule("NATIONAL_ID", r"(?i)\b(?:\d{8}|[XYZ]\d{7})-?[A-HJ-NP-TV-Z]\b", 0.7, dni_ok, invalid_score=0.3,
          context=("dni", "nif", "nie", "documento")),
@@ -795,6 +869,14 @@ PHONE_CANDIDATE = regex.compile(r"(?<![\w+/.-])(?:\+|\b00)?\(?\d(?:[ ().\-/]{0,3
                                 r"(?:\s?(?:x|ext\.?|extension)\s?\d{1,6})?\b(?![/.-]\d)")
 PHONE_CONTEXT = ("phone", "telephone", "tel", "mobile", "cell", "call", "reach", "contact", "number", "fax",
                  "whatsapp", "ring", "text", "landline", "sms", "tél", "handy", "móvil", "telefon", "ph")
+# what a shop, a plant or a registry numbers: the digits after these words are no phone ("Receipt 0412-887-20391")
+NOT_PHONE_BEFORE = regex.compile(
+    r"(?i:\b(?:orders?|po|p\.o\.|purchase order|receipt|invoice|inv|ref|reference|txn|transaction|tracking|ticket|"
+    r"build|version|company|registration|reg|si|pn|part|article|artikel|art\.-?nr|item|sku|container|shipment|awb|"
+    r"booking|confirmation|bestellung|bestellnummer|auftrag|rechnung|lieferschein|pedido|factura|commande|facture|"
+    r"zamówienia|zamówienie|ordine|fattura|bestelling|factuur|encomenda|nota fiscal)"
+    r"(?:[ \t]+(?:no|nr|number|num|id|code|ref))?\.?[ \t]*(?:[:#]|is\b|was\b)?[ \t]*)(?:(?!(?i:call|ring|tel|phone|mobile|cell|text|fax|whatsapp)\b)\p{Lu}[\p{L}]{1,11}[ \t]+)?$"
+    r"|\b[A-Z]{3}[UJZ][ \t]?$")  # ISO 6346 container owner code: "MSCU 4481920"
 PHONE_MAX = 0.85  # below every cue-introduced id (0.9), so "routing number 011000015" stays a routing number
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "CA", "IE")
 _DATE_LIKE = regex.compile(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}")
@@ -826,6 +908,9 @@ def phone_spans(text: str) -> Iterator[Span]:
             continue  # "[2024-02-11 08:45:12]": a timestamp, cut at the hour
         if regex.fullmatch(r"(?:1[89]|20)\d\d[ \t]*[-–][ \t]*(?:1[89]|20)\d\d", value):
             continue  # "1941-2024": a span of years
+        if regex.fullmatch(r"(?:1[89]|20)\d\d/\d{1,5}", value) or NOT_PHONE_BEFORE.search(text, max(0, m.start() - 40),
+                                                                                          m.start()):
+            continue  # "SI 1998/1833"; "order 5829104471", "PO 4500188213", "Bestellung 73920114", "MSCU 4481920"
         score = 0.7 if phone_valid(value) else 0.3
         if value.startswith("+") and n >= 8:
             score = max(score, 0.6)
@@ -1567,6 +1652,43 @@ def mail_and_mrz_spans(text: str) -> Iterator[Span]:
         yield Span(*m.span(), "PASSPORT", 0.9)
 
 
+# a chat line's speaker: "kofi: stuck at the gate", "[09:14] ngozi: morning!!"
+SPEAKER = regex.compile(r"(?m)^[ \t]*(?:\[[^\]\n]{1,25}\][ \t]*|\d{1,2}:\d{2}(?::\d{2})?[ \t]+)?"
+                        r"(?P<v>\p{L}[\p{L}'’-]{1,20}(?:[ \t]\p{L}[\p{L}'’-]{1,20})?)[ \t]*:[ \t]+(?P<say>[^\n]*)")
+CHAT_ROLES = frozenset({"agent", "customer", "cust", "user", "bot", "system", "assistant", "support", "operator",
+                        "caller", "client", "rep", "me", "you", "admin", "mod", "host", "guest", "dispatch", "driver",
+                        "staff", "nurse", "doctor", "dr", "patient", "advisor", "adviser", "berater", "kundin", "kunde",
+                        "cliente", "agente", "atendente", "seller", "buyer", "shop", "store", "team", "helpdesk"})
+
+
+def _speaker_word(word: str) -> bool:
+    """A name on the lists that is no everyday word ("Ward:" heads a form), or a lower-case word that neither English
+    nor the other languages know well ("kofi", "ngozi") but web text has seen (names are written; "apiversion" is
+    not); a capitalised unknown one is left to the NER ("Einsender:")."""
+    low = word.lower()
+    if low in CHAT_ROLES or word.isupper() or zipf(low) >= 3.5:
+        return False
+    if name_word(word):
+        return True
+    return word.islower() and 1.0 <= zipf(low) < 3.2 and all(zipf(low, lang) < 3.5 for lang in FOREIGN_LANGS)
+
+
+def speaker_spans(text: str) -> Iterator[Span]:
+    """In a chat transcript (two speaker lines or more), a speaker that is no everyday or role word is a person, and
+    so is every other mention of that word in the text: "kofi: stuck at the gate" … "their guy is called femi" is
+    left to the other rules, "… ask kofi" is not. Lower-case names no list has are what the NER model misses."""
+    if text.count(":") < 2:
+        return
+    # what follows is talk (two words at least), not a config value ("replicas: 3") or a lab result ("tsh: 4.1")
+    speakers = [m for m in SPEAKER.finditer(text) if len(regex.findall(r"\p{L}{2,}", m.group("say"))) >= 2]
+    if len(speakers) < 2 or len({m.group("v").lower() for m in speakers}) < 2 and len(speakers) < 3:
+        return
+    names = {m.group("v").lower() for m in speakers if all(_speaker_word(w) for w in m.group("v").split())}
+    for name in names:
+        for m in regex.finditer(rf"(?i)(?<![\w@.-]){regex.escape(name)}(?![\w@-]|\.\w)", text):
+            yield Span(m.start(), m.end(), "PERSON", 0.8)
+
+
 def display_name_spans(text: str) -> Iterator[Span]:
     for m in DISPLAY_NAME.finditer(text):
         local = m.group("local").lower()
@@ -1932,13 +2054,15 @@ FIELD_TYPES = {
     **dict.fromkeys(("dob", "dateofbirth", "birthdate", "birthday", "bday"), "DATE_OF_BIRTH"),
     **dict.fromkeys(("city", "town", "birthplace", "placeofbirth", "cityofbirth"), "LOCATION"),
     **dict.fromkeys(("mrn", "medicalrecordnumber", "medicalrecordno", "patientid", "patientnumber", "patientno",
-                     "chartnumber", "healthrecordnumber"), "MEDICAL_RECORD"),
+                     "chartnumber", "healthrecordnumber", "hospno", "hospitalno", "hospitalnumber", "hospnumber",
+                     "uhid", "nhi", "nhinumber", "crn", "urn", "umrn"), "MEDICAL_RECORD"),
     **dict.fromkeys(("ssn", "socialsecuritynumber"), "US_SSN"),
     **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle"), "USERNAME"),
     **dict.fromkeys(("password", "passwd", "pwd", "passcode", "passphrase"), "PASSWORD"),
     **dict.fromkeys(("customerid", "customernumber", "customerno", "clientid", "clientnumber", "memberid",
                      "membernumber", "accountid"), "CUSTOMER_ID"),
-    **dict.fromkeys(("employeeid", "employeenumber", "employeeno", "staffid", "staffnumber"), "EMPLOYEE_ID"),
+    **dict.fromkeys(("employeeid", "employeenumber", "employeeno", "staffid", "staffnumber", "staffno",
+                     "personalnummer", "persnr", "badgeno", "badgenumber", "badgeid"), "EMPLOYEE_ID"),
     **dict.fromkeys(("passportnumber", "passportno", "passport"), "PASSPORT"),
     **dict.fromkeys(("driverslicense", "driverlicense", "driverslicence", "drivinglicence", "licensenumber",
                      "dlnumber"), "DRIVER_LICENSE"),
@@ -1955,11 +2079,15 @@ FIELD_TYPES = {
     **dict.fromkeys(("pin", "accountpin", "securityanswer", "secretanswer"), "PASSWORD"),
     **dict.fromkeys(("taxid", "tin", "ein", "taxnumber", "vatnumber", "vatid", "itin"), "TAX_ID"),
     **dict.fromkeys(("nationalid", "nationalidnumber", "nin", "nino", "nhsnumber", "aadhaar", "pesel", "bsn",
-                     "sin", "personalnumber", "idnumber", "idcard"), "NATIONAL_ID"),
+                     "sin", "personalnumber", "idnumber", "idcard", "cccd", "cmnd", "curp", "cpf", "dni", "nie",
+                     "nif", "rut", "cnp", "emiratesid", "nric", "hkid", "mykad", "personalausweis"), "NATIONAL_ID"),
     **dict.fromkeys(("uniqueid", "personid"), "ID_NUMBER"),
     **dict.fromkeys(("policynumber", "policyno", "insuranceid", "insurancenumber", "medicarenumber",
-                     "healthplanid"), "INSURANCE_ID"),
-    **dict.fromkeys(("vin", "licenseplate", "licenceplate", "platenumber"),
+                     "healthplanid", "versichertennr", "versichertennummer", "versicherungsnummer", "ndecontrat",
+                     "numérodecontrat", "numerodecontrat", "nºdepóliza", "númerodepóliza", "apólice", "polizza",
+                     "authorisationcode", "authorizationcode", "priorauthorization", "preauthnumber"), "INSURANCE_ID"),
+    **dict.fromkeys(("vin", "licenseplate", "licenceplate", "platenumber", "kennzeichen", "placas", "placa",
+                     "matrícula", "immatriculation", "targa", "kenteken", "numberplate", "regplate"),
                     "VEHICLE_ID"),
     **dict.fromkeys(("imei", "deviceid", "serialnumber", "serial", "serialno", "udid", "advertisingid", "idfa",
                      "hostname", "computername"), "DEVICE_ID"),
@@ -2086,7 +2214,7 @@ def _field_value(m: regex.Match, etype: str) -> tuple[int, int]:
     elif etype in _SPACED_IDS and (v := _DIGIT_GROUPS.match(m.string, start, end)):
         end = v.end()  # "4111 1111 1111 1111", "943 476 5919": groups with digits; "00482913 admitted" stops
     elif etype not in ("STREET_ADDRESS", "LOCATION", NO_PERSON, "PERSON"):
-        end = _ONE_TOKEN.match(m.string, start, end).end()
+        end = v.end() if (v := _ONE_TOKEN.match(m.string, start, end)) else start  # nothing left: no value
     return start, end
 
 
@@ -2298,9 +2426,19 @@ def field_spans(text: str) -> Iterator[Span]:
 # ------------------------------------------------------------------------------------------------- all
 def rule_spans(text: str) -> list[Span]:
     """Everything privtune's recognizers find in `text` (unresolved: overlaps are merged by the redactor)."""
-    return [span for recognizer in RECOGNIZERS for span in recognizer(text)]
+    return [span for recognizer in RECOGNIZERS for span in recognizer(text)
+            if span.entity_type not in SECRET_TYPES or not TEMPLATE_VALUE.fullmatch(text, span.start, span.end)]
+
+
+SECRET_TYPES = frozenset({"PASSWORD", "API_KEY", "USERNAME"})
+# What runbooks, docs and masked logs write where a secret would go: "password=<NEW_PASSWORD>", "${DB_PASS}",
+# "{{ vault_token }}", "$REDIS_PASSWORD", "********". Redacting it would hide how the template reads, and it is no one's.
+TEMPLATE_VALUE = regex.compile(r"[\"'`]?(?:<[^<>\s]{1,60}>|\$\{[^{}]{1,80}\}?|\$?\{\{[^{}]{0,80}(?:\}\})?|\$[A-Z_][A-Z0-9_]{2,}|"
+                               r"%\(\w+\)s|\*{3,}|•{3,}|[xX]{4,}|\[(?:REDACTED|redacted|HIDDEN|hidden|MASKED|masked)\])"
+                               r"[\"'`]?[.,;]?")
 
 
 RECOGNIZERS: tuple[Callable[[str], Iterator[Span]], ...] = (
     pattern_spans, phone_spans, iban_spans, address_spans, date_spans, spoken_spans, name_spans, party_spans,
-    titled_party_spans, kin_name_spans, team_name_spans, display_name_spans, mail_and_mrz_spans, field_spans)
+    titled_party_spans, kin_name_spans, team_name_spans, display_name_spans, speaker_spans, mail_and_mrz_spans,
+    field_spans)

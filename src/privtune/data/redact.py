@@ -216,11 +216,34 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
         return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
     if _common_noun_here(value, text):
         return None  # "… proglottids in the stool. Proglottids collected": the text writes it as a common noun
+    if foreign_phrase(value):
+        return None  # "Sehr geehrte Damen und Herren", "Nennen Sie", "Dzień dobry", "Endereço de entrega"
     words = value.split()
     if len(words) == 2 and regex.fullmatch(r"\p{Lu}{2,3}", words[1]) and not person_like(words[0]) and not (
             person_like(words[1], cased=False)):
         return None  # "Thoracic CT", "Cardiac ICU": a word and an acronym; a name does not end in one
     return "PERSON"
+
+
+PHRASE_LANGS = (*FOREIGN_LANGS, "pl")
+
+
+def foreign_phrase(value: str) -> bool:
+    """Words of one other language, all common there (one at least very common) and more common there than in
+    English, none on the name lists: the English NER model reads other-language prose as names. A lone word must
+    be very common ("Proszę", "Bitte"), since given names are often also foreign words ("Segun", "Vader", "Mei")."""
+    words = regex.findall(r"\p{L}+", value)
+    if not words or value.isupper() or regex.search(r"\b(?:Al|El|Abu|Abd|Bin|Ben)-", value) or any(
+            name_word(w) for w in words if w.lower() not in NAME_PARTICLES):
+        return False  # ALL-CAPS words are as often initials or acronyms ("ED", "OP"); "Al-Farsi" is a name
+    english = sum(zipf(w.lower()) for w in words)
+    need = 5.5 if len(words) == 1 else 4.0
+    for lang in PHRASE_LANGS:
+        there = [zipf(w.lower(), lang) for w in words]
+        if min(there) >= 3.0 and sum(there) >= english + len(words) and any(
+                z >= need and len(w) >= 4 for z, w in zip(there, words, strict=True)):
+            return True
+    return False
 
 
 def sentence_cut(text: str, start: int, end: int) -> int:
