@@ -206,11 +206,24 @@ def vin_ok(value: str) -> bool:
     return value[8] == ("X" if check == 10 else str(check))
 
 
+TIMESTAMP_DIGITS = regex.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])[0-5]\d(?:[0-5]\d)?")
+
+
+def gtin_ok(value: str) -> bool:
+    """A GS1 barcode number (EAN-8, UPC-A, EAN-13, GTIN-14): weights 3,1,3,… from the right, before the check digit."""
+    if len(value) not in (8, 12, 13, 14) or not value.isdigit():
+        return False
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(value[:-1])))
+    return (10 - total % 10) % 10 == int(value[-1])
+
+
 def card_ok(value: str) -> bool:
     """Luhn, and a 15-digit number must carry a 15-digit brand's prefix (Amex 34/37, UATP 1, JCB 2131/1800):
     other 15-digit Luhn numbers are device IMEIs; only Visa issued 13 digits (a South African ID number has them
     too). "89…" is the telecom industry's prefix: a SIM's ICCID."""
     ds = digits(value)
+    if TIMESTAMP_DIGITS.fullmatch(ds):
+        return False  # "20240815141203": an HL7 or log timestamp that happens to pass Luhn
     return (luhn_ok(ds) and (len(ds) != 15 or ds.startswith(("34", "37", "1", "2131")))
             and (len(ds) != 13 or ds.startswith("4")) and not (ds.startswith("89") and len(ds) >= 18))
 
@@ -380,7 +393,7 @@ _GROUPED_ID = r"(?P<v>\d{1,6}(?:[ .-]\d{1,7}){1,4}(?:-[0-9Kk])?)(?![\w-])"
 _ON_CARD = r"[ \t]+(?:on|at|from|of)[ \t]+(?:back[ \t]+of[ \t]+)?(?:\w+[ \t]+){0,2}(?:card|back)"
 
 
-_USER_CUE = r"user ?name|user ?id|screen ?name|account name|gamertag"
+_USER_CUE = r"user ?name|user ?id|screen ?name|account name|gamertag|ign|in-game name|in game name"
 _PLATFORMS = r"ig|insta|instagram|snap|snapchat|tiktok|twitch|reddit|psn|venmo|cash ?app|telegram|twitter|discord|steam|xbox|kik"
 
 
@@ -394,7 +407,7 @@ _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|pw|passcode|pass code|passphrase|pass 
            r"2fa code|mfa code|sms code|login code|access code|backup code|recovery code|recovery key|unlock code|"
            r"reset code|memorable word|memorable information|security answer|secret answer|"
            r"(?:gate|door|alarm|lockbox|key ?safe|keypad|entry|building|garage|safe) code|"
-           r"kennwort|passwort|mot de passe|contraseña|(?:temporary )?access pass)\b)")
+           r"kennwort|passwort|mot de passe|contraseña|(?:temporary )?access pass|wi-?fi pass)\b)")
 _PW_VALUE = r"(?!\((?i:cvv2?|cvc2?|csc|pin|otp)\)|\((?i:optional|required|if any|see below|again|twice)\b)(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
 
 
@@ -453,8 +466,8 @@ RULES: tuple[Rule, ...] = (
          0.9, lambda v: v.strip("\"'`").lower() not in _NOT_PASSWORDS),
     # "my PIN is 4432" / "password is hunter2" — but "my PIN is blocked", "my PIN was entered wrong" are not
     # (and "new pw should be Winter#2025", "the PIN is now 8812")
-    Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is[ \t]+now|now[ \t]+is|(?:should|will|would|must|shall|could|can)[ \t]+be|"
-                               r"becomes|became|is|was)\b)\s*" + _PW_VALUE, 0.9, _secret_ok),
+    Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is[ \t]+now|now[ \t]+is|(?:is|was)[ \t]+still|still|(?:should|will|would|must|"
+                               r"shall|could|can)[ \t]+be|becomes|became|is|was)\b)\s*" + _PW_VALUE, 0.9, _secret_ok),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # "Temporary password issued: Tq7#mZ2!pL", "PIN sent: 4471"
     Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:issued|assigned|generated|given|provided|created|sent|used)[ \t]*(?::|=|is\b))"
@@ -528,6 +541,15 @@ RULES: tuple[Rule, ...] = (
                      r"[ \t]*:))[ \t]*@?(?P<v>[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words() and v.lower() not in (
              "private", "down", "open", "closed", "broken", "dead", "blocked", "banned", "gone", "deleted")),
+    # forum bylines and platform handles in brackets: "Posted by: wyndo_dj82", "posted as NotYourDoormat23",
+    # "u/throwaway_mike88", "texts you on Snapchat (kojo_vibez233)"
+    Rule("USERNAME", r"(?i:\b(?:posted|submitted|written|shared|uploaded|commented|replied|asked)[ \t]+(?:by|as)[ \t]*:?[ \t]*)"
+                     r"@?(?P<v>[A-Za-z0-9_.-]{3,32})\b(?![@-])", 0.85,
+         lambda v: bool(re.search(r"[\d_]|[a-z][A-Z]", v)) and not ip_ok(v)),
+    Rule("USERNAME", r"(?<![\w/])u/(?P<v>[A-Za-z0-9_-]{3,20})\b", 0.85),
+    Rule("USERNAME", r"(?i:\b(?:" + _PLATFORMS + r"|whatsapp|signal|wechat|line|facebook|fb|youtube|threads|bluesky)"
+                     r"[ \t]*\([ \t]*)@?(?P<v>[A-Za-z0-9_.-]{3,31})[ \t]*\)", 0.85,
+         lambda v: bool(re.search(r"[\d_.]", v)) or zipf(v.lower()) < 2.5),
     # Discord's legacy tag: "shadowfox#4821"
     Rule("USERNAME", r"(?<![\w#@])(?P<v>[A-Za-z0-9_.]{2,32}#\d{4})(?![\w#])", 0.3,
          context=("discord", "add me", "tag", "gamertag", "battle.net", "battletag")),
@@ -590,6 +612,8 @@ RULES: tuple[Rule, ...] = (
     Rule("CRYPTO", r"\b(?i:bc|tb|ltc)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71}\b", 0.9, bech32_ok, invalid_score=0.15,
          context=CRYPTO_CUES),
     Rule("CRYPTO", r"\b0x[0-9a-fA-F]{40}\b(?!-)", 0.85),  # Ethereum-style account (no checksum without keccak)
+    Rule("CRYPTO", r"(?<![\w/])T[1-9A-HJ-NP-Za-km-z]{33}\b", 0.9, base58check_ok, invalid_score=0.15,
+         context=(*CRYPTO_CUES, "trc20", "trc-20", "tron", "trx")),  # TRON (USDT TRC-20)
     Rule("ROUTING_NUMBER", _after(r"routing|aba|rtn|transit|routing and transit|bank code|blz|bic|swift|swift code|"
                                   r"swift/bic",
                                   r"(?P<v>\d{9}|\d{8}|[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b"), 0.9),
@@ -643,7 +667,9 @@ RULES: tuple[Rule, ...] = (
          0.9),
     Rule("TAX_ID", _after(r"rfc", r"(?P<v>[A-ZÑ&]{3,4}\d{6}[A-Z\d]{3})\b"), 0.9),
     Rule("POSTCODE", r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[0-9AC-FHKNPRTV-Y]{4}\b", 0.3,
-         context=("eircode", "ireland", "dublin", "co. ", "county")),  # Irish Eircode
+         context=("eircode", "ireland", "dublin", "co. ", "county", "cork", "galway", "limerick", "waterford",
+                  "kilkenny", "wexford", "sligo", "kerry", "donegal", "mayo", "clare", "tipperary", "kildare",
+                  "wicklow", "athlone", "drogheda", "dundalk", "ennis", "tralee")),  # Irish Eircode
     # Ireland: PPS number after its cue
     Rule("NATIONAL_ID", _after(r"ppsn|pps number|pps no|pps", r"(?P<v>\d{7}[A-W][A-IW]?)\b"), 0.9),
     Rule("NATIONAL_ID", r"(?<!\d)(?<!\d )\d{3} ?\d{3} ?\d{4}(?![\d])", 0.5, nhs_ok, context=("nhs", "nhs number", "nhs no")),
@@ -770,7 +796,7 @@ RULES: tuple[Rule, ...] = (
     # an identifier whose cue names no domain: "the unique identifier … is UID-7f3a9c21", "Certificate number
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
     Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
-                             r"template|record id|person id|profile id|case id|file id|student id|student|school id|pupil id|pupil|"
+                             r"record id|person id|profile id|case id|file id|student id|student|school id|pupil id|pupil|"
                              r"learner id|commission|nmls(?: id)?|matricola|"
                              r"matriculation|enrol?lment|bar|state bar|sbn|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
@@ -783,7 +809,8 @@ RULES: tuple[Rule, ...] = (
     # "(ID 44-1092)": capital "ID" only, and not the id of a thing ("Product ID", "Order ID", "trace ID")
     Rule("ID_NUMBER", r"(?<![\w-])(?<!(?i:product|order|sku|ticket|transaction|job|build|request|session|item|part|"
                       r"model|version|invoice|batch|run|task|issue|bug|commit|event|process|thread|message|trace|"
-                      r"correlation|device|app|client|tenant|object|record|file|document|case|group|project)[ \t])"
+                      r"correlation|device|app|client|tenant|object|record|file|document|case|group|project|form|"
+                      r"template|schema|table|column|field|resource|asset|node|cluster|instance|image|container)[ \t])"
                       r"(?<!,[ \t]?)ID[ \t]*[:#]?[ \t]*(?:(?:is|was)[ \t]+)?" + _ID_TOKEN, 0.75),  # (", ID 83702" is Idaho)
     Rule("ID_NUMBER", r"(?i:\b(?:unique[ \t]+)?identifier\b[^.\n:;]{0,40}?[ \t](?:is|was)[ \t]+)" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
@@ -793,6 +820,10 @@ RULES: tuple[Rule, ...] = (
                                r"(?P<v>[A-Z]{2}[ ]?\d[\d ]{5,16}\d)\b"), 0.85),  # "LH 992 017 334 5": airline code first
     # a name spelled out on a call: "Rahul Deshpande, R-A-H-U-L"
     Rule("PERSON", r"(?<![\w-])\p{Lu}(?:-\p{Lu}){3,}(?![\w-])", 0.6),
+    # spelled with spaces on a call: "last name M A R S H", "A D E Y E M I, hyphen, B A K A R E"
+    Rule("PERSON", r"(?<![\w])\p{Lu}(?:[ ]\p{Lu}){2,}(?:,?[ ]+(?i:hyphen|dash)[ ,]+\p{Lu}(?:[ ]\p{Lu}){1,})?(?![\w])", 0.2,
+         context=("spell", "spelt", "spelled", "surname", "last name", "first name", "family name", "name is",
+                  "letter by letter")),
     # airline and hotel systems write the passenger SURNAME/GIVEN with a title: "BECKER/LUKAS MR", "Nair/Priya Ms"
     Rule("PERSON", r"(?<![\w/])(?P<v>\p{Lu}[\p{Lu}'-]+(?:[ -]\p{Lu}[\p{Lu}'-]+)?/\p{Lu}[\p{Lu}'-]+(?:[ ]\p{Lu}[\p{Lu}'-]+)?"
                     r"[ ]?(?:MR|MRS|MS|MISS|MSTR|DR|CHD|INF)|\p{Lu}\p{Ll}+(?:[ -]\p{Lu}\p{Ll}+)?/\p{Lu}\p{Ll}+[ ]?"
@@ -877,6 +908,11 @@ NOT_PHONE_BEFORE = regex.compile(
     r"zamówienia|zamówienie|ordine|fattura|bestelling|factuur|encomenda|nota fiscal)"
     r"(?:[ \t]+(?:no|nr|number|num|id|code|ref))?\.?[ \t]*(?:[:#]|is\b|was\b)?[ \t]*)(?:(?!(?i:call|ring|tel|phone|mobile|cell|text|fax|whatsapp)\b)\p{Lu}[\p{L}]{1,11}[ \t]+)?$"
     r"|\b[A-Z]{3}[UJZ][ \t]?$")  # ISO 6346 container owner code: "MSCU 4481920"
+# keys of counts and codes that no field list names: their numbers are no phones
+NUMBER_KEYS = frozenset({"docs", "count", "total", "rows", "bytes", "size", "duration", "duration_ms", "elapsed", "items",
+                         "records", "id", "uid", "pid", "tid", "seq", "offset", "port", "status", "code", "order",
+                         "order_id", "orderid", "invoice", "txn", "txn_id", "ts", "timestamp", "epoch", "build", "version",
+                         "sku", "gtin", "ean", "upc", "batch", "lot", "serial"})
 PHONE_MAX = 0.85  # below every cue-introduced id (0.9), so "routing number 011000015" stays a routing number
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "CA", "IE")
 _DATE_LIKE = regex.compile(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}")
@@ -908,6 +944,19 @@ def phone_spans(text: str) -> Iterator[Span]:
             continue  # "[2024-02-11 08:45:12]": a timestamp, cut at the hour
         if regex.fullmatch(r"(?:1[89]|20)\d\d[ \t]*[-–][ \t]*(?:1[89]|20)\d\d", value):
             continue  # "1941-2024": a span of years
+        if regex.search(r"\d{1,2}/\d{1,2}/\d{2,4}", value):
+            continue  # "03/01/2024 - 03/31/2024": a range of dates
+        if TIMESTAMP_DIGITS.fullmatch(value) or (not value.startswith("+") and gtin_ok(value)
+                                                 and not _context_before(text, m.start(), PHONE_CONTEXT)):
+            continue  # "20240612083015" (an HL7 timestamp), "4006381333931" (an EAN-13 barcode)
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        if HL7_SEGMENT.match(text, line_start) and text.count("|", line_start, m.start()) >= 2:
+            continue  # inside an HL7 segment only the phone fields hold phones (`hl7_spans`)
+        if (key := regex.search(r"(?:^|[\s,{;&?])\"?(?P<k>[A-Za-z_][\w.-]{0,30})\"?[ \t]*[=:][ \t]*\"?$",
+                                text[max(0, m.start() - 40):m.start()])) and not value.startswith("+") and (
+                field_type(key.group("k"))[0] not in ("PHONE_NUMBER", "PERSON", None)
+                or key.group("k").lower() in NUMBER_KEYS):
+            continue  # "docs=2188401", "order_id: 5829104471": the key names what the number is
         if regex.fullmatch(r"(?:1[89]|20)\d\d/\d{1,5}", value) or NOT_PHONE_BEFORE.search(text, max(0, m.start() - 40),
                                                                                           m.start()):
             continue  # "SI 1998/1833"; "order 5829104471", "PO 4500188213", "Bestellung 73920114", "MSCU 4481920"
@@ -983,6 +1032,10 @@ ADDRESS_RULES = (
     # "Hauptstraße 12", "Karl-Dieter-Allee 5-2", "winklerallee 8/7"
     regex.compile(r"\b\p{L}[\p{L}-]*(?i:" + _GERMANIC + r")[ \t]+\d{1,4}[a-zA-Z]?(?:[/-]\d{1,4})?\b" + _UNIT + r"?"
                   + _CITY_LINE + r"?"),
+    # the street word apart, capitalised: "Schönhauser Allee 131, 10437 Berlin", "Kurfürstendamm" aside, "Berliner Ring 4"
+    regex.compile(r"\b\p{Lu}[\p{L}-]*(?:[ \t]+(?:der|den|dem|am|an|im|auf))?[ \t]+(?:Straße|Strasse|Str\.|Weg|Gasse|Platz|"
+                  r"Allee|Damm|Ufer|Ring|Chaussee|Steig|Laan|Straat|Gracht|Plein|Kade|Singel)[ \t]+\d{1,4}[a-zA-Z]?"
+                  r"(?:[/-]\d{1,4})?\b" + _UNIT + r"?" + _CITY_LINE + r"?"),
     # "Via Roma 5", "Calle Mayor 7, 28013 Madrid", "Vicolo Morpurgo, 8", "12 rue de la Paix, 75002 Paris"
     regex.compile(r"(?:(?<![\w-])\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+)?\b(?:" + _ROMANCE_FORMS + r")[ \t]+"
                   r"(?:(?:d[aeiou]l?|de[il]?|des|aux|la|le|l'|d'|dos|das|of)[ \t]*)*\p{L}[\p{L}'’.-]*(?:[ \t]+[\p{L}'’.-]+){0,4}?"
@@ -1011,9 +1064,48 @@ POSTCODE_RULES = (
     (regex.compile(r"(?<![\w/.-])\d{5}(?:-\d{4})?(?![\w-]|[/.:]\d)"), 0.2),  # US / DE / FR: context needed
     (regex.compile(r"(?<![\w/.-])\d{4}(?: ?[A-Z]{2})?(?![\w-]|[/.:]\d)"), 0.1),  # NL / AU / CH etc.: context needed
     (regex.compile(r"(?<![\w/.-])\d{3}-\d{4}(?![\w-]|[/.:]\d)|(?<![\w/.-])\d{6}(?![\w-]|[/.:]\d)"), 0.1),  # JP / IN
+    (regex.compile(r"(?<=,[ \t]*\p{Lu}\p{Ll}+[ \t]*[-–][ \t]*)[1-8]\d{5}(?![\w-]|[/.:]\d)"), 0.7),  # "Bengaluru - 560003"
+    (regex.compile(r"(?<![\w/.-])\d{5}-\d{3}(?![\w-]|[/.:]\d)"), 0.2),  # Brazil's CEP: context needed
+    (regex.compile(r"〒[ \t]?\K\d{3}-\d{4}"), 0.9),  # Japan's postal mark
 )
-POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code postal", "pin code", "cap ", "eircode")
-_STATE_BEFORE = regex.compile(r"\b(?!ID)[A-Z]{2}[ \t]*$|,[ \t]*ID[ \t]*$")  # Idaho only after "City,": "Product ID 88213"
+# the city line of a postal block, postcode first or last: "80339 München", "3511 NK Utrecht", "69005 LYON",
+# "Singapore 550512", "New Delhi - 110058", "Shibuya-ku, Tokyo 150-0022"
+POSTCODE_FIRST_LINE = regex.compile(
+    r"(?m)^[ \t]*(?P<v>\d{5}|\d{4}[ ]?[A-Z]{2}|\d{2}-\d{3}|\d{3}-\d{4}|\d{4})[ \t]+(?P<city>\p{Lu}[\p{L}'-]+"
+    r"(?:[ \t-]+\p{Lu}?[\p{L}'-]+){0,2})[ \t]*(?:\(\p{L}{2}\))?[ \t]*$")
+POSTCODE_LAST_LINE = regex.compile(
+    r"(?m)^[ \t]*(?P<city>\p{Lu}[\p{L}'.-]+(?:[ \t,]+\p{Lu}?[\p{L}'.-]+){0,3})[ \t]*[-–,]?[ \t]*"
+    r"(?P<v>[1-9]\d{5}|\d{3}-\d{4}|\d{5}-\d{3}|\d{5})[ \t]*$")
+# first words of a line that are labels or counts, not a city: "Total 12345", "Build 20240", "Room 10112"
+NOT_CITY_WORDS = frozenset({"total", "build", "version", "room", "chapter", "page", "ward", "bed", "floor", "level",
+                            "gate", "dock", "tickets", "ticket", "sold", "budget", "year", "item", "items", "qty",
+                            "order", "invoice", "ref", "case", "step", "phase", "grade", "class", "block", "lot", "unit",
+                            "suite", "apt", "flat", "score", "points", "id", "no", "number", "amount", "balance",
+                            "batch", "part", "serial", "model", "code", "pin", "account", "policy", "claim"})
+
+
+def postal_line_spans(text: str) -> Iterator[Span]:
+    """The postcode on a postal block's city line; the line before must look like part of an address (a digit, or a
+    street or unit word), so "2024 Budget" or "Tickets sold 48213" on their own are left alone."""
+    if "\n" not in text:
+        return
+    for rx in (POSTCODE_FIRST_LINE, POSTCODE_LAST_LINE):
+        for m in rx.finditer(text):
+            city = m.group("city")
+            first = regex.split(r"[ \t,-]+", city)[0].lower()
+            if first in NOT_CITY_WORDS or first in _stop_words() or regex.fullmatch(r"(?:19|20)\d\d", m.group("v")):
+                continue
+            before = text[:m.start()].rstrip().rsplit("\n", 1)[-1]
+            if before and (has_digit(before) or _STREET_LINE.search(before) or (
+                    len(m.group("v")) == 6 and regex.fullmatch(r"[ \t]*\p{Lu}[\p{L}'.-]+(?:[ \t]+\p{Lu}[\p{L}'.-]+)?,?[ \t]*", before))):
+                # (an Indian PIN also after a locality line: "Malleswaram\nBengaluru 560003")
+                yield Span(*m.span("v"), "POSTCODE", 0.7)
+POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code postal", "pin code", "cap ", "eircode",
+                    "c.p.", "cep ", "cep:", "pincode", "pin-code", "código postal", "postleitzahl")
+US_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|IA|IL|IN|KS|KY|LA|MA|MD|ME|MI|MN|MO|MS|MT|NC|ND|NE|NH|NJ|NM|NV|NY|OH|OK|"
+             "OR|PA|RI|SC|SD|TN|TX|UT|VA|VT|WA|WI|WV|WY|DC|PR|GU|VI|AS|MP")
+# a state code before the number ("Boston, MA 02118"); Idaho only after "City,": "Product ID 88213"; not "PN 100-0387"
+_STATE_BEFORE = regex.compile(r"\b(?:" + US_STATES + r")[ \t]*$|,[ \t]*ID[ \t]*$")
 
 
 # what comes before a house number belongs to the address: "Unit 5/12 Smith St", "Flat 402, Shanti Apartments,
@@ -1035,6 +1127,10 @@ _ADDR_TAIL = regex.compile(
     r"(?:[ \t]+\p{Lu}[\p{L}-]+(?:[ \t]+\p{Lu}[\p{L}-]+)?)?")
 
 
+_STREET_LINE = regex.compile(r"(?i)\b(?:" + _STREET_WORDS + r"|" + _GERMANIC + r"|" + _ROMANCE + r"|" + _INDIAN
+                             + r"|bairro|colonia|col\.|barangay|blok|jalan|chome|ku)\b")
+
+
 def address_spans(text: str) -> Iterator[Span]:
     for rx in ADDRESS_RULES:
         for m in rx.finditer(text):
@@ -1053,6 +1149,7 @@ def address_spans(text: str) -> Iterator[Span]:
             elif score < 0.3 and _STATE_BEFORE.search(text[max(0, m.start() - 6):m.start()]):
                 s += 0.5  # "Boston, MA 02118"
             yield Span(m.start(), m.end(), "POSTCODE", min(s, 1.0))
+    yield from postal_line_spans(text)
 
 
 # -------------------------------------------------------------------------------------------- birth dates
@@ -1150,7 +1247,7 @@ def date_spans(text: str) -> Iterator[Span]:
 
 
 # ---------------------------------------------------------------------------------------------------- names
-TITLES = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Rev|Fr|Sr|Sra|Srta|Herr|Frau|Mme|Mlle|M|Dott|Dott\.ssa|Sig|Sig\.ra|"
+TITLES = (r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Dra|Prof|Profa|Sir|Dame|Rev|Fr|Sr|Sra|Srta|Herr|Frau|Mme|Mlle|M|Dott|Dott\.ssa|Sig|Sig\.ra|"
           r"Ing|Dipl\.-Ing|Mag|Shri|Smt|Kumari|Sri|Mister|Madam|Don|Doña|Dña|Dª|"
           r"Doctor|Professor|Nurse|Capt|Sgt|Lt|Col|Hon|Judge|Officer|Detective|Pastor|Rabbi|Imam|"
           r"[Dd]e heer|Dhr|[Mm]evrouw|Mevr|Mw)")
@@ -1173,7 +1270,8 @@ STRONG_NAME_CUE = regex.compile(
     r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled|\b" + SELF_INTRO_PHRASES + r")"
     r"[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 WEAK_NAME_CUE = regex.compile(
-    r"(?<=(?i:\bhi|\bhello|\bhey|\bfrom:|\bto:|\bcall|\bcontact|\bask for|\bspeak to|\bspoke (?:to|with)|"
+    r"(?<=(?i:\bhi|\bhello|\bhey|\bfrom:|\bto:|\bcall|\bring|\btext|\bwhatsapp|\bmessage|\bdm|\bit['’]?s|"
+    r"\bcontact|\bask for|\bspeak to|\bspoke (?:to|with)|"
     r"\bcc:|\battn:?|\bby|\bmet with|\bwith|\bfor|\band|\bask|\btell|\bthank|\bthanks)[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 LOWER_AFTER_CUE = regex.compile(STRONG_NAME_CUE.pattern.split(")" + _NAME_TAIL)[0] + r")(?<!\w)\p{Ll}[\p{Ll}'-]+(?:[ \t]+\p{Ll}[\p{Ll}'-]+)?")
 WORD = regex.compile(r"[\p{L}'’-]+")
@@ -1661,7 +1759,7 @@ CHAT_ROLES = frozenset({"agent", "customer", "cust", "user", "bot", "system", "a
                         "cliente", "agente", "atendente", "seller", "buyer", "shop", "store", "team", "helpdesk"})
 
 
-def _speaker_word(word: str) -> bool:
+def speaker_word(word: str) -> bool:
     """A name on the lists that is no everyday word ("Ward:" heads a form), or a lower-case word that neither English
     nor the other languages know well ("kofi", "ngozi") but web text has seen (names are written; "apiversion" is
     not); a capitalised unknown one is left to the NER ("Einsender:")."""
@@ -1683,7 +1781,7 @@ def speaker_spans(text: str) -> Iterator[Span]:
     speakers = [m for m in SPEAKER.finditer(text) if len(regex.findall(r"\p{L}{2,}", m.group("say"))) >= 2]
     if len(speakers) < 2 or len({m.group("v").lower() for m in speakers}) < 2 and len(speakers) < 3:
         return
-    names = {m.group("v").lower() for m in speakers if all(_speaker_word(w) for w in m.group("v").split())}
+    names = {m.group("v").lower() for m in speakers if all(speaker_word(w) for w in m.group("v").split())}
     for name in names:
         for m in regex.finditer(rf"(?i)(?<![\w@.-]){regex.escape(name)}(?![\w@-]|\.\w)", text):
             yield Span(m.start(), m.end(), "PERSON", 0.8)
@@ -1707,18 +1805,34 @@ NAME_CHANGE = regex.compile(r"(?i:\b(?:sur|last[ \t]|family[ \t]|maiden[ \t]|fir
 CAMEL_HASHTAG = regex.compile(r"#[ ]?(?P<v>\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+){1,2})(?!\w)")
 # performers' names: "Lil Yachty", "DJ Khaled", "MC Lyte"
 STAGE_NAME = regex.compile(r"\b(?:Lil|DJ|MC)[ \t]+(?P<w>\p{Lu}[\p{L}]+)\b")
-GREETING_BEFORE = regex.compile(r"(?i:\b(?:hi|hello|hey|hiya|dear))[ \t]+$")
+SALUTATION_NOUNS = frozenset({"parent", "parents", "guardian", "guardians", "carer", "carers", "colleague", "colleagues",
+                              "customer", "customers", "client", "member", "members", "resident", "residents", "tenant",
+                              "applicant", "student", "students", "sir", "sirs", "madam", "team", "friend", "friends",
+                              "all", "everyone", "patient", "user", "subscriber", "neighbour", "neighbor", "homeowner",
+                              "occupier", "taxpayer", "voter", "reader", "candidate", "partner", "partners", "supplier",
+                              "valued", "cardholder", "policyholder", "employee", "staff", "doctor", "editor", "hiring"})
+GREETING_BEFORE = regex.compile(r"(?i:\b(?:hi|hello|hey|hiya|dear|howzit|g['’]day|it['’]?s|it is|this is))[ \t]+$")
+PHONE_AFTER = regex.compile(r"[ \t]+(?:(?i:on|at|@|-|–|:)[ \t]*)?\(?\+?\d[\d ().-]{6,}\d(?![\d/])")
+# what family and community chats put before or after a name: "kuya Jomar", "abang Hafiz", "Zubair bhai", "Suzuki-san"
+HONORIFIC_BEFORE = regex.compile(r"(?i:\b(?:kuya|abang|kakak|kak|mbak|bhaiya|didi|aunty|auntie|tito|tita|lolo|lola|oga|"
+                                 r"mang|aling|ustaz|ustazah|cikgu|pak|bu|ibu|bapak|sensei))[ \t]+(?P<v>\p{Lu}\p{Ll}+)\b")
+HONORIFIC_AFTER = regex.compile(r"\b(?P<v>\p{Lu}\p{Ll}+)(?:[ \t]+(?i:bhai|bhaiya|ji|sahab|saab|didi|bhabhi|aunty|uncle)|"
+                                r"-(?:san|sama|kun|chan|sensei|senpai|ssi|nim))\b")
+# a name signed after a dash at the end of a message line: "… text me 085 331 7724 — Mossie", "… 😭 - arjun"
+DASH_SIGNATURE = regex.compile(r"(?m)\S[ \t]+[—–-][ \t]*(?P<v>\p{L}[\p{L}'’]{2,20})[ \t]*$")
 
 
 def name_spans(text: str) -> Iterator[Span]:
     for m in TITLE_NAME.finditer(text):
+        if m.group().startswith("Col") and regex.search(r"\d[\w-]*,[ \t]*$", text[max(0, m.start() - 12):m.start()]):
+            continue  # "Río Lerma 245, Col. Cuauhtémoc": a Mexican colonia after the house number, not a colonel
         yield Span(m.start(), m.end(), "PERSON", 0.85)
     first, last = name_lists()
     for rx, unknown_score in ((STRONG_NAME_CUE, 0.5), (WEAK_NAME_CUE, 0.2)):
         for m in rx.finditer(text):
             words = m.group().split()
-            if all(w.lower() in COMMON_WORDS for w in words):
-                continue
+            if all(w.lower() in COMMON_WORDS for w in words) or words[0].lower() in SALUTATION_NOUNS:
+                continue  # "Dear Parent/Carer", "Dear Colleague": a role greeted, though "Parent" is also a surname
             known = any(w.lower() in first or w.lower() in last for w in words)
             if not known and ((m.group().isupper() and not text.isupper()) or words[0].lower() in _stop_words()
                               or CONTRACTION.match(words[0])):
@@ -1730,10 +1844,11 @@ def name_spans(text: str) -> Iterator[Span]:
             if (known and len(words) > 1 and words[1].lower() in first and words[0].lower() not in first
                     and words[0].lower() not in last and zipf(words[0].lower()) >= RARE_ZIPF):
                 start += m.group().index(words[1], len(words[0]))  # "and Borrower Rosalind Achterberg": a role
-            if (not known and score < 0.6 and regex.match(r"[ \t]*[,!]", text[m.end():m.end() + 2])
-                    and GREETING_BEFORE.search(text, max(0, m.start() - 8), m.start())
-                    and all(zipf(w.lower()) < RARE_ZIPF for w in words)):
-                score = 0.6  # "Hi Bettye,": a rare word greeted by name
+            if not known and score < 0.6 and all(zipf(w.lower()) < RARE_ZIPF for w in words) and (
+                    (regex.match(r"[ \t]*(?:[,!.]|\p{Extended_Pictographic}|$)", text[m.end():m.end() + 3])
+                     and GREETING_BEFORE.search(text, max(0, m.start() - 12), m.start()))
+                    or PHONE_AFTER.match(text, m.end())):
+                score = 0.6  # "Hi Bettye,", "Hey Sipho 👋", "it's Thabo.", "ring Siobhán on 087 214 6630"
             yield Span(start, m.end(), "PERSON", score)
     for m in LOWER_AFTER_CUE.finditer(text):
         words = m.group().split()
@@ -1759,6 +1874,16 @@ def name_spans(text: str) -> Iterator[Span]:
         given = m.group("v").split()[2:]
         if all(len(w) <= 4 or zipf(w.lower()) < 4.0 for w in given):  # "the Mai Thu Festival" is an event
             yield Span(*m.span("v"), "PERSON", 0.8)
+    for rx in (HONORIFIC_BEFORE, HONORIFIC_AFTER):
+        for m in rx.finditer(text):
+            word = m.group("v")
+            if (word.lower() in first or zipf(word.lower()) < 4.0) and word.lower() not in COMMON_WORDS:
+                yield Span(*m.span("v"), "PERSON", 0.7)
+    for m in DASH_SIGNATURE.finditer(text):
+        word = m.group("v")
+        if word.lower() in first or (zipf(word.lower()) < RARE_ZIPF and word.lower() not in COMMON_WORDS
+                                     and all(zipf(word.lower(), lang) < 3.5 for lang in FOREIGN_LANGS)):
+            yield Span(*m.span("v"), "PERSON", 0.6)
     yield from gazetteer_spans(text)
     yield from csv_name_spans(text)
 
@@ -2029,7 +2154,13 @@ NAME_KEYS = frozenset({
     "payeename", "payername", "recipientname", "sendername", "guardianname", "spousename", "nextofkin",
     "emergencycontact", "emergencycontactname", "contactperson", "customername", "clientname", "patientname",
     "employeename", "membername", "applicantname", "tenantname", "borrowername", "insuredname", "subscribername",
-    "witnessname", "signedby", "contactname"})
+    "witnessname", "signedby", "contactname", "realname", "truename",
+    # the same fields in the languages records come in
+    "vorname", "nachname", "familienname", "geburtsname", "prénom", "prenom", "nomdefamille", "nomdenaissance",
+    "nombre", "apellido", "apellidos", "primerapellido", "segundoapellido", "nome", "cognome", "sobrenome",
+    "nomecompleto", "nombrecompleto", "voornaam", "achternaam", "imię", "imie", "nazwisko", "förnamn", "efternamn",
+    "fornavn", "etternavn", "efternavn", "etunimi", "sukunimi", "soyad", "soyadı", "nama", "namalengkap",
+    "姓名", "名字", "真实姓名", "氏名", "이름"})
 # keys whose value is a person only when it looks like one ("Name: Anna Kowalski" yes, "Name: Premium plan" no;
 # "Provider: Dr. Rosa Fernandez" yes, "Provider: City Hospital" no)
 LOOSE_NAME_KEYS = frozenset({
@@ -2038,7 +2169,7 @@ LOOSE_NAME_KEYS = frozenset({
     "subscriber", "witness", "doctor", "physician", "provider", "providername", "attending", "referredby",
     "nurse", "author", "owner", "ownername", "manager", "agent", "caregiver", "parent", "mother", "father",
     # query strings ("?first=Lars&last=Eriksen", "holder=Ana+Lima") and roles in forms, trackers and legal text
-    "first", "last", "given", "family", "holder", "candidate", "student", "pupil", "interviewee", "trainee",
+    "nom", "first", "last", "given", "family", "holder", "candidate", "student", "pupil", "interviewee", "trainee",
     "guest", "passenger", "traveller", "traveler", "visitor", "claimant", "defendant", "plaintiff", "victim",
     "suspect", "deceased", "donor", "buyer", "seller", "reviewer", "approver", "assignee", "reporter", "requester",
     "requestor", "signatory", "executor", "heir", "respondent", "petitioner", "debtor", "creditor", "lender"})
@@ -2052,12 +2183,16 @@ FIELD_TYPES = {
                      "residentialaddress", "residence", "domicile"), "STREET_ADDRESS"),
     **dict.fromkeys(("zip", "zipcode", "postcode", "postalcode", "plz", "pincode", "eircode"), "POSTCODE"),
     **dict.fromkeys(("dob", "dateofbirth", "birthdate", "birthday", "bday"), "DATE_OF_BIRTH"),
-    **dict.fromkeys(("city", "town", "birthplace", "placeofbirth", "cityofbirth"), "LOCATION"),
+    **dict.fromkeys(("city", "town", "birthplace", "placeofbirth", "cityofbirth", "ville", "stadt", "ort", "wohnort",
+                     "ciudad", "localidad", "città", "citta", "cidade", "cidadeuf", "municipio", "município", "miasto",
+                     "miejscowość", "plaats", "woonplaats", "stad", "kota", "provincia", "province", "state", "region",
+                     "bundesland", "estado", "uf"), "LOCATION"),
     **dict.fromkeys(("mrn", "medicalrecordnumber", "medicalrecordno", "patientid", "patientnumber", "patientno",
                      "chartnumber", "healthrecordnumber", "hospno", "hospitalno", "hospitalnumber", "hospnumber",
                      "uhid", "nhi", "nhinumber", "crn", "urn", "umrn"), "MEDICAL_RECORD"),
     **dict.fromkeys(("ssn", "socialsecuritynumber"), "US_SSN"),
-    **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle"), "USERNAME"),
+    **dict.fromkeys(("username", "userid", "login", "loginname", "screenname", "handle", "nickname", "wechat",
+                     "wechatid", "weixin", "qq", "telegram", "skype", "lineid", "kakaoid", "ign"), "USERNAME"),
     **dict.fromkeys(("password", "passwd", "pwd", "passcode", "passphrase"), "PASSWORD"),
     **dict.fromkeys(("customerid", "customernumber", "customerno", "clientid", "clientnumber", "memberid",
                      "membernumber", "accountid"), "CUSTOMER_ID"),
@@ -2079,7 +2214,8 @@ FIELD_TYPES = {
     **dict.fromkeys(("pin", "accountpin", "securityanswer", "secretanswer"), "PASSWORD"),
     **dict.fromkeys(("taxid", "tin", "ein", "taxnumber", "vatnumber", "vatid", "itin"), "TAX_ID"),
     **dict.fromkeys(("nationalid", "nationalidnumber", "nin", "nino", "nhsnumber", "aadhaar", "pesel", "bsn",
-                     "sin", "personalnumber", "idnumber", "idcard", "cccd", "cmnd", "curp", "cpf", "dni", "nie",
+                     "sin", "personalnumber", "idnumber", "idcard", "idcardno", "idcardnumber", "身份证", "身份证号",
+                     "codicefiscale", "cf", "nss", "numérodesécuritésociale", "sécuritésociale", "securitesociale", "nirpp", "steuerid", "cccd", "cmnd", "curp", "cpf", "dni", "nie",
                      "nif", "rut", "cnp", "emiratesid", "nric", "hkid", "mykad", "personalausweis"), "NATIONAL_ID"),
     **dict.fromkeys(("uniqueid", "personid"), "ID_NUMBER"),
     **dict.fromkeys(("policynumber", "policyno", "insuranceid", "insurancenumber", "medicarenumber",
@@ -2123,9 +2259,16 @@ def field_type(key: str) -> tuple[str | None, bool]:
     return None, False
 
 
+SQL_TYPE = regex.compile(r"(?i)(?:n?(?:var)?char2?|text|(?:big|small|tiny)?int(?:eger)?|decimal|numeric|float|double|real|"
+                         r"bool(?:ean)?|date|datetime|timestamp(?:tz)?|time|uuid|inet|cidr|json|jsonb|blob|clob|"
+                         r"(?:big)?serial|string|number|bytes)(?:[ \t]*\(\d+(?:,[ \t]*\d+)?\))?[,;]?")
+
+
 def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
     """The value has the shape its field promises; a column of the wrong kind ("address: see above") is ignored."""
     low = value.lower().strip()
+    if SQL_TYPE.fullmatch(value.strip()):
+        return False  # a schema: "national_id VARCHAR(32)", "email: string"
     if etype == NO_PERSON:
         return low not in _NULLS
     if low in _NULLS or len(value) > 160:
@@ -2416,7 +2559,73 @@ def table_spans(text: str) -> Iterator[Span]:
             i += 1
 
 
+# HL7 v2 messages (hospital interfaces): which field of which segment holds what. Components are "^"-separated, so
+# (field, component) pairs; component 0 is the whole field. PID-3 patient ids, PID-5 name (family^given^middle), PID-7
+# birth date, PID-11 address (street^other^city^state^zip), PID-13/14 phones, PID-19 SSN, PID-20 licence; the next of
+# kin (NK1), guarantor (GT1), insured (IN1) and the clinicians in PV1/ORC/OBR the same way. Timestamps (MSH-7) are not.
+HL7_FIELDS: dict[str, dict[int, tuple[tuple[int, str], ...]]] = {
+    "PID": {2: ((1, "MEDICAL_RECORD"),), 3: ((1, "MEDICAL_RECORD"),), 4: ((1, "MEDICAL_RECORD"),),
+            5: ((1, "PERSON"), (2, "PERSON"), (3, "PERSON")), 6: ((1, "PERSON"), (2, "PERSON")),
+            7: ((0, "DATE_OF_BIRTH"),), 9: ((1, "PERSON"), (2, "PERSON")),
+            11: ((1, "STREET_ADDRESS"), (2, "STREET_ADDRESS"), (5, "POSTCODE")),
+            13: ((1, "PHONE_NUMBER"), (4, "EMAIL_ADDRESS"), (7, "PHONE_NUMBER")),
+            14: ((1, "PHONE_NUMBER"), (7, "PHONE_NUMBER")), 18: ((1, "US_BANK_NUMBER"),), 19: ((0, "US_SSN"),),
+            20: ((1, "DRIVER_LICENSE"),)},
+    "NK1": {2: ((1, "PERSON"), (2, "PERSON"), (3, "PERSON")), 4: ((1, "STREET_ADDRESS"), (2, "STREET_ADDRESS"),
+                                                                  (5, "POSTCODE")),
+            5: ((1, "PHONE_NUMBER"), (7, "PHONE_NUMBER")), 6: ((1, "PHONE_NUMBER"), (7, "PHONE_NUMBER"))},
+    "GT1": {3: ((1, "PERSON"), (2, "PERSON"), (3, "PERSON")), 5: ((1, "STREET_ADDRESS"), (2, "STREET_ADDRESS"),
+                                                                  (5, "POSTCODE")),
+            6: ((1, "PHONE_NUMBER"), (7, "PHONE_NUMBER")), 8: ((0, "DATE_OF_BIRTH"),), 12: ((0, "US_SSN"),)},
+    "IN1": {16: ((1, "PERSON"), (2, "PERSON"), (3, "PERSON")), 18: ((0, "DATE_OF_BIRTH"),),
+            19: ((1, "STREET_ADDRESS"), (2, "STREET_ADDRESS"), (5, "POSTCODE")), 36: ((0, "INSURANCE_ID"),),
+            49: ((1, "INSURANCE_ID"),)},
+    "MRG": {1: ((1, "MEDICAL_RECORD"),)},
+    "PV1": {n: ((2, "PERSON"), (3, "PERSON")) for n in (7, 8, 9, 17)},
+    "ORC": {12: ((2, "PERSON"), (3, "PERSON"))},
+    "OBR": {16: ((2, "PERSON"), (3, "PERSON"))},
+}
+HL7_SEGMENT = regex.compile(r"(?m)^(?P<seg>[A-Z][A-Z0-9]{2})\|(?P<body>[^\r\n]*)")
+
+
+def hl7_spans(text: str) -> Iterator[Span]:
+    if "|" not in text or not regex.search(r"(?m)^MSH\|\^~\\&|^PID\|", text):
+        return
+    for m in HL7_SEGMENT.finditer(text):
+        wanted = HL7_FIELDS.get(m.group("seg"))
+        if not wanted:
+            continue
+        pos = m.start("body")
+        for n, field in enumerate(m.group("body").split("|"), start=1):
+            for rep_offset, value in _hl7_repeats(field):
+                for comp, etype in wanted.get(n, ()):
+                    start, part = _hl7_component(value, comp)
+                    part_start = pos + rep_offset + start
+                    stripped = part.strip()
+                    if stripped and (etype != "PERSON" or regex.search(r"\p{L}", stripped)):
+                        lead = len(part) - len(part.lstrip())
+                        yield Span(part_start + lead, part_start + lead + len(stripped), etype, 0.9)
+            pos += len(field) + 1
+
+
+def _hl7_repeats(field: str) -> Iterator[tuple[int, str]]:
+    offset = 0
+    for value in field.split("~"):
+        yield offset, value
+        offset += len(value) + 1
+
+
+def _hl7_component(value: str, comp: int) -> tuple[int, str]:
+    if comp == 0:
+        return 0, value.split("^")[0] if "^" in value and value.split("^")[0].isdigit() else value
+    parts = value.split("^")
+    if comp > len(parts):
+        return 0, ""
+    return sum(len(p) + 1 for p in parts[:comp - 1]), parts[comp - 1]
+
+
 def field_spans(text: str) -> Iterator[Span]:
+    yield from hl7_spans(text)
     yield from key_value_spans(text)
     yield from table_spans(text)
     yield from xml_spans(text)

@@ -36,6 +36,7 @@ from privtune.data.recognizers import (
     NO_PERSON,
     SELF_INTRO_PHRASES,
     SPOKEN_DATE,
+    TITLES,
     Span,
     everyday_word,
     foreign_function_words,
@@ -48,6 +49,7 @@ from privtune.data.recognizers import (
     person_like,
     raw_name_lists,
     rule_spans,
+    speaker_word,
     zipf,
 )
 from privtune.errors import InputError
@@ -216,6 +218,8 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
         return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
     if _common_noun_here(value, text):
         return None  # "… proglottids in the stool. Proglottids collected": the text writes it as a common noun
+    if len(words := value.split()) >= 2 and any(w.islower() and w in foreign_stop_words() for w in words):
+        return None  # "Bis zur Klärung", "Wasserversorgung und Müllbeseitigung": a clause, not a name
     if foreign_phrase(value):
         return None  # "Sehr geehrte Damen und Herren", "Nennen Sie", "Dzień dobry", "Endereço de entrega"
     words = value.split()
@@ -225,7 +229,34 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
     return "PERSON"
 
 
-PHRASE_LANGS = (*FOREIGN_LANGS, "pl")
+def street_or_date(value: str) -> bool:
+    """A "person" that is a street named after someone ("the Allen Avenue branch") or a weekday and month ("Date: Thu
+    Feb 1 17:42:03 2024", a git or mail header)."""
+    words = value.split()
+    if (len(words) >= 2 and words[-1].lower().rstrip(".") in STREET_NAME_WORDS and words[-1][:1].isupper()
+            and not TITLE_WORD.fullmatch(words[0])):
+        return True
+    return bool(WEEKDAY_MONTH.match(value))
+
+
+WEEKDAY_MONTH = regex.compile(r"(?:Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun)[ \t,]+"
+                              r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b")
+# no surnames among them ("Lane", "Court", "Way" and "Close" are)
+STREET_NAME_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "drive", "boulevard", "blvd", "crescent",
+                               "terrace", "square", "parkway", "highway"})
+PHRASE_LANGS = (*FOREIGN_LANGS, "pl", "id", "ms", "fil", "hi")  # "hi": romanised Hindi as written in chat
+
+
+@lru_cache(maxsize=1)
+def foreign_stop_words() -> frozenset[str]:
+    """Function words of the other languages that no name holds in lower case (particles like "de", "van" and the
+    English stop words aside)."""
+    import importlib
+
+    words: set[str] = set()
+    for lang in FOREIGN_LANGS:
+        words |= set(importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS)
+    return frozenset(words - NAME_PARTICLES - _stop_words_en() - {"e", "y", "i", "o", "a", "u"})
 
 
 def foreign_phrase(value: str) -> bool:
@@ -356,8 +387,8 @@ def trim_span(span: Span, text: str) -> Span | None:
             k = len(words)
             while k and label_word(words[k - 1].group()):
                 k -= 1
-            if k == 1 == len(words) and role_label(words[0].group()):
-                k = 0  # "Obituary: …", "Approver: …": a one-word label; chat speakers ("Kyle: hey") are in the lists
+            if k == 1 == len(words) and role_label(words[0].group()) and not speaker_word(words[0].group()):
+                k = 0  # "Obituary: …", "Approver: …": a one-word label; chat speakers ("Kyle: hey", "kofi: hi") are not
             if k < len(words):
                 end = start + words[k - 1].end() if k else start
     while start < end and text[start] in " \t\n\"'“”‘’(,;:" and not (text[start] == "(" and ")" in text[start:end]):
@@ -439,6 +470,45 @@ def with_person_context(spans: list[Span], text: str) -> list[Span]:
                 text[s.start:s.end].split()[0].lower() in raw_name_lists()[1]):
             out.append(Span(m.start(1), s.start, "PERSON", s.score))  # "Hope Williams": NER took only the surname
     return out
+
+
+def name_mentions(spans: list[Span], text: str) -> list[Span]:
+    """The other mentions of a found person's name parts in the same text: "On-call Olumide Adeyemi acknowledges …
+    02:31 Olumide escalates" — the NER takes the full name and misses the lone given name later. A part matches in
+    its own case (or ALL CAPS); short parts, particles, titles and everyday words do not spread, and a common word
+    at a sentence start is left alone ("Mark Lee called. Mark the date")."""
+    persons = [s for s in spans if s.entity_type == "PERSON"]
+    if not persons:
+        return spans
+    parts = set()
+    for s in persons:
+        for w in regex.findall(r"\p{L}[\p{L}'’]+", text[s.start:s.end]):
+            if len(w) >= 3 and w.lower() not in NAME_PARTICLES and not TITLE_WORD.fullmatch(w) and not (
+                    everyday_word(w, 4.0) or w.lower() in _stop_words_en()) and not (w.isupper() and len(w) <= 3) and (
+                    not w.islower() or name_word(w) or speaker_word(w)):  # "fährt" in a misread German clause
+                parts.add(w)
+    covered = [(s.start, s.end) for s in spans]
+    extra = []
+    for w in parts:
+        forms = {w, w.upper()} if not w.islower() else {w}
+        for form in forms:
+            for m in regex.finditer(rf"(?<![\p{{L}}\d_@.'’/-]){regex.escape(form)}(?![\p{{L}}\d_@/-]|\.\w)", text):
+                if any(a <= m.start() and m.end() <= b for a, b in covered):
+                    continue
+                if zipf(w.lower()) >= 4.0 and regex.search(r"(?:^|[.!?]\s+|\n\s*)$", text[max(0, m.start() - 4):m.start()]):
+                    continue
+                extra.append(Span(m.start(), m.end(), "PERSON", 0.8))
+    return spans + extra
+
+
+TITLE_WORD = regex.compile(TITLES + r"\.?")
+
+
+@lru_cache(maxsize=1)
+def _stop_words_en() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
 
 
 FIRST_BEFORE = regex.compile(r"(?<![\p{L}.'’-])(\p{Lu}\p{Ll}+)[ \t]$")
@@ -641,10 +711,11 @@ class Redactor:
                     continue
             if s.entity_type == "PERSON":
                 s = reshape_person(s, text)
-            if s.entity_type == "PERSON" and (medical_term(text, s.start, s.end) or not_a_name(text, s.start, s.end)):
+            if s.entity_type == "PERSON" and (medical_term(text, s.start, s.end) or not_a_name(text, s.start, s.end)
+                                              or street_or_date(text[s.start:s.end])):
                 continue  # "Horner's syndrome", "prescribed Prilosec", "Visa or Mastercard", "GBP to AUD"
             keep.append(s)
-        return with_person_context(keep, text)
+        return name_mentions(with_person_context(keep, text), text)
 
     def _finish(self, spans: list[Span], text: str, allow: Sequence[str]) -> list[Span]:
         if allow and spans:
