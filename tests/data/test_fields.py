@@ -8,7 +8,7 @@ from privtune.data.redact import resolve_spans
 
 
 def _typed(text: str) -> dict[str, str]:
-    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= 0.4 and s.entity_type != R.NO_PERSON], text)
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= 0.4 and s.entity_type not in (R.NO_PERSON, R.HEADER)], text)
     return {text[s.start:s.end]: s.entity_type for s in spans}
 
 
@@ -69,7 +69,7 @@ def test_csv_markdown_and_tsv_cells_are_typed_by_their_header():
     md = "| First Name | Surname | Zip |\n|---|---|---|\n| Akiko | Nakamura | 10001 |\n| Li | Xu | 94102 |\n"
     assert _typed(md) == {"Akiko": "PERSON", "Nakamura": "PERSON", "10001": "POSTCODE", "Li": "PERSON",
                           "Xu": "PERSON", "94102": "POSTCODE"}
-    assert [f for f in _fields("name\tsurname\tcity\nAnna\tKowalski\tBoston\n") if f[1] != R.NO_PERSON] == [
+    assert [f for f in _fields("name\tsurname\tcity\nAnna\tKowalski\tBoston\n") if f[1] not in (R.NO_PERSON, R.HEADER)] == [
         ("Anna", "PERSON"), ("Kowalski", "PERSON"), ("Boston", "LOCATION")]
 
 
@@ -79,7 +79,7 @@ def test_lines_that_only_look_like_tables_are_left_alone():
     assert _fields("pmc-1,Aisha,Liang\npmc-2,Harpreet,Chaudhry\n") == []
     # a row with another number of cells ends the table
     text = "first_name,last_name\nAnna,Kowalski\nthe meeting is at 5, then lunch, then home\n"
-    assert _fields(text) == [("Anna", "PERSON"), ("Kowalski", "PERSON")]
+    assert _fields(text) == [("first_name,last_name", R.HEADER), ("Anna", "PERSON"), ("Kowalski", "PERSON")]
 
 
 def test_a_field_that_names_a_drug_city_or_hospital_vetoes_a_ner_person(redactor):
@@ -104,14 +104,14 @@ def test_a_field_that_names_a_drug_city_or_hospital_vetoes_a_ner_person(redactor
 
 def test_xml_elements_query_strings_and_sql_inserts_are_typed_by_their_field_names():
     xml = "<patient><first_name>Aisha</first_name><lastName>Liang</lastName><dob>04/17/1960</dob><weight>135</weight></patient>"
-    assert [f for f in _fields(xml) if f[1] != R.NO_PERSON] == [
+    assert [f for f in _fields(xml) if f[1] not in (R.NO_PERSON, R.HEADER)] == [
         ("Aisha", "PERSON"), ("Liang", "PERSON"), ("04/17/1960", "DATE_OF_BIRTH")]
     query = "GET /api/users?first_name=Aisha&last_name=Liang&zip=10001&page=2"
-    assert [f for f in _fields(query) if f[1] != R.NO_PERSON] == [
+    assert [f for f in _fields(query) if f[1] not in (R.NO_PERSON, R.HEADER)] == [
         ("Aisha", "PERSON"), ("Liang", "PERSON"), ("10001", "POSTCODE")]
     sql = ("INSERT INTO patients (id, first_name, last_name, phone) VALUES\n"
            "(1, 'Aisha', 'O''Brien', '617-248-4867'),\n(2, 'Harpreet', 'Chaudhry', NULL);")
-    assert [f for f in _fields(sql) if f[1] != R.NO_PERSON] == [
+    assert [f for f in _fields(sql) if f[1] not in (R.NO_PERSON, R.HEADER)] == [
         ("Aisha", "PERSON"), ("O''Brien", "PERSON"), ("617-248-4867", "PHONE_NUMBER"), ("Harpreet", "PERSON"),
         ("Chaudhry", "PERSON")]
     assert _fields("INSERT INTO t (first_name) VALUES (lower(x))") == []  # an expression is no name
@@ -120,20 +120,20 @@ def test_xml_elements_query_strings_and_sql_inserts_are_typed_by_their_field_nam
 def test_two_column_tables_of_field_names_and_values_are_read_row_by_row():
     md = ("| Field | Value |\n|---|---|\n| First name | Aisha |\n| Surname | Brown |\n| Zip | 10001 |\n| Weight | 135 |\n"
           "| Phone | 617-248-4867 |\n| Height | 61 |\n")
-    assert [f for f in _fields(md) if f[1] != R.NO_PERSON] == [
+    assert [f for f in _fields(md) if f[1] not in (R.NO_PERSON, R.HEADER)] == [
         ("Aisha", "PERSON"), ("Brown", "PERSON"), ("10001", "POSTCODE"), ("617-248-4867", "PHONE_NUMBER")]
-    assert [f for f in _fields("last_name,Liang\nphone,617-248-4867") if f[1] != R.NO_PERSON] == [
+    assert [f for f in _fields("last_name,Liang\nphone,617-248-4867") if f[1] not in (R.NO_PERSON, R.HEADER)] == [
         ("Liang", "PERSON"), ("617-248-4867", "PHONE_NUMBER")]
     # a two-column table with a header is still a table: "Anna" is typed by the "name" column, "5" by nothing
-    assert _fields("name,score\nAnna,5\nBob,7\n") == [("Anna", "PERSON")]
+    assert _fields("name,score\nAnna,5\nBob,7\n") == [("name,score", R.HEADER), ("Anna", "PERSON")]
 
 
 def test_bank_and_id_fields_take_their_whole_value_and_check_it():
     text = ('{"iban": "GB82 WEST 1234 5698 7654 32", "swift_bic_code": "DEUTDEFF500", "nhs_number": "943 476 5919", '
             '"vin": "1HGCM82633A004352", "account_pin": "4821"}')
-    found = [f for f in _fields(text) if f[1] != R.NO_PERSON]
+    found = [f for f in _fields(text) if f[1] not in (R.NO_PERSON, R.HEADER)]
     assert found == [("GB82 WEST 1234 5698 7654 32", "IBAN_CODE"), ("DEUTDEFF500", "ROUTING_NUMBER"),
                      ("943 476 5919", "NATIONAL_ID"), ("1HGCM82633A004352", "VEHICLE_ID"), ("4821", "PASSWORD")]
-    assert [f for f in _fields("Card number: 4111 1111 1111 1111 expires soon") if f[1] != R.NO_PERSON] == [
+    assert [f for f in _fields("Card number: 4111 1111 1111 1111 expires soon") if f[1] not in (R.NO_PERSON, R.HEADER)] == [
         ("4111 1111 1111 1111", "CREDIT_CARD")]
-    assert [f for f in _fields("iban: GB82 WEST 1234 5698 7654 33") if f[1] != R.NO_PERSON] == []  # mod-97 fails
+    assert [f for f in _fields("iban: GB82 WEST 1234 5698 7654 33") if f[1] not in (R.NO_PERSON, R.HEADER)] == []  # mod-97 fails

@@ -11,7 +11,7 @@ from privtune.data.redact import foreign_phrase, resolve_spans
 
 
 def _found(text: str) -> list[tuple[str, str]]:
-    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= 0.5 and s.entity_type != R.NO_PERSON], text)
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= 0.5 and s.entity_type not in (R.NO_PERSON, R.HEADER)], text)
     return [(text[s.start:s.end], s.entity_type) for s in spans]
 
 
@@ -302,3 +302,47 @@ def test_a_ner_person_with_a_foreign_function_word_inside_is_a_clause(redactor):
     out = redactor.redact_texts(["Der Zählerstand wird überprüft. Bis zur Klärung stunden wir den Betrag. "
                                  "Meet Maria dos Santos and Jean de la Fontaine."])[0][0]
     assert "Bis zur Klärung" in out and "Maria dos Santos" not in out and "Jean de la Fontaine" not in out
+
+
+def test_a_spelled_name_survives_the_everyday_word_check(redactor):
+    text = "CALLER: Hi, it's Gwendolyn Marsh, last name M A R S H.\nAGENT: Thank you."
+    assert redactor.redact_texts([text])[0][0] == "CALLER: Hi, it's [PERSON], last name [PERSON].\nAGENT: Thank you."
+
+
+def test_french_form_labels_and_table_headers_are_no_people(redactor):
+    form = "Nom : Benali\nPrénom : Yasmine\nVille : Talence\nCode postal : 33400"
+    assert redactor.redact_texts([form])[0][0] == (
+        "Nom : [PERSON]\nPrénom : [PERSON]\nVille : [LOCATION]\nCode postal : [POSTCODE]")
+    tsv = "Nom\tPrénom\tN° Sécurité sociale\tVille\nDubreuil\tAnaïs\t2 87 02 75 114 082 47\tParis"
+    out = redactor.redact_texts([tsv])[0][0]
+    assert out.split("\n")[0] == "Nom\tPrénom\tN° Sécurité sociale\tVille"
+    assert "Dubreuil" not in out and "Anaïs" not in out and "114 082" not in out
+
+
+@pytest.mark.parametrize("text, value, etype", [
+    ('{"event":"login_failed","user":"lzawadzka","ip":"83.24.191.5"}', "lzawadzka", "USERNAME"),
+    ("Withdrawal request from user cryptoKestrel_91 to a bitcoin address", "cryptoKestrel_91", "USERNAME"),
+    ("requested by account trader_vk88 (Viktor Kowalczyk) from IP 91.1.1.1", "trader_vk88", "USERNAME"),
+    ('Access log: 192.168.4.23 - admin_rkaur [12/Mar/2024:14:02:11] "POST /login"', "admin_rkaur", "USERNAME"),
+    ("Admin login okettering / Thermo#Home77.", "okettering", "USERNAME"),
+    ("Admin login okettering / Thermo#Home77.", "Thermo#Home77", "PASSWORD"),
+    ("m.oyelaran changed password from Summer2023! to B3rl1n@Night on 2024-03-11", "Summer2023!", "PASSWORD"),
+    ("m.oyelaran changed password from Summer2023! to B3rl1n@Night on 2024-03-11", "B3rl1n@Night", "PASSWORD"),
+    ("paid with Visa 4532 7153 3790 4418, exp 11/26, CVV 382.", "11/26", "CREDIT_CARD"),
+    ("collided with a vehicle registered ZX63 KLT owned by a neighbour", "ZX63 KLT", "VEHICLE_ID"),
+    ("residential address 17 Nevsky Prospekt, Apt 58, St Petersburg 191186.",
+     "17 Nevsky Prospekt, Apt 58, St Petersburg 191186", "STREET_ADDRESS"),
+])
+def test_logins_passwords_card_expiry_and_plates_in_more_shapes(text, value, etype):
+    assert (value, etype) in _found(text)
+
+
+@pytest.mark.parametrize("text", ['{"user": "hello"}', '{"user":"root"}', "login page / home", "login page / v2 docs",
+                                  "Mozilla/5.0 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"])
+def test_chat_users_system_accounts_links_and_user_agents_are_no_logins_or_ips(text):
+    assert not _types(text) & {"USERNAME", "PASSWORD", "IP_ADDRESS"}
+
+
+def test_an_ip_after_a_scheme_stays_and_a_protocol_version_is_no_password():
+    assert ("10.12.0.8", "IP_ADDRESS") in _found("[ldap]\nserver = ldaps://10.12.0.8")
+    assert not _types('10.0.0.5 - - [12/Mar/2024:09:14:22 +0000] "GET /api/login HTTP/1.1" 200') & {"PASSWORD"}

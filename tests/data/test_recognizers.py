@@ -11,7 +11,7 @@ THRESHOLD = 0.4
 
 
 def _found(text: str) -> list[tuple[str, str]]:
-    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= THRESHOLD and s.entity_type != R.NO_PERSON], text)
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= THRESHOLD and s.entity_type not in (R.NO_PERSON, R.HEADER)], text)
     return [(text[s.start:s.end], s.entity_type) for s in spans]
 
 

@@ -7,7 +7,7 @@ from privtune.data.redact import keep_detection, resolve_spans
 
 
 def _found(text: str) -> list[tuple[str, str]]:
-    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= 0.4 and s.entity_type != R.NO_PERSON], text)
+    spans = resolve_spans([s for s in R.rule_spans(text) if s.score >= 0.4 and s.entity_type not in (R.NO_PERSON, R.HEADER)], text)
     return [(text[s.start:s.end], s.entity_type) for s in spans]
 
 

@@ -491,8 +491,27 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"(?i)(?<![\w-])(?:cn|uid)=(?P<v>[A-Za-z0-9_.-]{2,40})(?=,(?:ou|dc|cn|o)=)", 0.85, _personal_login),
     Rule("USERNAME", r"\b(?:Accepted|Failed) (?:password|publickey|keyboard-interactive(?:/pam)?|none) for "
                      r"(?:invalid user )?(?P<v>[A-Za-z0-9_.-]{2,32}) from\b", 0.9, _personal_login),
-    Rule("USERNAME", r"(?m)^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]{3,39}) \S+ (?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*) "
-                     r"\[\d{1,2}/\w{3}/\d{4}:", 0.9, _personal_login),
+    Rule("USERNAME", r"(?:^|(?<=[\s:]))(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]{3,39}) (?:\S+ )?"
+                     r"(?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*) \[\d{1,2}/\w{3}/\d{4}:", 0.9, _personal_login),
+    # "requested by account trader_vk88", "from user cryptoKestrel_91": a handle with a digit or an underscore
+    Rule("USERNAME", r"(?i:\b(?:account|user|login|username)[ \t]+)(?P<v>[A-Za-z][A-Za-z0-9._-]*(?:_|\d)[A-Za-z0-9._-]*[A-Za-z0-9])"
+                     r"\b(?![@-])", 0.8, lambda v: _personal_login(v) and not ip_ok(v) and not regex.fullmatch(r"[A-Za-z]+\d{1,2}", v)
+                     or bool(re.search(r"_", v))),
+    # a login and its password side by side: "Admin login okettering / Thermo#Home77", "creds: jdoe / S3cret!"
+    Rule("USERNAME", r"(?i:\b(?:login|credentials|creds|user(?:name)?)[ \t]*:?[ \t]*)(?P<v>[A-Za-z0-9_.@-]{3,32})"
+                     r"(?=[ \t]*/[ \t]*(?=\S*[\d!@#$%^&*])\S{4,64})", 0.85,
+         lambda v: _personal_login(v) and (bool(re.search(r"[\d_.]", v)) or zipf(v.lower()) < 3.0)),
+    Rule("PASSWORD", r"(?<=(?i:\b(?:login|credentials|creds|user(?:name)?)[ \t]*:?[ \t]*)[A-Za-z0-9_.@-]{3,32}[ \t]*/[ \t]*)"
+                     r"(?P<v>[^\s/\"']{4,64}?)(?=[.,;]?(?:\s|$))", 0.85,
+         lambda v: password_like(v) and bool(regex.search(r"\p{L}", v))),
+    # "changed password from Summer2023! to B3rl1n@Night"
+    Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+from[ \t]+)(?P<v>\S{4,64}?)(?=[ \t]+to[ \t])", 0.9, password_like),
+    Rule("PASSWORD", r"(?<=" + _PW_CUE + r"(?i:[ \t]+from[ \t]+)\S{4,64}[ \t]+(?i:to)[ \t]+)(?P<v>\S{4,64}?)(?=[.,;]?(?:\s|$))",
+         0.9, password_like),
+    # a card's expiry next to the card: "Visa 4532 …, exp 11/26", "expiring 04/27"
+    Rule("CREDIT_CARD", r"(?i:\b(?:exp(?:iry|ires|iring|\.)?|valid (?:thru|through|until)|good thru)[ \t]*:?[ \t]*)"
+                        r"(?P<v>(?:0[1-9]|1[0-2])[/-](?:\d{2}|20\d{2}))(?![\d/])", 0.3,
+         context=("card", "visa", "mastercard", "amex", "discover", "cvv", "debit", "credit")),
     # "my account rdeshpande got locked": after "account", a token no dictionary knows; "user: builder, pass: …"
     Rule("USERNAME", r"(?i:\b(?:my|the|your|his|her|their|user)[ \t]+account[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])",
          0.6, lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
@@ -563,6 +582,11 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"(?i:(?<![\w.-])(?:user|usr|uid|username|user_name|userid|user_id|login|account|acct)=)"
                      r"(?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*)", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in ("null", "none", "true", "false")),
+    # JSON logs: {"event":"login_failed","user":"lzawadzka"} (a handle-shaped or unknown word; "user": "hello there" is
+    # a chat message)
+    Rule("USERNAME", r"\"(?:user|usr|login|actor|principal|account|user_name|userName|uname)\"[ \t]*:[ \t]*\""
+                     r"(?P<v>[A-Za-z0-9_.@-]{3,40})\"", 0.85,
+         lambda v: _personal_login(v) and (bool(re.search(r"[\d_.]", v)) or zipf(v.lower()) < 2.5)),
     # login lines: "user: kbarrows_77, pass: 6WqZ!x9vR2" ("pass:" is a password only after a login word, not the
     # "boarding pass: 12A")
     # (a chat transcript's "User: hello" is a speaker, not a login: the value must look like a handle)
@@ -589,7 +613,7 @@ RULES: tuple[Rule, ...] = (
                      r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85, lambda v: v.lower() not in _NOT_PASSWORDS),
     Rule("USERNAME", r"(?i:\b(?:login|handle)\s+)(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
          lambda v: bool(re.search(r"[\d_@.]", v)) and not ip_ok(v)),
-    Rule("IP_ADDRESS", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)", 0.9, ip_ok),
+    Rule("IP_ADDRESS", r"(?<![\w.])(?<!\p{L}/)(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)", 0.9, ip_ok),  # not "Chrome/124.0.0.0"
     Rule("IP_ADDRESS", r"(?<![\w:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{3,39}(?![\w:])",
          0.85, lambda v: ":" in v and ip_ok(v) and not re.fullmatch(r"\d{1,2}:\d{2}(?::\d{2})?", v)),
     Rule("MAC_ADDRESS", r"\b[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}\b|"
@@ -744,8 +768,8 @@ RULES: tuple[Rule, ...] = (
                               r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b"),
          0.85),
     # the UK's current plate shape right after a vehicle word: "and vehicle GH12 XYZ", "my car LV19XKP"
-    Rule("VEHICLE_ID", r"(?i:\b(?:vehicle|car|van|truck|lorry|motorbike|motorcycle|taxi)[ \t]+)"
-                       r"(?P<v>[A-Z]{2}\d{2}[ ]?[A-Z]{3})\b", 0.85),
+    Rule("VEHICLE_ID", r"(?i:\b(?:vehicle|car|van|truck|lorry|motorbike|motorcycle|taxi)[ \t]+(?:registered[ \t]+|"
+                       r"(?:with[ \t]+)?reg(?:istration)?\.?[ \t]+)?)(?P<v>[A-Z]{2}\d{2}[ ]?[A-Z]{3})\b", 0.85),
     # a bare "plate" only when a vehicle was named shortly before: "your vehicle … with plate WY-4KP-22"
     Rule("VEHICLE_ID", r"(?i:\b(?:vehicle|car|van|truck|vin)\b[^.\n]{0,60}?\bplate[ \t]+)"
                        r"(?P<v>(?=[\p{Lu}0-9 -]*\d)(?=[\p{Lu}0-9 -]*\p{Lu})[\p{Lu}0-9]{1,4}(?:[ -]?[\p{Lu}0-9]{1,4}){1,3})\b",
@@ -975,6 +999,7 @@ _STREET_WORDS = (
     "expressway|freeway|gardens|gdns|grove|heights|hts|hill|hollow|junction|landing|loop|manor|meadows?|mews|mill|"
     "motorway|orchard|pass|path|pike|plaza|plz|point|port|ridge|row|run|spur|station|summit|trail|trl|turnpike|"
     "valley|view|villa|village|vista|walk|wharf|wynd|estate|green|park|rise|bank|brook|burg|camp|canyon|cliffs?|"
+    "prospekt|prospect|"
     "club|common|corners?|creek|crest|dale|dam|divide|estates|extension|falls|ferry|fields?|flats?|ford|forest|"
     "forge|fork|fort|glen|harbor|harbour|haven|island|isle|key|knolls?|lake|lakes|lights?|lodge|mall|mission|"
     "mount|mountain|neck|oval|overpass|pines|plains|prairie|radial|ramp|ranch|rapids|rest|route|shoals?|shores?|"
@@ -1540,11 +1565,16 @@ TITLED = regex.compile(TITLES + r"\.?[ \t]")
 TITLED_BEFORE = regex.compile(r"\b" + TITLES + r"\.?[ \t]+$")
 
 
+SPELLED = regex.compile(r"\p{Lu}(?:[ -]\p{Lu}){2,}(?:,?[ ]+(?i:hyphen|dash)[ ,]+\p{Lu}(?:[ -]\p{Lu})+)?")
+
+
 def not_a_name(text: str, start: int, end: int) -> bool:
     """A PERSON span that is a payment network, currency or assistant, part of an institution's name, or one short
     ALL-CAPS word that is no first name in mixed-case text (an acronym: "ATM", "KYC"; "Patient: ANN" stays a name,
     and so do short names in ALL-CAPS text)."""
     value = text[start:end]
+    if SPELLED.fullmatch(value):
+        return False  # "M A R S H": a name spelled out letter by letter (each letter is an everyday "word")
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words) or any(w in FOREIGN_ORG_WORDS for w in words):
         return True  # "Youtube", "Krankenkasse AOK Bayern"
@@ -2154,7 +2184,7 @@ NAME_KEYS = frozenset({
     "payeename", "payername", "recipientname", "sendername", "guardianname", "spousename", "nextofkin",
     "emergencycontact", "emergencycontactname", "contactperson", "customername", "clientname", "patientname",
     "employeename", "membername", "applicantname", "tenantname", "borrowername", "insuredname", "subscribername",
-    "witnessname", "signedby", "contactname", "realname", "truename",
+    "witnessname", "signedby", "contactname", "realname", "truename", "nom",
     # the same fields in the languages records come in
     "vorname", "nachname", "familienname", "geburtsname", "prénom", "prenom", "nomdefamille", "nomdenaissance",
     "nombre", "apellido", "apellidos", "primerapellido", "segundoapellido", "nome", "cognome", "sobrenome",
@@ -2169,7 +2199,7 @@ LOOSE_NAME_KEYS = frozenset({
     "subscriber", "witness", "doctor", "physician", "provider", "providername", "attending", "referredby",
     "nurse", "author", "owner", "ownername", "manager", "agent", "caregiver", "parent", "mother", "father",
     # query strings ("?first=Lars&last=Eriksen", "holder=Ana+Lima") and roles in forms, trackers and legal text
-    "nom", "first", "last", "given", "family", "holder", "candidate", "student", "pupil", "interviewee", "trainee",
+    "first", "last", "given", "family", "holder", "candidate", "student", "pupil", "interviewee", "trainee",
     "guest", "passenger", "traveller", "traveler", "visitor", "claimant", "defendant", "plaintiff", "victim",
     "suspect", "deceased", "donor", "buyer", "seller", "reviewer", "approver", "assignee", "reporter", "requester",
     "requestor", "signatory", "executor", "heir", "respondent", "petitioner", "debtor", "creditor", "lender"})
@@ -2232,6 +2262,7 @@ FIELD_TYPES = {
 # fields that name what their value is not: a person found in "Prescription: Zolpidem" or "City: San Antonio" is the
 # NER's mistake. The redactor drops PERSON detections inside such values (spans of type NO_PERSON mark them).
 NO_PERSON = "_NO_PERSON"
+HEADER = "_HEADER"  # a table's header line: what the NER model finds there ("Ville", "Statut") is a column name
 NON_PERSON_KEYS = frozenset({
     "prescription", "medication", "medications", "medicine", "drug", "drugs", "diagnosis", "condition", "allergy",
     "allergies", "procedure", "treatment", "symptom", "symptoms", "product", "productname", "item", "itemname",
@@ -2457,7 +2488,7 @@ def sql_spans(text: str) -> Iterator[Span]:
 
 
 _TABLE_DELIMS = ("\t", "|", ";", ",", "  ")  # "  ": fixed-width columns, two or more spaces apart
-_HEADER_CELL = regex.compile(r"[\p{L}\d_.#/()-]+(?:[ ][\p{L}\d_.#/()-]+){0,3}")  # "last_name", "Date of birth"
+_HEADER_CELL = regex.compile(r"[\p{L}\d_.#/()°º-]+(?:[ ][\p{L}\d_.#/()°º-]+){0,3}")  # "last_name", "Date of birth"
 
 
 def _cells(line: str, offset: int, delim: str) -> list[tuple[int, int]]:
@@ -2540,6 +2571,7 @@ def table_spans(text: str) -> Iterator[Span]:
             types = [field_type(text[s:e]) for s, e in cells]
             if len(cells) >= 2 and any(t for t, _ in types) and all(_HEADER_CELL.fullmatch(text[s:e]) for s, e in cells):
                 header = (delim, types)
+                yield Span(off, off + len(line), HEADER, 1.0)  # the header names columns ("Nom\tVille"), no one
                 break
         i += 1
         if header is None:

@@ -31,6 +31,7 @@ from privtune.config import RedactConfig
 from privtune.data.progress import progress
 from privtune.data.recognizers import (
     FOREIGN_LANGS,
+    HEADER,
     LETTER_WORDS,
     NAME_PARTICLES,
     NO_PERSON,
@@ -39,6 +40,7 @@ from privtune.data.recognizers import (
     TITLES,
     Span,
     everyday_word,
+    field_type,
     foreign_function_words,
     function_words_only,
     has_digit,
@@ -381,13 +383,15 @@ def trim_span(span: Span, text: str) -> Span | None:
     if span.entity_type in ("PERSON", "LOCATION", "NRP", "DATE_TIME"):
         if text[end - 1:end] == ":":
             end -= 1  # the NER took the colon too: "Anna DOB:"
-        if text[end:end + 1] == ":":
+        if text[end:end + 1] == ":" or span.entity_type == "PERSON" and text[end:end + 2] == " :":
+            # (French forms put a space before it: "Ville : …"; a place in tokenised text keeps "Calgary :")
             # the next field's label: "From: Kaminski, Vince Sent: …", "Chen, Mei-Ling  Hire Date: …", "Premises: …"
             words = list(regex.finditer(r"[\p{L}'’]+", text[start:end]))
             k = len(words)
             while k and label_word(words[k - 1].group()):
                 k -= 1
-            if k == 1 == len(words) and role_label(words[0].group()) and not speaker_word(words[0].group()):
+            if k == 1 == len(words) and (role_label(words[0].group()) and not speaker_word(words[0].group())
+                                         or field_type(words[0].group())[0] is not None):
                 k = 0  # "Obituary: …", "Approver: …": a one-word label; chat speakers ("Kyle: hey", "kofi: hi") are not
             if k < len(words):
                 end = start + words[k - 1].end() if k else start
@@ -683,7 +687,8 @@ class Redactor:
                                                                              min(m.score, NER_SCORE))):
                 out.append(span)
         out += rule_spans(text)
-        no_person = [(s.start, s.end) for s in out if s.entity_type == NO_PERSON]
+        no_person = [(s.start, s.end) for s in out if s.entity_type in (NO_PERSON, HEADER)]
+        headers = [(s.start, s.end) for s in out if s.entity_type == HEADER]
         dates = [(s.start, s.end) for s in out if s.entity_type == "DATE_TIME"]
         streets = [(s.start, s.end) for s in out if s.entity_type == "STREET_ADDRESS"]
         places = [(s.start, s.end) for s in out if s.entity_type == "LOCATION" and s.score >= NER_SCORE]
@@ -691,6 +696,8 @@ class Redactor:
         for s in out:
             if s.entity_type == "PERSON" and any(a <= s.start and s.end <= b for a, b in no_person):
                 continue  # "Prescription: Zolpidem", "City: San Antonio": the field says what it is
+            if s.entity_type in WEAK_TYPES and any(a <= s.start and s.end <= b for a, b in headers):
+                continue  # "Nom\tVille\tStatut": a column name the NER model calls a place
             if s.entity_type == "PERSON" and s.score < 0.5 and any(a < s.end and s.start < b for a, b in dates):
                 continue  # a lone name-list word inside a date: "New Year's Eve", "from Jan the 12th"
             if s.entity_type == "PERSON" and s.score < 0.5 and any(a <= s.start and s.end <= b for a, b in places):
