@@ -52,6 +52,8 @@ class RedactConfig(_Strict):
                                           "bank and assistant messages (bench/README.md), the rule recognizers "
                                           "cover them")
     batch_size: int = Field(default=64, ge=1)
+    role_mailboxes: bool = Field(default=False, description="also redact shared role addresses (support@…, "
+                                 "claims@…, info@…); by default they stay: they name a function, not a person")
     protect_labels: bool = Field(default=True, description="prepare never redacts an assistant message that is a "
                                  "bare class label (equals metadata.category or is an identifier-like token)")
 

@@ -346,3 +346,31 @@ def test_chat_users_system_accounts_links_and_user_agents_are_no_logins_or_ips(t
 def test_an_ip_after_a_scheme_stays_and_a_protocol_version_is_no_password():
     assert ("10.12.0.8", "IP_ADDRESS") in _found("[ldap]\nserver = ldaps://10.12.0.8")
     assert not _types('10.0.0.5 - - [12/Mar/2024:09:14:22 +0000] "GET /api/login HTTP/1.1" 200') & {"PASSWORD"}
+
+
+def test_shared_role_mailboxes_stay_unless_asked(redactor):
+    from privtune.config import RedactConfig
+    from privtune.data.redact import Redactor
+
+    text = "From: Priya <priya.raghu84@gmail.com>\nTo: support@brightwaveisp.com, customer.service@shop.example"
+    assert redactor.redact_texts([text])[0][0] == (
+        "From: [PERSON] <[EMAIL_ADDRESS]>\nTo: support@brightwaveisp.com, customer.service@shop.example")
+    strict = Redactor(RedactConfig(role_mailboxes=True)).redact_texts([text])[0][0]
+    assert "support@" not in strict and "customer.service@" not in strict
+
+
+def test_rooms_sites_and_firms_named_after_people_but_not_surnames_that_are_place_words(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "14 May 2024, Lovelace Room. Chidi Nwankwo will pick up the Hendricks Logistics account.",
+        "John Hall called about the invoice."])]
+    assert "Lovelace Room" in outs[0] and "Hendricks Logistics" in outs[0] and "Chidi" not in outs[0]
+    assert outs[1] == "[PERSON] called about the invoice."
+
+
+@pytest.mark.parametrize("text, value, etype", [
+    ("Member ID: UHX 90441 2873-01\nClaim no.: 24D117300452", "UHX 90441 2873-01", "INSURANCE_ID"),
+    ("user typed new password in chat: Spring2024!Kx – told her never to", "Spring2024!Kx", "PASSWORD"),
+    ("next f/u 6/3 – agent kpatel2", "kpatel2", "USERNAME"),
+])
+def test_member_ids_secrets_in_chat_and_agent_handles(text, value, etype):
+    assert (value, etype) in _found(text)

@@ -480,7 +480,7 @@ RULES: tuple[Rule, ...] = (
                      r"(?P<v>[^\s.,;!?]+(?:[ \t][^\s.,;!?]+){0,2})", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS),
     # what the secret opens comes between: "Wi-Fi password for guests: Sunflower2024", "the PIN to the safe is 4412"
-    Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:for|to|of|on)[ \t]+(?!(?:\w+[ \t]+){0,2}(?:card|back)\b)"
+    Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:for|to|of|on|in)[ \t]+(?!(?:\w+[ \t]+){0,2}(?:card|back)\b)"
                                r"(?:(?:the|my|our|your|his|her|their)[ \t]+)?[\w-]+"
                                r"(?:[ \t]+[\w-]+)?(?:[ \t]*:|[ \t]+(?:is|was)\b:?))[ \t]*" + _PW_VALUE, 0.9, _secret_ok),
     # --- contact
@@ -494,9 +494,10 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"(?:^|(?<=[\s:]))(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]{3,39}) (?:\S+ )?"
                      r"(?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*) \[\d{1,2}/\w{3}/\d{4}:", 0.9, _personal_login),
     # "requested by account trader_vk88", "from user cryptoKestrel_91": a handle with a digit or an underscore
-    Rule("USERNAME", r"(?i:\b(?:account|user|login|username)[ \t]+)(?P<v>[A-Za-z][A-Za-z0-9._-]*(?:_|\d)[A-Za-z0-9._-]*[A-Za-z0-9])"
-                     r"\b(?![@-])", 0.8, lambda v: _personal_login(v) and not ip_ok(v) and not regex.fullmatch(r"[A-Za-z]+\d{1,2}", v)
-                     or bool(re.search(r"_", v))),
+    Rule("USERNAME", r"(?i:\b(?:account|user|login|username|agent|requester|requestor|assignee|operator|technician)[ \t]+)"
+                     r"(?P<v>(?=[A-Za-z0-9._-]*[_\d])[A-Za-z][A-Za-z0-9._-]*[A-Za-z0-9])\b(?![@-])", 0.8,
+         lambda v: _personal_login(v) and not ip_ok(v) and not regex.fullmatch(r"\p{Lu}[A-Za-z]+\d{1,2}", v)
+         or bool(re.search(r"_", v))),
     # a login and its password side by side: "Admin login okettering / Thermo#Home77", "creds: jdoe / S3cret!"
     Rule("USERNAME", r"(?i:\b(?:login|credentials|creds|user(?:name)?)[ \t]*:?[ \t]*)(?P<v>[A-Za-z0-9_.@-]{3,32})"
                      r"(?=[ \t]*/[ \t]*(?=\S*[\d!@#$%^&*])\S{4,64})", 0.85,
@@ -815,7 +816,7 @@ RULES: tuple[Rule, ...] = (
     Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|group|health plan|"
                                 r"insurance id|beneficiary|claim"), 0.85),
     Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|beneficiary",  # "Member ID: XQB 774 210 993"
-                                r"(?P<v>[A-Z]{2,4}[ -]?\d{3}(?:[ -]\d{3}){1,3})(?![\w-])"), 0.9),
+                                r"(?P<v>[A-Z]{2,4}[ -]?\d{3,6}(?:[ -]\d{2,6}){1,3})(?![\w-])"), 0.9),
     Rule("EMPLOYEE_ID", _after(r"employee|staff|personnel|badge|payroll|worker|emp"), 0.85),
     # an identifier whose cue names no domain: "the unique identifier … is UID-7f3a9c21", "Certificate number
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
@@ -1518,6 +1519,9 @@ PLACE_LAST = frozenset({"square", "park", "garden", "gardens", "mall", "mart", "
                         "café", "bar", "pub", "pizza", "burger", "burgers", "kitchen", "restaurant", "hotel", "inn",
                         "motel", "steakhouse", "bistro", "tavern", "county", "city", "island", "heights", "falls",
                         "house", "palace", "museum", "observatory", "glacier", "alley", "academy"})
+# place words that are also common surnames: after a first name (or a hyphenated Korean given name) they are one
+# ("John Hall", "Ji-woo Park")
+SURNAME_PLACES = frozenset({"hall", "park", "house"})
 # A make before a model that is also a first name: "Skoda Octavia", "Toyota Camry", "Nissan Leaf"
 CAR_MAKES = frozenset({"skoda", "toyota", "honda", "ford", "vw", "volkswagen", "nissan", "hyundai", "kia", "bmw", "audi",
                        "mercedes-benz", "renault", "peugeot", "citroen", "citroën", "fiat", "opel", "vauxhall", "mazda",
@@ -1551,7 +1555,14 @@ CAPS_NAME_CUE = regex.compile(
 INSTITUTION_AFTER = regex.compile(
     r"(?:['’]s)?[ \t]+(?:Hospital|Hospitals|Clinic|Medical|Health|Healthcare|Center|Centre|University|College|School|"
     r"Institute|Foundation|Pharmacy|Hotel|Church|Bank|Inc|Ltd|LLC|PLC|GmbH|Corp|Corporation|Company|Group|"
-    r"Associates|Laboratories|Labs|Memorial)\b")
+    r"Associates|Laboratories|Labs|Memorial|"
+    # rooms, sites and firms named after someone: "the Lovelace Room", "Alexander Fleming Lab", "Tallis Logistics"
+    r"Room|Rooms|Lab|Laboratory|Building|Suite|Library|Lounge|Theatre|Theater|Auditorium|Logistics|Solicitors|"
+    r"Management|Team|Comms|Communications|Partners|Consulting|Holdings|Services|Systems|Solutions|Technologies|"
+    r"Pharma|Capital|Insurance|Trust|Council|Committee|Department|Dept|Office|Store|Shop|Society|Association|Club|"
+    r"Fund|Lecture|Prize|Award|Fellowship|Motors|Realty|Properties|Estates|Investments|Industries|Enterprises|"
+    r"Ventures|Analytics|Software|Media|Studios|Airlines|Energy|Foods|Retail|Legal|Accountants|Architects|"
+    r"Engineering|Construction|Transport|Freight|Shipping|Haulage)\b")
 
 
 # "Hospital Juan de Dios", "Universidade Federal …", "Klinik Hirslanden": a name right after one is the institution's
@@ -1597,7 +1608,9 @@ def not_a_name(text: str, start: int, end: int) -> bool:
             r"\p{Ll}\p{Lu}", value):
         return True  # "Loooool", "Beyoooooond", "Hahahahhaha": no name holds a letter three times running (a
         # camel-case handle may: "iDubbbz")
-    if len(words) > 1 and (words[0] in PLACE_FIRST or words[-1] in PLACE_LAST or words[0] in CAR_MAKES) or (
+    if len(words) > 1 and (words[0] in PLACE_FIRST or words[-1] in PLACE_LAST and not (
+            words[-1] in SURNAME_PLACES and (words[0] in name_lists()[0] or "-" in value.split()[0])) or (
+            words[0] in CAR_MAKES)) or (
             (before := regex.search(r"(\p{L}[\p{L}-]*)[ \t]+$", text[max(0, start - 20):start]))
             and before.group(1).lower() in CAR_MAKES):
         return True  # "san jose", "St Louis", "Madison Square", "Oliver Garden": a place or a venue
@@ -1741,7 +1754,17 @@ def csv_name_spans(text: str) -> Iterator[Span]:
 DISPLAY_NAME = regex.compile(r"(?P<v>\p{Lu}[\p{L}'’.-]+(?:,?[ \t]+\p{Lu}[\p{L}'’.-]*){0,3})\"?[ \t]*<(?P<local>[^>@\s]+)@")
 ROLE_MAILBOX = frozenset({"billing", "support", "info", "noreply", "no-reply", "donotreply", "sales", "admin", "team",
                           "hello", "contact", "service", "help", "office", "hr", "accounts", "accounting", "finance",
-                          "security", "compliance", "news", "newsletter", "marketing", "jobs", "careers", "orders"})
+                          "security", "compliance", "news", "newsletter", "marketing", "jobs", "careers", "orders",
+                          "claims", "mortgages", "loans", "facilities", "comms", "communications", "reception",
+                          "enquiries", "inquiries", "privacy", "dpo", "legal", "press", "media", "customerservice",
+                          "customercare", "care", "returns", "payments", "invoices", "bookings", "booking",
+                          "reservations", "helpdesk", "servicedesk", "it", "webmaster", "postmaster", "abuse",
+                          "feedback", "complaints", "recruitment", "admissions", "events", "partners", "procurement",
+                          "purchasing", "ap", "ar", "payroll", "benefits", "studentservices", "registrar",
+                          # the same in the languages mail comes in
+                          "kontakt", "schaden", "kundenservice", "service-client", "serviceclient", "reklamacje",
+                          "atencionalcliente", "atendimento", "contato", "contacto", "assistenza", "servizioclienti",
+                          "klantenservice", "biuro"})
 
 
 # "pls add sunita (sunita.rao@corp.example)": words before an address that its local part repeats are the name
@@ -1815,6 +1838,12 @@ def speaker_spans(text: str) -> Iterator[Span]:
     for name in names:
         for m in regex.finditer(rf"(?i)(?<![\w@.-]){regex.escape(name)}(?![\w@-]|\.\w)", text):
             yield Span(m.start(), m.end(), "PERSON", 0.8)
+
+
+def role_mailbox(address: str) -> bool:
+    """A shared address that names a function, not a person: "support@…", "claims@…", "customer.service@…"."""
+    local = address.split("@", 1)[0].lower()
+    return local in ROLE_MAILBOX or regex.sub(r"[._-]", "", local) in ROLE_MAILBOX
 
 
 def display_name_spans(text: str) -> Iterator[Span]:

@@ -50,6 +50,7 @@ from privtune.data.recognizers import (
     not_a_name,
     person_like,
     raw_name_lists,
+    role_mailbox,
     rule_spans,
     speaker_word,
     zipf,
@@ -707,6 +708,8 @@ class Redactor:
                 continue  # a street named after someone: "14 Cheyne Walk", "88193 Kirlin Mills"
             if s.score < self.cfg.score_threshold or s.entity_type not in self._wanted:
                 continue
+            if s.entity_type == "EMAIL_ADDRESS" and not self.cfg.role_mailboxes and role_mailbox(text[s.start:s.end]):
+                continue  # "To: claims@insurer.example": a function's shared address (redact.role_mailboxes)
             s = trim_span(s, text)
             if s is None or not keep_detection(s.entity_type, text[s.start:s.end], text[s.end:s.end + 16]):
                 continue
