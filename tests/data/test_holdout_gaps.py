@@ -374,3 +374,38 @@ def test_rooms_sites_and_firms_named_after_people_but_not_surnames_that_are_plac
 ])
 def test_member_ids_secrets_in_chat_and_agent_handles(text, value, etype):
     assert (value, etype) in _found(text)
+
+
+@pytest.mark.parametrize("text, value, etype", [
+    ("Polizza attuale n.: RCA-4471029", "RCA-4471029", "INSURANCE_ID"),
+    ("A minha apólice é AU-00781245.", "AU-00781245", "INSURANCE_ID"),
+    ("Numer polisy: OC/2024/7718203", "OC/2024/7718203", "INSURANCE_ID"),
+    ("Versicherungsschein-Nr.: HR-7730215-04", "HR-7730215-04", "INSURANCE_ID"),
+    ("Oggetto: Bolletta errata – codice cliente 0098817263", "0098817263", "CUSTOMER_ID"),
+    ("BSN 231478562, patiëntnummer 7004519.", "7004519", "MEDICAL_RECORD"),
+    ("Nr ewidencyjny pracownika: MX-0382", "MX-0382", "EMPLOYEE_ID"),
+    ("il Sig. Matteo Lo Presti, matricola n. 005718, in data", "005718", "EMPLOYEE_ID"),
+    ("Mein Login ist tobi_kranich88.", "tobi_kranich88", "USERNAME"),
+    ("Mon identifiant est mlgarnier_75.", "mlgarnier_75", "USERNAME"),
+    ("Het oude wachtwoord was Eindhoven#4421, dat mag weg.", "Eindhoven#4421", "PASSWORD"),
+    ("My SkyPoints number is SP-7719203.", "SP-7719203", "CUSTOMER_ID"),
+    ("Dirección: Carrer de Provença 212, 08036 Barcelona", "Carrer de Provença 212, 08036 Barcelona", "STREET_ADDRESS"),
+    ("geboren am 14.07.1991, wohnhaft Am Mühlgraben 3a, 04109 Leipzig.", "04109", "POSTCODE"),
+    ("de woning aan de Keizersgracht 412-III, 1016 GC Amsterdam, met", "1016 GC", "POSTCODE"),
+])
+def test_identifiers_logins_and_addresses_named_in_european_languages(text, value, etype):
+    assert (value, etype) in _found(text)
+
+
+def test_agents_named_in_brackets_and_greeted_customers(redactor):
+    outs = [out for out, _ in redactor.redact_texts([
+        "Agent (Rohit): Welcome to the airline\nCustomer: hi\nAgent (Rohit): Sure.",
+        "Konsultant (Paweł): Dzień dobry, w czym mogę pomóc?",
+        "Caro Cliente,\nA Luso Energia informa che",
+        "Cust provided SIN 527 184 634 for the credit check.",
+        "Thanks for the help.\nMerci, Jean-Philippe"])]
+    assert outs[0] == "Agent ([PERSON]): Welcome to the airline\nCustomer: hi\nAgent ([PERSON]): Sure."
+    assert outs[1].startswith("Konsultant ([PERSON]):")
+    assert outs[2].startswith("Caro Cliente,")
+    assert outs[3].startswith("Cust provided")
+    assert "Jean-Philippe" not in outs[4]

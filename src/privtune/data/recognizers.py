@@ -397,6 +397,11 @@ _USER_CUE = r"user ?name|user ?id|screen ?name|account name|gamertag|ign|in-game
 _PLATFORMS = r"ig|insta|instagram|snap|snapchat|tiktok|twitch|reddit|psn|venmo|cash ?app|telegram|twitter|discord|steam|xbox|kik"
 
 
+# "is" and its signs in the languages records come in: "Mein Login ist …", "mon identifiant est …", "é", "jest"
+_FOREIGN_IS = (r"(?:[ \t]*\([^()\n]{1,20}\))?[ \t]*(?:[:#=]|\b(?:is|ist|est|es|è|é|jest|was|war|era|était|to))?[ \t]*:?"
+               r"[ \t]*")
+
+
 def _after(cues: str, value: str = _ID_TOKEN) -> str:
     """`value` right after one of the cue words (case-insensitive cue, value as given)."""
     return r"(?i:\b(?:" + cues + r")(?!\w))" + _SEP + value  # a whole cue: "reg" is no cue inside "REGARDING"
@@ -407,7 +412,8 @@ _PW_CUE = (r"(?i:\b(?:password|passwd|pwd|pw|passcode|pass code|passphrase|pass 
            r"2fa code|mfa code|sms code|login code|access code|backup code|recovery code|recovery key|unlock code|"
            r"reset code|memorable word|memorable information|security answer|secret answer|"
            r"(?:gate|door|alarm|lockbox|key ?safe|keypad|entry|building|garage|safe) code|"
-           r"kennwort|passwort|mot de passe|contraseña|(?:temporary )?access pass|wi-?fi pass)\b)")
+           r"kennwort|passwort|mot de passe|contraseña|wachtwoord|hasło|haslo|senha|parola d['’]ordine|"
+           r"(?:temporary )?access pass|wi-?fi pass)\b)")
 _PW_VALUE = r"(?!\((?i:cvv2?|cvc2?|csc|pin|otp)\)|\((?i:optional|required|if any|see below|again|twice)\b)(?P<v>\"[^\"\n]{3,64}\"|'[^'\n]{3,64}'|`[^`\n]{3,64}`|[^\s\"'`]{2,63}[^\s\"'`.,;:!?)…](?:!(?=[,;]))?)"
 
 
@@ -467,7 +473,8 @@ RULES: tuple[Rule, ...] = (
     # "my PIN is 4432" / "password is hunter2" — but "my PIN is blocked", "my PIN was entered wrong" are not
     # (and "new pw should be Winter#2025", "the PIN is now 8812")
     Rule("PASSWORD", _PW_CUE + r"(?i:\s+(?:is[ \t]+now|now[ \t]+is|(?:is|was)[ \t]+still|still|(?:should|will|would|must|"
-                               r"shall|could|can)[ \t]+be|becomes|became|is|was)\b)\s*" + _PW_VALUE, 0.9, _secret_ok),
+                               r"shall|could|can)[ \t]+be|becomes|became|is|was|ist|war|est|était|es|era|è|é|jest|"
+                               r"było)\b)\s*" + _PW_VALUE, 0.9, _secret_ok),
     Rule("PASSWORD", _PW_CUE + r"\s+" + _PW_VALUE, 0.9, lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # "Temporary password issued: Tq7#mZ2!pL", "PIN sent: 4471"
     Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+(?:issued|assigned|generated|given|provided|created|sent|used)[ \t]*(?::|=|is\b))"
@@ -556,6 +563,11 @@ RULES: tuple[Rule, ...] = (
     Rule("USERNAME", r"(?i:\b(?:" + _USER_CUE + r")(?:[ \t]*[:=#]|[ \t]+(?:is|was)\b:?))"
                      r"[ \t]*(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
          lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words()),
+    # "Mein Login ist tobi_kranich88", "Mon identifiant est mlgarnier_75", "Gebruikersnaam is fvdberg1971"
+    Rule("USERNAME", r"(?i:\b(?:login|benutzername|benutzerkennung|identifiant|nom[ \t]+d['’]utilisateur|gebruikersnaam|"
+                     r"nombre[ \t]+de[ \t]+usuario|usuario|nome[ \t]+utente|utente|nazwa[ \t]+użytkownika|utilizador)"
+                     r"[ \t]+(?:ist|est|es|è|é|is|jest|:)[ \t]*:?[ \t]*)(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
+         lambda v: v.lower() not in _NOT_PASSWORDS and (bool(re.search(r"[\d_.]", v)) or zipf(v.lower()) < 3.0)),
     # "his ig is zeke.the.great", "venmo: jdoe-22", "my snap is kayy_b"
     Rule("USERNAME", r"(?i:\b(?:" + _PLATFORMS + r")(?:[ \t]+(?:handle[ \t]+|name[ \t]+|account[ \t]+)?is|"
                      r"[ \t]*:))[ \t]*@?(?P<v>[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b", 0.85,
@@ -728,6 +740,20 @@ RULES: tuple[Rule, ...] = (
                                   r"mrn(?:[ \t]+for[ \t]+\w+)?"), 0.9),
     Rule("EMPLOYEE_ID", _after(r"personalnummer|pers\.?-?nr|personnel number|staff no|mitarbeiternummer|matricule|"
                                r"número de empleado|numero di matricola"), 0.9),
+    # the same ids named in the record's language, with its own "is": "Polizza attuale n.: RCA-4471029", "A minha
+    # apólice é AU-00781245", "codice cliente 0098817263", "patiëntnummer 7004519", "Nr ewidencyjny pracownika: MX-0382"
+    Rule("INSURANCE_ID", r"(?i:\b(?:versicherungsschein(?:-?nr\.?|nummer)?|(?:n\.?[º°]|número)[ \t]+de[ \t]+p[óo]liza|"
+                         r"polizza(?:[ \t]+attuale)?(?:[ \t]+n\.?)?|ap[óo]lice|numer[ \t]+polisy|polisnummer|"
+                         r"num[ée]ro[ \t]+de[ \t]+police)" + _FOREIGN_IS + r")" + _ID_TOKEN, 0.85),
+    Rule("CUSTOMER_ID", r"(?i:\b(?:codice[ \t]+cliente|num[ée]ro[ \t]+(?:de[ \t]+)?client|n[°º][ \t]*client|kundennummer|"
+                        r"kunden-?nr\.?|n[úu]mero[ \t]+de[ \t]+cliente|klantnummer|numer[ \t]+klienta|"
+                        r"n[úu]mero[ \t]+de[ \t]+contribuinte)" + _FOREIGN_IS + r")" + _ID_TOKEN, 0.85),
+    Rule("MEDICAL_RECORD", r"(?i:\b(?:pati[ëe]ntnummer|patientennummer|num[ée]ro[ \t]+(?:de[ \t]+)?patient|"
+                           r"numero[ \t]+paziente|n[úu]mero[ \t]+de[ \t]+paciente|numer[ \t]+pacjenta)" + _FOREIGN_IS + r")"
+                           + _ID_TOKEN, 0.9),
+    Rule("EMPLOYEE_ID", r"(?i:\b(?:personeelsnummer|matricola(?:[ \t]+n\.?)?|nr[ \t]+ewidencyjny(?:[ \t]+pracownika)?|"
+                        r"numer[ \t]+pracownika|num[ée]ro[ \t]+d['’]employ[ée]|n[úu]mero[ \t]+de[ \t]+funcion[áa]rio)"
+                        + _FOREIGN_IS + r")" + _ID_TOKEN, 0.9),
     Rule("DRIVER_LICENSE", _after(r"licencia(?:[ \t]+(?:federal|de conducir|de manejo))?|carteira de motorista|cnh|"
                                   r"rijbewijs(?:nummer)?|patente di guida"), 0.85),
     # number plates after their name, in the shapes plates have: "plate KA-01-HX-9032", "Placas: JKL-48-92",
@@ -840,7 +866,8 @@ RULES: tuple[Rule, ...] = (
     Rule("ID_NUMBER", r"(?i:\b(?:unique[ \t]+)?identifier\b[^.\n:;]{0,40}?[ \t](?:is|was)[ \t]+)" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", _after(r"customer|client|cust|account holder|loyalty|membership|user|subscriber|"
                                r"reference|ref|cif|crm|frequent flyer|frequent flier|miles and more|miles & more|"
-                               r"skywards|avios|aadvantage|rewards|bonus card|club card|clubcard|nectar"), 0.85),
+                               r"skywards|avios|aadvantage|rewards|bonus card|club card|clubcard|nectar|"
+                               r"\w+points|\w+miles|\w+rewards"), 0.85),
     Rule("CUSTOMER_ID", _after(r"frequent flyer|frequent flier|miles and more|miles & more|skywards|aadvantage",
                                r"(?P<v>[A-Z]{2}[ ]?\d[\d ]{5,16}\d)\b"), 0.85),  # "LH 992 017 334 5": airline code first
     # a name spelled out on a call: "Rahul Deshpande, R-A-H-U-L"
@@ -1025,6 +1052,7 @@ _CITY_LINE = (r"(?:[ \t]*(?:,|\n)[ \t]*(?:(?:(?:" + _CITY_WORD + r"[ \t]){0,3}" 
 _STREET_PLAIN = _STREET_WORDS
 _ADDR_WORD = r"(?:\p{Lu}[\p{L}'.-]*|\d+(?:st|nd|rd|th)|[NSEW]\.?)"
 _ROMANCE = ("via|viale|vicolo|piazza|piazzale|corso|contrada|borgo|strada|calle|camino|carretera|ronda|rambla|glorieta|"
+            "carrer|avinguda|passeig|plaça|"
             "callejón|avenida|avda\\.|paseo|pasaje|plaza|travesía|urbanización|alameda|vía|cuesta|rua|travessa|largo|"
             "praça|estrada|ulica|ul\\.|aleja|rue|chemin|allée|impasse|quai")
 _ROMANCE_FORMS = "|".join(sorted({f(w) for w in _ROMANCE.split("|") for f in (str.capitalize, str.upper, str.lower)}
@@ -1093,6 +1121,10 @@ POSTCODE_RULES = (
     (regex.compile(r"(?<=,[ \t]*\p{Lu}\p{Ll}+[ \t]*[-–][ \t]*)[1-8]\d{5}(?![\w-]|[/.:]\d)"), 0.7),  # "Bengaluru - 560003"
     (regex.compile(r"(?<![\w/.-])\d{5}-\d{3}(?![\w-]|[/.:]\d)"), 0.2),  # Brazil's CEP: context needed
     (regex.compile(r"〒[ \t]?\K\d{3}-\d{4}"), 0.9),  # Japan's postal mark
+    # after a house number and a comma, before a capitalised town: "Am Mühlgraben 3a, 04109 Leipzig",
+    # "Keizersgracht 412-III, 1016 GC Amsterdam", "Via Roma 14/B, 90133 Palermo"
+    (regex.compile(r"(?<=\p{L}[ \t]+\d{1,4}(?:[a-zA-Z]|[/-][\dA-Za-z]{1,4})?,[ \t]*)(?:\d{5}|\d{4}[ ]?[A-Z]{2}|\d{2}-\d{3}|"
+                   r"\d{4}-\d{3})(?=[ \t]+\p{Lu}\p{Ll})"), 0.7),
 )
 # the city line of a postal block, postcode first or last: "80339 München", "3511 NK Utrecht", "69005 LYON",
 # "Singapore 550512", "New Delhi - 110058", "Shibuya-ku, Tokyo 150-0022"
@@ -1292,7 +1324,8 @@ SELF_INTRO_PHRASES = (r"(?:my name is|meu nome é|o meu nome é|mi nombre es|me 
 STRONG_NAME_CUE = regex.compile(
     r"(?<=(?i:\b(?:my|his|her|their|our|your|\p{L}+['’]s)[ \t]+name(?:[ \t]+is|['’]s)|\bmy name is|\bname['’]s|"
     r"\bit['’]?s me,|\b(?:thanks|thx|thnx|cheers|regards|love)[ \t]*[-–—]|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
-    r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bregards(?=[ \t]*\n)|\bbest wishes(?=[ \t]*\n)|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
+    r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bmerci,|\bdanke,|\bgracias,|\bgrazie,|\bobrigad[oa],|\bbedankt,|"
+    r"\bdziękuję,|\bregards(?=[ \t]*\n)|\bbest wishes(?=[ \t]*\n)|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
     r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled|\b" + SELF_INTRO_PHRASES + r")"
     r"[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 WEAK_NAME_CUE = regex.compile(
@@ -1562,7 +1595,8 @@ INSTITUTION_AFTER = regex.compile(
     r"Pharma|Capital|Insurance|Trust|Council|Committee|Department|Dept|Office|Store|Shop|Society|Association|Club|"
     r"Fund|Lecture|Prize|Award|Fellowship|Motors|Realty|Properties|Estates|Investments|Industries|Enterprises|"
     r"Ventures|Analytics|Software|Media|Studios|Airlines|Energy|Foods|Retail|Legal|Accountants|Architects|"
-    r"Engineering|Construction|Transport|Freight|Shipping|Haulage)\b")
+    r"Engineering|Construction|Transport|Freight|Shipping|Haulage|"
+    r"B\.?V|N\.?V|Sp|Lda|S\.?A|SAS|SARL|S\.?L|S\.?p\.?A|S\.?r\.?l|AG|KG|Oy|AB|ApS|S\.?A\.?U)\b")
 
 
 # "Hospital Juan de Dios", "Universidade Federal …", "Klinik Hirslanden": a name right after one is the institution's
@@ -1764,7 +1798,8 @@ ROLE_MAILBOX = frozenset({"billing", "support", "info", "noreply", "no-reply", "
                           # the same in the languages mail comes in
                           "kontakt", "schaden", "kundenservice", "service-client", "serviceclient", "reklamacje",
                           "atencionalcliente", "atendimento", "contato", "contacto", "assistenza", "servizioclienti",
-                          "klantenservice", "biuro"})
+                          "klantenservice", "biuro", "itsupport", "itservicedesk", "refunds", "refund", "kadry",
+                          "reclami", "reclamaciones", "reclamations"})
 
 
 # "pls add sunita (sunita.rao@corp.example)": words before an address that its local part repeats are the name
@@ -1803,6 +1838,9 @@ def mail_and_mrz_spans(text: str) -> Iterator[Span]:
         yield Span(*m.span(), "PASSPORT", 0.9)
 
 
+# a chat role with the agent's name in brackets: "Agent (Rohit): …", "Konsultant (Paweł): …", "Conseiller (Julien) :"
+ROLE_WITH_NAME = regex.compile(r"(?m)^[ \t]*(?:\[[^\]\n]{1,25}\][ \t]*)?\p{L}[\p{L} .-]{1,25}?[ \t]*\((?P<v>\p{Lu}[\p{Ll}'’-]+"
+                               r"(?:[ \t]\p{Lu}[\p{Ll}'’-]+)?)\)[ \t]*:")
 # a chat line's speaker: "kofi: stuck at the gate", "[09:14] ngozi: morning!!"
 SPEAKER = regex.compile(r"(?m)^[ \t]*(?:\[[^\]\n]{1,25}\][ \t]*|\d{1,2}:\d{2}(?::\d{2})?[ \t]+)?"
                         r"(?P<v>\p{L}[\p{L}'’-]{1,20}(?:[ \t]\p{L}[\p{L}'’-]{1,20})?)[ \t]*:[ \t]+(?P<say>[^\n]*)")
@@ -1825,9 +1863,12 @@ def speaker_word(word: str) -> bool:
 
 
 def speaker_spans(text: str) -> Iterator[Span]:
-    """In a chat transcript (two speaker lines or more), a speaker that is no everyday or role word is a person, and
-    so is every other mention of that word in the text: "kofi: stuck at the gate" … "their guy is called femi" is
-    left to the other rules, "… ask kofi" is not. Lower-case names no list has are what the NER model misses."""
+    """The agent's name in brackets after a chat role ("Agent (Rohit): …"); and in a chat transcript (two speaker lines
+    or more), a speaker that is no everyday or role word is a person, and so is every other mention of that word in
+    the text: "kofi: stuck at the gate" … "… ask kofi". Lower-case names no list has are what the NER model misses."""
+    for m in ROLE_WITH_NAME.finditer(text):
+        if not everyday_word(m.group("v"), 4.0):
+            yield Span(*m.span("v"), "PERSON", 0.8)
     if text.count(":") < 2:
         return
     # what follows is talk (two words at least), not a config value ("replicas: 3") or a lab result ("tsh: 4.1")
@@ -1869,7 +1910,12 @@ SALUTATION_NOUNS = frozenset({"parent", "parents", "guardian", "guardians", "car
                               "applicant", "student", "students", "sir", "sirs", "madam", "team", "friend", "friends",
                               "all", "everyone", "patient", "user", "subscriber", "neighbour", "neighbor", "homeowner",
                               "occupier", "taxpayer", "voter", "reader", "candidate", "partner", "partners", "supplier",
-                              "valued", "cardholder", "policyholder", "employee", "staff", "doctor", "editor", "hiring"})
+                              "valued", "cardholder", "policyholder", "employee", "staff", "doctor", "editor", "hiring",
+                              # … and in the languages letters come in: "Beste klant", "Caro Cliente", "Szanowny Kliencie"
+                              "klant", "kunde", "kundin", "cliente", "clienta", "kliencie", "klient", "collega",
+                              "collègue", "kollege", "kollegin", "mieter", "mieterin", "locataire",
+                              "inquilino", "huurder", "najemca", "paziente", "patiënt", "paciente",
+                              "abonné", "abonnee", "socio", "sócio", "cust"})
 GREETING_BEFORE = regex.compile(r"(?i:\b(?:hi|hello|hey|hiya|dear|howzit|g['’]day|it['’]?s|it is|this is))[ \t]+$")
 PHONE_AFTER = regex.compile(r"[ \t]+(?:(?i:on|at|@|-|–|:)[ \t]*)?\(?\+?\d[\d ().-]{6,}\d(?![\d/])")
 # what family and community chats put before or after a name: "kuya Jomar", "abang Hafiz", "Zubair bhai", "Suzuki-san"

@@ -35,6 +35,7 @@ from privtune.data.recognizers import (
     LETTER_WORDS,
     NAME_PARTICLES,
     NO_PERSON,
+    SALUTATION_NOUNS,
     SELF_INTRO_PHRASES,
     SPOKEN_DATE,
     TITLES,
@@ -219,6 +220,8 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
     if sum(w[0].islower() and w not in NAME_PARTICLES for w in regex.findall(r"\p{L}+", value)) >= 2 and not (
             value.islower()):
         return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
+    if all(w.lower() in SALUTATION_NOUNS or w.lower() in LETTER_WORDS or w.lower() == "dear" for w in value.split()) or regex.match(r"[ \t]*\([^()\n]{1,30}\)[ \t]*:", text[end:end + 40]):
+        return None  # "Caro Cliente", "Cust requested …"; "Konsultant (Paweł): …" is a role, the bracket the name
     if _common_noun_here(value, text):
         return None  # "… proglottids in the stool. Proglottids collected": the text writes it as a common noun
     if len(words := value.split()) >= 2 and any(w.islower() and w in foreign_stop_words() for w in words):
