@@ -409,3 +409,13 @@ def test_agents_named_in_brackets_and_greeted_customers(redactor):
     assert outs[2].startswith("Caro Cliente,")
     assert outs[3].startswith("Cust provided")
     assert "Jean-Philippe" not in outs[4]
+
+
+def test_a_lone_unknown_capitalised_word_in_german_or_spanish_prose_is_no_name(redactor):
+    from privtune.data.redact import foreign_text
+
+    de = ("Schadenmeldung Hausrat\nVersicherungsnehmerin: Friederike Anzengruber\nSchaden durch den geplatzten "
+          "Schlauch der Waschmaschine. Rückruf bitte unter +49 761 2038554, ich bin ab 16 Uhr zu Hause.")
+    out = redactor.redact_texts([de])[0][0]
+    assert "Waschmaschine" in out and "Rückruf" in out and "Friederike Anzengruber" not in out
+    assert foreign_text(de) and not foreign_text("Call Wanjiru tomorrow about the invoice, she is in Nairobi.")

@@ -220,15 +220,18 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
     if sum(w[0].islower() and w not in NAME_PARTICLES for w in regex.findall(r"\p{L}+", value)) >= 2 and not (
             value.islower()):
         return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
-    if all(w.lower() in SALUTATION_NOUNS or w.lower() in LETTER_WORDS or w.lower() == "dear" for w in value.split()) or regex.match(r"[ \t]*\([^()\n]{1,30}\)[ \t]*:", text[end:end + 40]):
+    words = value.split()
+    if all(w.lower() in SALUTATION_NOUNS or w.lower() in LETTER_WORDS or w.lower() == "dear" for w in words) or (
+            regex.match(r"[ \t]*\([^()\n]{1,30}\)[ \t]*:", text[end:end + 40])):
         return None  # "Caro Cliente", "Cust requested …"; "Konsultant (Paweł): …" is a role, the bracket the name
+    if len(words) == 1 and not name_word(value) and foreign_text(text):
+        return None  # "Waschmaschine", "Rückruf", "Zaragoza": a lone unknown capitalised word in German or Spanish prose
     if _common_noun_here(value, text):
         return None  # "… proglottids in the stool. Proglottids collected": the text writes it as a common noun
-    if len(words := value.split()) >= 2 and any(w.islower() and w in foreign_stop_words() for w in words):
+    if len(words) >= 2 and any(w.islower() and w in foreign_stop_words() for w in words):
         return None  # "Bis zur Klärung", "Wasserversorgung und Müllbeseitigung": a clause, not a name
     if foreign_phrase(value):
         return None  # "Sehr geehrte Damen und Herren", "Nennen Sie", "Dzień dobry", "Endereço de entrega"
-    words = value.split()
     if len(words) == 2 and regex.fullmatch(r"\p{Lu}{2,3}", words[1]) and not person_like(words[0]) and not (
             person_like(words[1], cased=False)):
         return None  # "Thoracic CT", "Cardiac ICU": a word and an acronym; a name does not end in one
@@ -263,6 +266,16 @@ def foreign_stop_words() -> frozenset[str]:
     for lang in FOREIGN_LANGS:
         words |= set(importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS)
     return frozenset(words - NAME_PARTICLES - _stop_words_en() - {"e", "y", "i", "o", "a", "u"})
+
+
+@lru_cache(maxsize=256)
+def foreign_text(text: str) -> bool:
+    """Prose in another language: at least one word in six is a function word of German, French, Spanish, Italian,
+    Dutch or Portuguese (and at least four of them). Every noun is capitalised in German, and the English NER model
+    reads many nouns and towns of other languages as names."""
+    tokens = regex.findall(r"\p{L}+", text.lower())
+    hits = sum(t in foreign_stop_words() for t in tokens)
+    return hits >= 4 and hits * 6 >= len(tokens)
 
 
 def foreign_phrase(value: str) -> bool:
