@@ -328,7 +328,7 @@ class Rule:
 
 
 @lru_cache(maxsize=1)
-def _stop_words() -> frozenset[str]:
+def english_stop_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return frozenset(STOP_WORDS)
@@ -378,7 +378,7 @@ FILE_EXTENSIONS = frozenset({"json", "jsonl", "yaml", "toml", "html", "docx", "x
 
 def spaced_handle_ok(value: str) -> bool:
     """"@ john_d" is a handle, "@ home" or "@ the office" is not."""
-    return value.lower() not in _stop_words() and value.lower() not in COMMON_WORDS
+    return value.lower() not in english_stop_words() and value.lower() not in COMMON_WORDS
 
 
 CRYPTO_CUES = ("wallet", "bitcoin", "btc", "litecoin", "ltc", "crypto", "coin address", "deposit address",
@@ -522,7 +522,7 @@ RULES: tuple[Rule, ...] = (
          context=("card", "visa", "mastercard", "amex", "discover", "cvv", "debit", "credit")),
     # "my account rdeshpande got locked": after "account", a token no dictionary knows; "user: builder, pass: …"
     Rule("USERNAME", r"(?i:\b(?:my|the|your|his|her|their|user)[ \t]+account[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])",
-         0.6, lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
+         0.6, lambda v: v not in english_stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
     Rule("USERNAME", r"(?i:(?<![A-Za-z])(?:user|usr|login|username)[ \t]*[:=][ \t]*)(?P<v>[A-Za-z0-9_.-]{2,32})"
                      r"(?=[ \t]*[,;/|][ \t]*(?i:pass|pw|pwd|password)\b)", 0.85, _personal_login),
     # --- contact
@@ -562,7 +562,7 @@ RULES: tuple[Rule, ...] = (
     # rare one is ("when the user name contained an apostrophe")
     Rule("USERNAME", r"(?i:\b(?:" + _USER_CUE + r")(?:[ \t]*[:=#]|[ \t]+(?:is|was)\b:?))"
                      r"[ \t]*(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
-         lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words()),
+         lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in english_stop_words()),
     # "Mein Login ist tobi_kranich88", "Mon identifiant est mlgarnier_75", "Gebruikersnaam is fvdberg1971"
     Rule("USERNAME", r"(?i:\b(?:login|benutzername|benutzerkennung|identifiant|nom[ \t]+d['’]utilisateur|gebruikersnaam|"
                      r"nombre[ \t]+de[ \t]+usuario|usuario|nome[ \t]+utente|utente|nazwa[ \t]+użytkownika|utilizador)"
@@ -571,7 +571,7 @@ RULES: tuple[Rule, ...] = (
     # "his ig is zeke.the.great", "venmo: jdoe-22", "my snap is kayy_b"
     Rule("USERNAME", r"(?i:\b(?:" + _PLATFORMS + r")(?:[ \t]+(?:handle[ \t]+|name[ \t]+|account[ \t]+)?is|"
                      r"[ \t]*:))[ \t]*@?(?P<v>[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b", 0.85,
-         lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in _stop_words() and v.lower() not in (
+         lambda v: v.lower() not in _NOT_PASSWORDS and v.lower() not in english_stop_words() and v.lower() not in (
              "private", "down", "open", "closed", "broken", "dead", "blocked", "banned", "gone", "deleted")),
     # forum bylines and platform handles in brackets: "Posted by: wyndo_dj82", "posted as NotYourDoormat23",
     # "u/throwaway_mike88", "texts you on Snapchat (kojo_vibez233)"
@@ -590,7 +590,7 @@ RULES: tuple[Rule, ...] = (
          lambda v: bool(re.search(r"[a-z][\d_.]|[\d_.][a-z]", v, re.I)) and len(re.findall(r"[A-Za-z]", v)) >= 3
          and not regex.search(r"\.(?:com|net|org)$", v)),
     Rule("USERNAME", r"(?i:\b(?:logged|signed|log|sign)[ -]?(?:in|on)[ \t]+as[ \t]+)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])\b",
-         0.85, lambda v: v.lower() not in _stop_words()),
+         0.85, lambda v: v.lower() not in english_stop_words()),
     # log lines: "auth: login ok user=mkowalski src=…" (only "=": a JSON "user" key may hold a chat message)
     Rule("USERNAME", r"(?i:(?<![\w.-])(?:user|usr|uid|username|user_name|userid|user_id|login|account|acct)=)"
                      r"(?P<v>[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*)", 0.85,
@@ -605,14 +605,14 @@ RULES: tuple[Rule, ...] = (
     # (a chat transcript's "User: hello" is a speaker, not a login: the value must look like a handle)
     Rule("USERNAME", r"(?i:(?<![A-Za-z])(?:user|usr|login)[ \t]*[:=][ \t]*[\"']?)(?P<v>@?[A-Za-z0-9_.-]{2,31}[A-Za-z0-9_])"
                      r"\b(?![@-])", 0.85,
-         lambda v: v.lower() not in _stop_words() and v.lower() not in _NOT_PASSWORDS and (
+         lambda v: v.lower() not in english_stop_words() and v.lower() not in _NOT_PASSWORDS and (
              bool(re.search(r"[\d_.]", v)) or zipf(v.lower()) < 2.5)),
     Rule("PASSWORD", r"(?<=(?i:\b(?:user|usr|login|username|account|credentials?|e-?mail)\b)[^\n]{0,60})"
                      r"(?i:\bpass[ \t]*:[ \t]*)" + _PW_VALUE, 0.9,
          lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # "reset VPN access for user jmcallister": after a bare "user", only a token no dictionary knows
     Rule("USERNAME", r"(?i:\buser[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])", 0.6,
-         lambda v: v not in _stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
+         lambda v: v not in english_stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
     # initial.surname logins: "laptop assigned to e.nakamura" (not "e.coli", not "a.json")
     Rule("USERNAME", r"(?<![\w.@/-])(?P<v>[a-z]\.[a-z]{4,20})(?![\w@/-]|\.\w)", 0.6,
          lambda v: v[2:] in name_lists()[1] or (zipf(v[2:]) < 3.2 and v[2:] not in FILE_EXTENSIONS)),
@@ -1151,7 +1151,7 @@ def postal_line_spans(text: str) -> Iterator[Span]:
         for m in rx.finditer(text):
             city = m.group("city")
             first = regex.split(r"[ \t,-]+", city)[0].lower()
-            if first in NOT_CITY_WORDS or first in _stop_words() or regex.fullmatch(r"(?:19|20)\d\d", m.group("v")):
+            if first in NOT_CITY_WORDS or first in english_stop_words() or regex.fullmatch(r"(?:19|20)\d\d", m.group("v")):
                 continue
             before = text[:m.start()].rstrip().rsplit("\n", 1)[-1]
             if before and (has_digit(before) or _STREET_LINE.search(before) or (
@@ -1939,7 +1939,7 @@ def name_spans(text: str) -> Iterator[Span]:
             if all(w.lower() in COMMON_WORDS for w in words) or words[0].lower() in SALUTATION_NOUNS:
                 continue  # "Dear Parent/Carer", "Dear Colleague": a role greeted, though "Parent" is also a surname
             known = any(w.lower() in first or w.lower() in last for w in words)
-            if not known and ((m.group().isupper() and not text.isupper()) or words[0].lower() in _stop_words()
+            if not known and ((m.group().isupper() and not text.isupper()) or words[0].lower() in english_stop_words()
                               or CONTRACTION.match(words[0])):
                 continue  # "This is URGENT": emphasis; "SIGNED THE FORM", "CALLED ABOUT", "thank you, I'm": not a name
             if not known and zipf(words[0].lower()) >= 5.0 and words[0].lower() not in raw_name_lists()[0]:
@@ -2015,7 +2015,7 @@ def kin_name_spans(text: str) -> Iterator[Span]:
     first, last = raw_name_lists()[0], name_lists()[1]
     for m in KIN_NAME.finditer(text):
         words = [w.lower() for w in m.group("v").split()]
-        if any(w in _stop_words() or w in ORG_WORDS or (w in COMMON_WORDS and w not in first) for w in words):
+        if any(w in english_stop_words() or w in ORG_WORDS or (w in COMMON_WORDS and w not in first) for w in words):
             continue  # "his partner Jordan", "my friend Grace" are names; "her son Will" too
         if all(w in first or w in last or zipf(w) < RARE_ZIPF for w in words) or nickname(words[0]):
             yield Span(*m.span("v"), "PERSON", 0.6)
@@ -2032,7 +2032,7 @@ TEAM_NAME = regex.compile(r"\b(?P<v>\p{Lu}\p{Ll}+)[ \t]+from[ \t]+(?:(?i:" + TEA
 def team_name_spans(text: str) -> Iterator[Span]:
     first = raw_name_lists()[0]
     for m in TEAM_NAME.finditer(text):
-        if m.group("v").lower() in first and m.group("v").lower() not in _stop_words():
+        if m.group("v").lower() in first and m.group("v").lower() not in english_stop_words():
             yield Span(*m.span("v"), "PERSON", 0.6)
 
 
@@ -2090,7 +2090,7 @@ def zipf(word: str, lang: str = "en") -> float:
 
 def _party_word(word: str, limit: float) -> bool:
     first, last = name_lists()
-    if (len(word) < 2 or word in _stop_words() or word in COMMON_WORDS or word in NOT_PERSON_WORDS
+    if (len(word) < 2 or word in english_stop_words() or word in COMMON_WORDS or word in NOT_PERSON_WORDS
             or word in MONTHS or not word.replace("'", "").replace("’", "").replace("-", "").isalpha()):
         return False
     z = zipf(word)
@@ -2122,7 +2122,7 @@ def nickname(word: str) -> bool:
     """A short form of a known first name that is no everyday word: "kev" (Kevin), "jess" (Jessica), "matt"; only
     trusted right after a kinship word ("my bro kev")."""
     word = word.lower()
-    return (3 <= len(word) <= 5 and word in _name_prefixes() and word not in _stop_words() and zipf(word) < 4.2
+    return (3 <= len(word) <= 5 and word in _name_prefixes() and word not in english_stop_words() and zipf(word) < 4.2
             and not KIN_CUE.fullmatch(word) and word not in ("hun", "hon", "babe", "bae", "luv", "sweetie", "cuz"))
 
 
@@ -2210,7 +2210,7 @@ def titled_party_spans(text: str) -> Iterator[Span]:
         if not _cue_in_context(text, m.start(), text[m.start():m.start("v")]):
             continue
         words = [w.lower() for w in m.group("v").split() if not regex.fullmatch(r"\p{Lu}\.", w)]  # "R. Venkataraman"
-        if any(w in _stop_words() or w in COMMON_WORDS or w in ORG_WORDS or w in NOT_PERSON_WORDS or w in MONTHS
+        if any(w in english_stop_words() or w in COMMON_WORDS or w in ORG_WORDS or w in NOT_PERSON_WORDS or w in MONTHS
                for w in words):
             continue
         if m.group().split()[0].lower() == "by" and not any(w in first or w in last for w in words):
@@ -2244,7 +2244,7 @@ def typo_of_common(word: str, limit: float) -> bool:
 
 def _stop_word_after(text: str, end: int) -> bool:
     nxt = regex.match(r"[ \t]+(\p{L}+)", text[end:end + 20])
-    return bool(nxt) and nxt.group(1).lower() in _stop_words()
+    return bool(nxt) and nxt.group(1).lower() in english_stop_words()
 
 
 # ------------------------------------------------------------------------------------- structured fields
@@ -2381,7 +2381,7 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
         return False
     if etype == "PERSON":
         if not (_NAME_VALUE.fullmatch(value) or _SURNAME_COMMA_GIVEN.fullmatch(value)) or len(value) > 60 or (
-                low in _stop_words()):
+                low in english_stop_words()):
             return False
         if not loose:  # a surname column holds "Brown" and "King" too
             return True

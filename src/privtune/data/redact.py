@@ -40,6 +40,7 @@ from privtune.data.recognizers import (
     SPOKEN_DATE,
     TITLES,
     Span,
+    english_stop_words,
     everyday_word,
     field_type,
     foreign_function_words,
@@ -222,7 +223,7 @@ def ner_person_type(text: str, start: int, end: int) -> str | None:
         return None  # "risulta registrato presso la sede di Via": a clause, not a name with "van"/"da" inside
     words = value.split()
     if all(w.lower() in SALUTATION_NOUNS or w.lower() in LETTER_WORDS or w.lower() == "dear" for w in words) or (
-            regex.match(r"[ \t]*\([^()\n]{1,30}\)[ \t]*:", text[end:end + 40])):
+            len(words) == 1 and not name_word(value) and regex.match(r"[ \t]*\([^()\n]{1,30}\)[ \t]*:", text[end:end + 40])):
         return None  # "Caro Cliente", "Cust requested …"; "Konsultant (Paweł): …" is a role, the bracket the name
     if len(words) == 1 and not name_word(value) and foreign_text(text):
         return None  # "Waschmaschine", "Rückruf", "Zaragoza": a lone unknown capitalised word in German or Spanish prose
@@ -265,10 +266,10 @@ def foreign_stop_words() -> frozenset[str]:
     words: set[str] = set()
     for lang in FOREIGN_LANGS:
         words |= set(importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS)
-    return frozenset(words - NAME_PARTICLES - _stop_words_en() - {"e", "y", "i", "o", "a", "u"})
+    return frozenset(words - NAME_PARTICLES - english_stop_words() - {"e", "y", "i", "o", "a", "u"})
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)
 def foreign_text(text: str) -> bool:
     """Prose in another language: at least one word in six is a function word of German, French, Spanish, Italian,
     Dutch or Portuguese (and at least four of them). Every noun is capitalised in German, and the English NER model
@@ -505,7 +506,7 @@ def name_mentions(spans: list[Span], text: str) -> list[Span]:
     for s in persons:
         for w in regex.findall(r"\p{L}[\p{L}'’]+", text[s.start:s.end]):
             if len(w) >= 3 and w.lower() not in NAME_PARTICLES and not TITLE_WORD.fullmatch(w) and not (
-                    everyday_word(w, 4.0) or w.lower() in _stop_words_en()) and not (w.isupper() and len(w) <= 3) and (
+                    everyday_word(w, 4.0) or w.lower() in english_stop_words()) and not (w.isupper() and len(w) <= 3) and (
                     not w.islower() or name_word(w) or speaker_word(w)):  # "fährt" in a misread German clause
                 parts.add(w)
     covered = [(s.start, s.end) for s in spans]
@@ -516,20 +517,14 @@ def name_mentions(spans: list[Span], text: str) -> list[Span]:
             for m in regex.finditer(rf"(?<![\p{{L}}\d_@.'’/-]){regex.escape(form)}(?![\p{{L}}\d_@/-]|\.\w)", text):
                 if any(a <= m.start() and m.end() <= b for a, b in covered):
                     continue
-                if zipf(w.lower()) >= 4.0 and regex.search(r"(?:^|[.!?]\s+|\n\s*)$", text[max(0, m.start() - 4):m.start()]):
+                if zipf(w.lower()) >= 4.0 and SENTENCE_START.search(text, max(0, m.start() - 4), m.start()):
                     continue
                 extra.append(Span(m.start(), m.end(), "PERSON", 0.8))
     return spans + extra
 
 
 TITLE_WORD = regex.compile(TITLES + r"\.?")
-
-
-@lru_cache(maxsize=1)
-def _stop_words_en() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS)
+SENTENCE_START = regex.compile(r"(?:^|[.!?]\s+|\n\s*)$")
 
 
 FIRST_BEFORE = regex.compile(r"(?<![\p{L}.'’-])(\p{Lu}\p{Ll}+)[ \t]$")
