@@ -419,3 +419,29 @@ def test_a_lone_unknown_capitalised_word_in_german_or_spanish_prose_is_no_name(r
     out = redactor.redact_texts([de])[0][0]
     assert "Waschmaschine" in out and "Rückruf" in out and "Friederike Anzengruber" not in out
     assert foreign_text(de) and not foreign_text("Call Wanjiru tomorrow about the invoice, she is in Nairobi.")
+
+
+@pytest.mark.parametrize("text, value, etype", [
+    ("MITARBEITERIN: Unter welcher Nummer erreichen wir Sie?\nKUNDE: Null eins sieben eins, vier vier zwei, neun null.",
+     "Null eins sieben eins, vier vier zwei, neun null", "PHONE_NUMBER"),
+    ("CONSEILLER : Et un numéro où vous joindre ?\nCLIENTE : Zéro six, quarante-sept, douze, quatre-vingt-huit, trente "
+     "et un.", "Zéro six, quarante-sept, douze, quatre-vingt-huit, trente et un", "PHONE_NUMBER"),
+    ("CONSEILLER : Votre numéro de contrat ?\nCLIENTE : Oui, H R neuf deux trois un huit zéro cinq.",
+     "H R neuf deux trois un huit zéro cinq", "ID_NUMBER"),
+    ("AGENTE: ¿Me indica su DNI, por favor?\nCLIENTE: Cinco tres ocho uno dos siete cuatro cuatro, jota.",
+     "Cinco tres ocho uno dos siete cuatro cuatro", "ID_NUMBER"),
+    ("AGENT: And is the best email still gwen dot marsh seventy seven at gmail dot com?",
+     "gwen dot marsh seventy seven at gmail dot com", "EMAIL_ADDRESS"),
+    ("KUNDE: Nein, bitte an f Punkt brunnhuber at gmx Punkt de.", "f Punkt brunnhuber at gmx Punkt de", "EMAIL_ADDRESS"),
+    ("CLIENTE : elodie point marchand tiret roux arobase orange point fr.",
+     "elodie point marchand tiret roux arobase orange point fr", "EMAIL_ADDRESS"),
+])
+def test_numbers_and_addresses_spoken_in_other_languages(text, value, etype):
+    assert (value, etype) in _found(text)
+
+
+@pytest.mark.parametrize("text", ["What is the electric potential at the point charge, at the source?",
+                                  "If at some point President Lincoln had said uno dos tres cuatro cinco",
+                                  "Tre persone hanno detto uno due tre quattro cinque"])
+def test_prose_with_at_point_and_counting_is_no_spoken_identifier(text):
+    assert not _types(text) & {"EMAIL_ADDRESS", "PHONE_NUMBER", "ID_NUMBER"}

@@ -1266,6 +1266,65 @@ SPOKEN_ADDRESS = regex.compile(
     + r")*|\w{1,4})(?:[ \t]+[a-z]\b)?)?)")
 
 
+# number words of the languages call centres transcribe: a run of five or more after a cue is a spoken number
+# ("Null eins sieben eins, vier vier zwei", "Zéro six, quarante-sept, douze", "Tre tre nove, quattro quattro uno")
+_NUMBER_WORDS = (
+    "null|eins|ein|zwei|zwo|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|\\p{L}*zehn|\\p{L}*zig|dreißig|hundert|"
+    "zéro|un|une|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingts?|trente|"
+    "quarante|cinquante|soixante|cent|"
+    "cero|uno|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|trece|catorce|quince|dieci\\p{L}+|veint\\p{L}*|"
+    "treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa|cien|ciento|"
+    "zero|due|tre|quattro|cinque|sei|sette|otto|nove|dieci|undici|dodici|\\p{L}*dici|venti|trenta|quaranta|cinquanta|"
+    "sessanta|settanta|ottanta|novanta|cento|"
+    "um|uma|dois|duas|três|quatro|sete|oito|nove|dez|"
+    "nul|een|één|twee|drie|vijf|zes|zeven|negen|tien|twaalf")
+_NUMBER_WORD = r"(?i:(?:" + _NUMBER_WORDS + r")(?:-(?:et-)?(?:" + _NUMBER_WORDS + r"))*)"
+SPOKEN_FOREIGN_DIGITS = regex.compile(
+    r"(?<![\p{L}-])(?:\p{Lu}[ \t]+){0,4}" + _NUMBER_WORD + r"(?:(?:[ \t]*,?[ \t]+|[ \t]*-[ \t]*)(?:(?i:et|y|e|und|en)[ \t]+)?(?:" + _NUMBER_WORD
+    + r"|\p{Lu})(?![\p{L}-])){4,}")
+SPOKEN_FOREIGN_CUE = regex.compile(
+    r"(?i:\b(?:telefon\p{L}*|handy\p{L}*|rufnummer|nummer|erreichen|t[ée]l[ée]phone|num[ée]ro|portable|joindre|"
+    r"tel[ée]fono|m[óo]vil|celular|cellulare|telem[óo]vel|telefoonnummer|kundennummer|contrat|p[óo]liza|polizza|dni|nie|"
+    r"codice|fiscale|cliente|client|kunden\p{L}*|ausweis\p{L}*|documento|carteira|number|phone)\b)")
+_PHONE_CUE_WORDS = regex.compile(r"(?i:telefon|handy|rufnummer|erreichen|t[ée]l[ée]phone|portable|joindre|tel[ée]fono|"
+                                 r"m[óo]vil|celular|cellulare|telem[óo]vel|telefoon|phone|ruf)")
+# an e-mail address read aloud: "gwen dot marsh seventy seven at gmail dot com", "f Punkt brunnhuber at gmx Punkt de",
+# "elodie point marchand tiret roux arobase orange point fr", "nacho punto beltran arroba hotmail punto es"
+_SPOKEN_DOT = r"(?:dot|punkt|point|punto|ponto|kropka|punt)"
+SPOKEN_EMAIL = regex.compile(
+    r"(?i)(?P<local>(?:[\p{L}\d]+[ \t]+){0,7}?[\p{L}\d]+)[ \t]+(?:at|arobase|arroba|chiocciola|klammeraffe|małpa|apenstaartje)"
+    r"[ \t]+(?P<domain>[\p{L}\d-]+(?:[ \t]+" + _SPOKEN_DOT + r"[ \t]+[\p{L}]{2,12}){1,3})\b")
+_EMAIL_STOP = frozenset({"email", "e-mail", "mail", "address", "adresse", "correo", "electrónico", "electronico", "is",
+                         "es", "est", "ist", "è", "é", "still", "my", "mi", "mon", "ma", "mein", "meine", "la", "le", "el",
+                         "die", "der", "an", "à", "a", "bitte", "please", "it's", "its", "the", "to", "send", "it", "at",
+                         "sì", "si", "oui", "ja", "yes", "yeah", "yep", "sure", "nein", "no", "non", "ok", "okay",
+                         "registered", "id", "em", "o", "il", "lo", "de", "du", "van", "naar", "op", "sim"})
+
+
+SPOKEN_TLDS = frozenset({"com", "net", "org", "edu", "gov", "io", "co", "uk", "de", "fr", "es", "it", "pt", "nl", "pl",
+                         "be", "ch", "at", "ie", "se", "no", "dk", "fi", "in", "br", "mx", "ca", "au", "nz", "za", "ng",
+                         "ke", "jp", "cn", "ru", "info", "biz", "eu", "me"})
+
+
+def spoken_email_spans(text: str) -> Iterator[Span]:
+    """An address read aloud: its domain ends in a dot word and a top-level domain ("gmail dot com", "gmx Punkt de"),
+    and the local part runs back to the first word that is no part of it ("email is", "bitte an")."""
+    for m in SPOKEN_EMAIL.finditer(text):
+        labels = regex.split(r"(?i)[ \t]+" + _SPOKEN_DOT + r"[ \t]+", m.group("domain"))
+        if labels[-1].lower() not in SPOKEN_TLDS or labels[0].lower() in english_stop_words() or (
+                labels[0].lower() in _EMAIL_STOP):
+            continue  # "at the point charge", "at some point President"
+        words = list(regex.finditer(r"\S+", m.group("local")))
+        k = len(words)
+        while k and words[k - 1].group().lower().strip(",.:;") not in _EMAIL_STOP:
+            k -= 1
+        kept = words[k:]
+        if not kept or not regex.search(r"(?i)\b(?:dot|punkt|point|punto|ponto|underscore|tiret|trait|bindestrich|guion|"
+                                        r"gui[oó]n|dash|hyphen|trattino)\b", m.group("local") + " " + m.group("domain")):
+            continue
+        yield Span(m.start("local") + kept[0].start(), m.end("domain"), "EMAIL_ADDRESS", 0.85)
+
+
 def spoken_spans(text: str) -> Iterator[Span]:
     """Dates and numbers spelled out the way speech-to-text writes them; a number needs a cue word before it."""
     for m in SPOKEN_ADDRESS.finditer(text):
@@ -1283,6 +1342,11 @@ def spoken_spans(text: str) -> Iterator[Span]:
             etype = max(cues)[1]
             if n >= 7 or etype == "POSTCODE" and n >= 5:
                 yield Span(*m.span(), etype, 0.8)
+    for m in SPOKEN_FOREIGN_DIGITS.finditer(text):
+        before = text[max(0, m.start() - 100):m.start()]
+        if SPOKEN_FOREIGN_CUE.search(before):  # a phone word anywhere in the question makes it a phone number
+            yield Span(*m.span(), "PHONE_NUMBER" if _PHONE_CUE_WORDS.search(before) else "ID_NUMBER", 0.8)
+    yield from spoken_email_spans(text)
 
 
 # a day and month without a year is a date only after a word of when ("admitted 02/03", "seen on 5/2"); "take 1/2
