@@ -445,3 +445,16 @@ def test_numbers_and_addresses_spoken_in_other_languages(text, value, etype):
                                   "Tre persone hanno detto uno due tre quattro cinque"])
 def test_prose_with_at_point_and_counting_is_no_spoken_identifier(text):
     assert not _types(text) & {"EMAIL_ADDRESS", "PHONE_NUMBER", "ID_NUMBER"}
+
+
+@pytest.mark.parametrize("text, value, etype", [
+    ("transfer to Maybank (NUR SYAFIQAH BT RAZALI) lepas tu terus ghost", "NUR SYAFIQAH BT RAZALI", "PERSON"),
+    ("the form was signed by Ahmad bin Ismail yesterday", "Ahmad bin Ismail", "PERSON"),
+    ("mine shows wrong, roll no 21BCE1049, anyone else?", "21BCE1049", "ID_NUMBER"),
+])
+def test_patronymic_names_and_roll_numbers(text, value, etype):
+    assert (value, etype) in _found(text)
+
+
+def test_admission_and_roll_need_a_number_word():
+    assert _found("Admission 2025 opens on Monday; roll 2024 call") == []

@@ -848,6 +848,7 @@ RULES: tuple[Rule, ...] = (
     # CERT-88213-XZ", "Biometric template ID BIO-55-918273"
     Rule("ID_NUMBER", _after(r"unique (?:identifier|id)|identifier|certificate|certification|biometric(?: template)?|"
                              r"record id|person id|profile id|case id|file id|student id|student|school id|pupil id|pupil|"
+                             r"(?:roll|admission|enrol?ment)(?=[ \t]*\.?[ \t]*(?:no|nr|number|num|#|id)\b)|"
                              r"learner id|commission|nmls(?: id)?|matricola|"
                              r"matriculation|enrol?lment|bar|state bar|sbn|bar registration|attorney registration|sra|"
                              r"solicitor|badge|collar|warrant card|shoulder",
@@ -870,6 +871,9 @@ RULES: tuple[Rule, ...] = (
                                r"\w+points|\w+miles|\w+rewards"), 0.85),
     Rule("CUSTOMER_ID", _after(r"frequent flyer|frequent flier|miles and more|miles & more|skywards|aadvantage",
                                r"(?P<v>[A-Z]{2}[ ]?\d[\d ]{5,16}\d)\b"), 0.85),  # "LH 992 017 334 5": airline code first
+    # Malay and Tamil names carry a patronymic: "NUR SYAFIQAH BT RAZALI", "Ahmad bin Ismail", "Kumar a/l Rajan"
+    Rule("PERSON", r"\b\p{Lu}[\p{L}'-]+(?:[ \t]\p{Lu}[\p{L}'-]+){0,3}[ \t](?:bin|binti|BIN|BINTI|BT|BTE|Bt|A/L|A/P|a/l|a/p)"
+                   r"[ \t]\p{Lu}[\p{L}'-]+(?:[ \t]\p{Lu}[\p{L}'-]+){0,2}\b", 0.8),
     # a name spelled out on a call: "Rahul Deshpande, R-A-H-U-L"
     Rule("PERSON", r"(?<![\w-])\p{Lu}(?:-\p{Lu}){3,}(?![\w-])", 0.6),
     # spelled with spaces on a call: "last name M A R S H", "A D E Y E M I, hyphen, B A K A R E"
