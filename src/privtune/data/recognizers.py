@@ -1296,7 +1296,7 @@ _PHONE_CUE_WORDS = regex.compile(r"(?i:telefon|handy|rufnummer|erreichen|t[ée]l
 # "elodie point marchand tiret roux arobase orange point fr", "nacho punto beltran arroba hotmail punto es"
 _SPOKEN_DOT = r"(?:dot|punkt|point|punto|ponto|kropka|punt)"
 SPOKEN_EMAIL = regex.compile(
-    r"(?i)(?P<local>(?:[\p{L}\d]+[ \t]+){0,7}?[\p{L}\d]+)[ \t]+(?:at|arobase|arroba|chiocciola|klammeraffe|małpa|apenstaartje)"
+    r"(?i)[ \t]+(?:at|arobase|arroba|chiocciola|klammeraffe|małpa|apenstaartje)"
     r"[ \t]+(?P<domain>[\p{L}\d-]+(?:[ \t]+" + _SPOKEN_DOT + r"[ \t]+[\p{L}]{2,12}){1,3})\b")
 _EMAIL_STOP = frozenset({"email", "e-mail", "mail", "address", "adresse", "correo", "electrónico", "electronico", "is",
                          "es", "est", "ist", "è", "é", "still", "my", "mi", "mon", "ma", "mein", "meine", "la", "le", "el",
@@ -1318,15 +1318,18 @@ def spoken_email_spans(text: str) -> Iterator[Span]:
         if labels[-1].lower() not in SPOKEN_TLDS or labels[0].lower() in english_stop_words() or (
                 labels[0].lower() in _EMAIL_STOP):
             continue  # "at the point charge", "at some point President"
-        words = list(regex.finditer(r"\S+", m.group("local")))
+        # the local part: up to eight words back on the same line, to the first that is no part of it
+        start = max(text.rfind("\n", 0, m.start()) + 1, m.start() - 80,
+                    *(text.rfind(p, 0, m.start()) + 1 for p in (": ", "? ", "! ", ". ", ", ", "; ")))
+        words = list(regex.finditer(r"[\p{L}\d'-]+", text, pos=start, endpos=m.start()))[-8:]
         k = len(words)
-        while k and words[k - 1].group().lower().strip(",.:;") not in _EMAIL_STOP:
+        while k and words[k - 1].group().lower() not in _EMAIL_STOP:
             k -= 1
         kept = words[k:]
         if not kept or not regex.search(r"(?i)\b(?:dot|punkt|point|punto|ponto|underscore|tiret|trait|bindestrich|guion|"
-                                        r"gui[oó]n|dash|hyphen|trattino)\b", m.group("local") + " " + m.group("domain")):
+                                        r"gui[oó]n|dash|hyphen|trattino)\b", text[kept[0].start():m.end("domain")]):
             continue
-        yield Span(m.start("local") + kept[0].start(), m.end("domain"), "EMAIL_ADDRESS", 0.85)
+        yield Span(kept[0].start(), m.end("domain"), "EMAIL_ADDRESS", 0.85)
 
 
 def spoken_spans(text: str) -> Iterator[Span]:
