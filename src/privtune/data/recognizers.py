@@ -338,14 +338,25 @@ FOREIGN_LANGS = ("de", "fr", "es", "it", "nl", "pt")  # the other languages ente
 
 
 @lru_cache(maxsize=1)
+def foreign_stop_list() -> frozenset[str]:
+    """spaCy's stop words of the other languages enterprise text comes in (FOREIGN_LANGS), every length."""
+    import importlib
+
+    return frozenset(w for lang in FOREIGN_LANGS
+                     for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS)
+
+
+def foreign_word(word: str, limit: float = 3.0) -> bool:
+    """A word at least this common (Zipf) in one of the other languages: "Anschrift", "Teléfono", "Indirizzo"."""
+    return any(zipf(word, lang) >= limit for lang in FOREIGN_LANGS)
+
+
+@lru_cache(maxsize=1)
 def foreign_function_words() -> frozenset[str]:
     """Stop words of the other languages enterprise text comes in, plus letter formulas ("Sehr geehrte", "Mit
     freundlichen Grüßen", "Estimado", "Gentile"): the English NER model calls them names."""
-    import importlib
-
-    words = set(LETTER_WORDS)
-    for lang in FOREIGN_LANGS:  # short ones are also names: "Ali", "Ed", "Del", "Min"
-        words |= {w for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS if len(w) > 3}
+    # short ones are also names: "Ali", "Ed", "Del", "Min"
+    words = set(LETTER_WORDS) | {w for w in foreign_stop_list() if len(w) > 3}
     first, last = name_lists()
     return frozenset(w for w in words if w not in first and w not in last)
 
@@ -1157,7 +1168,10 @@ def postal_line_spans(text: str) -> Iterator[Span]:
             first = regex.split(r"[ \t,-]+", city)[0].lower()
             if first in NOT_CITY_WORDS or first in english_stop_words() or regex.fullmatch(r"(?:19|20)\d\d", m.group("v")):
                 continue
-            before = text[:m.start()].rstrip().rsplit("\n", 1)[-1]
+            end = m.start()
+            while end and text[end - 1].isspace():
+                end -= 1  # the last non-blank line before the match
+            before = text[text.rfind("\n", 0, end) + 1:end]
             if before and (has_digit(before) or _STREET_LINE.search(before) or (
                     len(m.group("v")) == 6 and regex.fullmatch(r"[ \t]*\p{Lu}[\p{L}'.-]+(?:[ \t]+\p{Lu}[\p{L}'.-]+)?,?[ \t]*", before))):
                 # (an Indian PIN also after a locality line: "Malleswaram\nBengaluru 560003")
@@ -1930,7 +1944,7 @@ def speaker_word(word: str) -> bool:
         return False
     if name_word(word):
         return True
-    return word.islower() and 1.0 <= zipf(low) < 3.2 and all(zipf(low, lang) < 3.5 for lang in FOREIGN_LANGS)
+    return word.islower() and 1.0 <= zipf(low) < 3.2 and not foreign_word(low, 3.5)
 
 
 def speaker_spans(text: str) -> Iterator[Span]:
@@ -2058,7 +2072,7 @@ def name_spans(text: str) -> Iterator[Span]:
     for m in DASH_SIGNATURE.finditer(text):
         word = m.group("v")
         if word.lower() in first or (zipf(word.lower()) < RARE_ZIPF and word.lower() not in COMMON_WORDS
-                                     and all(zipf(word.lower(), lang) < 3.5 for lang in FOREIGN_LANGS)):
+                                     and not foreign_word(word.lower(), 3.5)):
             yield Span(*m.span("v"), "PERSON", 0.6)
     yield from gazetteer_spans(text)
     yield from csv_name_spans(text)

@@ -44,6 +44,8 @@ from privtune.data.recognizers import (
     everyday_word,
     field_type,
     foreign_function_words,
+    foreign_stop_list,
+    foreign_word,
     function_words_only,
     has_digit,
     medical_term,
@@ -261,12 +263,7 @@ PHRASE_LANGS = (*FOREIGN_LANGS, "pl", "id", "ms", "fil", "hi")  # "hi": romanise
 def foreign_stop_words() -> frozenset[str]:
     """Function words of the other languages that no name holds in lower case (particles like "de", "van" and the
     English stop words aside)."""
-    import importlib
-
-    words: set[str] = set()
-    for lang in FOREIGN_LANGS:
-        words |= set(importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS)
-    return frozenset(words - NAME_PARTICLES - english_stop_words() - {"e", "y", "i", "o", "a", "u"})
+    return foreign_stop_list() - NAME_PARTICLES - english_stop_words() - {"e", "y", "i", "o", "a", "u"}
 
 
 @lru_cache(maxsize=32)
@@ -383,11 +380,6 @@ def role_label(word: str) -> bool:
     if name_word(word):
         return False
     return zipf(word) >= 3.0 or (zipf(word) >= 1.0 and bool(ROLE_SUFFIX.search(word.lower()))) or foreign_word(word)
-
-
-def foreign_word(word: str) -> bool:
-    """A common word of a language the letters come in: "Anschrift:", "Adresse:", "Teléfono:", "Indirizzo:"."""
-    return any(zipf(word, lang) >= 3.0 for lang in FOREIGN_LANGS)
 
 
 def trim_span(span: Span, text: str) -> Span | None:
