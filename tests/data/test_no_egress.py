@@ -20,7 +20,7 @@ from privtune.errors import EgressBlocked
 
 TEXTS = [
     "Mail margaret.okafor@example.co.uk or see https://portal.example-bank.com/tickets/42 and www.example.net.",
-    "Escalate to ops-team@corp.internal; the runbook is at http://wiki.corp.internal/page?id=7.",
+    "Escalate to priya.nair@corp.internal; the runbook is at http://wiki.corp.internal/page?id=7.",
     "IDN mail: ana@xn--bcher-kva.example and plain host example.org/help.",
     "please send 40 euros to quillfeather okonjo tomorrow",  # the name check reads wordfreq's bundled tables
 ]

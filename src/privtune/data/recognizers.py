@@ -985,6 +985,33 @@ PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "CA
 _DATE_LIKE = regex.compile(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}")
 
 
+# a firm's or a public service's line: "call us on", "Customer care:", "our 24/7 contact centre on", "Dial-in:"
+ORG_PHONE_BEFORE = regex.compile(
+    r"(?i:\b(?:call|ring|contact|phone|text)[ \t]+us\b|\bour[ \t]+(?:[\w/&-]+[ \t]+){0,3}(?:desk|line|lines|centre|center|"
+    r"team|office|helpline|hotline|number|switchboard|branch)\b|\bcustomer[ \t]+(?:care|services?|support|helpline|line)\b|"
+    r"\bhelp[ \t]?line|\bhot[ \t]?line|\b(?:help|service|trade|front|reception)[ \t]?desk\b|\bmain[ \t]+(?:reception|line|"
+    r"number|switchboard|office)\b|\bswitchboard\b|\bhead[ \t]+office\b|\bcall[ \t]+the[ \t]+office\b|\btoll[ -]?free\b|"
+    r"\bfree[ \t]?phone\b|\bdial[ -]?in\b|\b(?:conference|out-of-hours)[ \t]+(?:bridge|line)\b|\bbridge:|\bpbx\b|"
+    r"\b(?:contact|call)[ \t]+cent(?:re|er)\b|\bpartner[ \t]+line\b|\bmedia[ \t]+enquiries\b|\bservicenummer\b|"
+    r"\bservice[ \t]+client\b|\bnumero[ \t]+verde\b|\bservizio[ \t]+clienti\b|\batenci[oó]n[ \t]+al[ \t]+cliente\b|"
+    r"\blocatel\b|\bsac\b|\bcentral[ \t]*:|\bklantenservice\b|\bkundenservice\b|\bhotline\b)[^\n]{0,40}$")
+
+
+def toll_free(value: str) -> bool:
+    """A free-call number (`phonenumbers`' own number plans): a firm's or an agency's line, never a person's."""
+    import phonenumbers
+
+    core = regex.split(r"\s?(?:x|ext\.?|extension)\s?\d", value)[0]
+    for region in (("US",) if core.startswith("+") else (*PHONE_REGIONS, "AU", "SG", "PH", "ZA")):
+        try:
+            num = phonenumbers.parse(core, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(num):
+            return phonenumbers.number_type(num) == phonenumbers.PhoneNumberType.TOLL_FREE
+    return False
+
+
 def phone_valid(value: str) -> bool:
     """A real number in E.164 terms for some likely region (via `phonenumbers`), not merely phone-shaped."""
     import phonenumbers
@@ -1027,6 +1054,8 @@ def phone_spans(text: str) -> Iterator[Span]:
         if regex.fullmatch(r"(?:1[89]|20)\d\d/\d{1,5}", value) or NOT_PHONE_BEFORE.search(text, max(0, m.start() - 40),
                                                                                           m.start()):
             continue  # "SI 1998/1833"; "order 5829104471", "PO 4500188213", "Bestellung 73920114", "MSCU 4481920"
+        if ORG_PHONE_BEFORE.search(text, max(0, m.start() - 80), m.start()) or toll_free(value):
+            continue  # "Customer care: 1300 464 278", "call us on …", "0800 028 4411": a firm's line, not a person's
         score = 0.7 if phone_valid(value) else 0.3
         if value.startswith("+") and n >= 8:
             score = max(score, 0.6)
@@ -1966,10 +1995,28 @@ def speaker_spans(text: str) -> Iterator[Span]:
             yield Span(m.start(), m.end(), "PERSON", 0.8)
 
 
+# mail providers where anyone gets an address: an everyday word there is a person's handle ("rocket88@gmail.com")
+FREE_MAIL = regex.compile(r"(?i)@(?:g(?:oogle)?mail|yahoo|ymail|hotmail|outlook|live|msn|aol|icloud|me|mac|proton(?:mail)?|"
+                          r"pm|gmx|web|t-online|freenet|mail|inbox|yandex|qq|163|126|naver|zoho|fastmail|tutanota|"
+                          r"libero|orange|free|laposte|wanadoo|btinternet|sky|virginmedia|rediffmail|bigpond|uol|bol|"
+                          r"terra|telkomsel|ukr)\.")
+ROLE_PARTS = frozenset({"all", "staff", "uk", "ie", "eu", "us", "de", "fr", "apac", "emea", "global", "ir", "pr", "it",
+                        "ops", "noc", "soc", "qa", "dev", "notify", "notifications", "alerts", "list", "group", "desk"})
+
+
 def role_mailbox(address: str) -> bool:
-    """A shared address that names a function, not a person: "support@…", "claims@…", "customer.service@…"."""
+    """A shared address that names a function, not a person: "support@…", "claims@…", "customer.service@…"; at a
+    firm's own domain also any local part made only of everyday words that no name list has, one of them a
+    function word ("finance-approvals@", "all-staff-uk@", "hr-records@", "members@")."""
     local = address.split("@", 1)[0].lower()
-    return local in ROLE_MAILBOX or regex.sub(r"[._-]", "", local) in ROLE_MAILBOX
+    if local in ROLE_MAILBOX or regex.sub(r"[._-]", "", local) in ROLE_MAILBOX:
+        return True
+    if FREE_MAIL.search(address):
+        return False
+    parts = [p for p in regex.split(r"[._+-]+|\d+", local) if p]
+    return bool(parts) and all(p in ROLE_MAILBOX or p in ROLE_PARTS or (len(p) > 3 and everyday_word(p, 3.0))
+                               for p in parts) and any(p in ROLE_MAILBOX or p in ROLE_PARTS or zipf(p) >= 4.0
+                                                       for p in parts)
 
 
 def display_name_spans(text: str) -> Iterator[Span]:
@@ -1983,6 +2030,10 @@ def display_name_spans(text: str) -> Iterator[Span]:
 
 # forms and payroll write the surname in capitals first: "ABIODUN, Tobi", "VAN DER BERG, Anouk"
 CAPS_SURNAME_FIRST = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]+\p{Lu}\p{Ll}+)(?![\w-])")
+# the same in capitals, as claim forms, pharmacy queues and lab reports print it: "OKAFOR, CHINEDU A",
+# "GUTIERREZ-PLAZA, ESTEBAN R", "TRAN, MINH-ANH K"
+CAPS_SURNAME_FIRST_CAPS = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]*"
+                                        r"(?P<g>\p{Lu}{3,}(?:[- ]\p{Lu}{2,})?)(?:[ \t]+\p{Lu}\b\.?)?)(?![\w-])")
 # "change my surname from Dlamini to Mthembu": both are the customer's names
 NAME_CHANGE = regex.compile(r"(?i:\b(?:sur|last[ \t]|family[ \t]|maiden[ \t]|first[ \t]|middle[ \t]|given[ \t])name"
                             r"[ \t]+from)[ \t]+(?P<a>\p{Lu}\p{Ll}+(?:[ -]\p{Lu}\p{Ll}+)?)[ \t]+(?i:to)[ \t]+"
@@ -2059,6 +2110,13 @@ def name_spans(text: str) -> Iterator[Span]:
         surname, given = m.group("v").rsplit(",", 1)
         if (given.strip().lower() in raw_name_lists()[0] or zipf(given.strip().lower()) < RARE_ZIPF) and all(
                 zipf(w.lower()) < 4.0 for w in regex.findall(r"\p{L}+", surname)):
+            yield Span(*m.span("v"), "PERSON", 0.7)
+    for m in CAPS_SURNAME_FIRST_CAPS.finditer(text):
+        surname = m.group("v").split(",", 1)[0]
+        given = [w.lower() for w in regex.findall(r"\p{L}+", m.group("g"))]
+        sur = [w.lower() for w in regex.findall(r"\p{L}+", surname)]
+        if (any(w in raw_name_lists()[0] for w in given) and all(zipf(w) < 4.0 for w in sur)
+                or all(zipf(w) < 3.0 for w in given + sur)):
             yield Span(*m.span("v"), "PERSON", 0.7)
     for m in VIETNAMESE_NAME.finditer(text):
         given = m.group("v").split()[2:]
@@ -2418,6 +2476,38 @@ FIELD_TYPES = {
     **dict.fromkeys(("imei", "deviceid", "serialnumber", "serial", "serialno", "udid", "advertisingid", "idfa",
                      "hostname", "computername"), "DEVICE_ID"),
     **dict.fromkeys(NAME_KEYS, "PERSON"),
+    # the same fields in the languages forms and records come in, and the ids of claim forms and statements
+    **dict.fromkeys(("usuario", "usuário", "usuariodered", "usuáriodered", "nomedeusuário", "nombredeusuario",
+                     "gebruiker", "gebruikersnaam", "utilisateur", "nomdutilisateur", "identifiant", "benutzer",
+                     "benutzername", "utente", "nomeutente", "użytkownik", "uzytkownik", "loginid", "networkuser",
+                     "networklogin", "windowslogin", "aduser", "samaccountname"), "USERNAME"),
+    **dict.fromkeys(("contraseña", "contrasena", "senha", "motdepasse", "passwort", "kennwort", "wachtwoord", "hasło",
+                     "haslo", "katasandi", "sandi", "temppassword", "temporarypassword",
+                     "initialpassword"), "PASSWORD"),
+    **dict.fromkeys(("fechadenacimiento", "fechanacimiento", "fechadenac", "geburtsdatum", "gebdatum", "datadenascimento",
+                     "datanascimento", "datedenaissance", "datadinascita", "geboortedatum", "dataurodzenia",
+                     "tanggallahir", "tgllahir", "tempattgllahir", "tempattanggallahir", "ngàysinh"), "DATE_OF_BIRTH"),
+    **dict.fromkeys(("dirección", "direccion", "domicilio", "endereço", "endereco", "adresse", "anschrift",
+                     "indirizzo", "adres", "woonadres", "adresdomowy", "alamat", "địachỉ", "direcciondomicilio",
+                     "addressonfile", "pickupaddress", "deliveryaddress", "homeaddr"), "STREET_ADDRESS"),
+    **dict.fromkeys(("policyholderid", "subscriberid", "subscribernumber", "subscriberno", "guarantoracct",
+                     "guarantoraccount", "patientaccount", "patientaccountno", "patientacct", "patcntl",
+                     "patientcontrol", "patientcontrolnumber", "tenantid", "tenantnumber", "tenantref", "memberno",
+                     "clientcode", "customercode", "accountholderid"), "CUSTOMER_ID"),
+    **dict.fromkeys(("mbi", "medicareid", "medicarembi", "medicaidid", "medicaidnumber", "shano", "shanumber",
+                     "nhifno", "nhifnumber", "philhealth", "philhealthno", "tesserasanitaria", "policyid",
+                     "insuredsidnumber", "insuredid"), "INSURANCE_ID"),
+    **dict.fromkeys(("cvu", "cbu", "clabe", "rekening", "norekening", "nomorrekening", "cuenta", "numerodecuenta",
+                     "númerodecuenta", "conta", "contacorrente", "kontonummer", "rekeningnummer", "numerodeconta",
+                     "bvn", "accountnumberiban"), "US_BANK_NUMBER"),
+    **dict.fromkeys(("idno", "cedula", "cédula", "céduladeciudadanía", "ceduladeciudadania", "rfc", "krapin", "npwp",
+                     "ktp", "nik", "nomorinduk", "cnic", "nicno", "cuil", "cuit", "philsys", "philsysno", "sss",
+                     "sssno", "umid", "tinno", "titulodeeleitor", "rgno", "ine", "clavedeelector", "saidnumber",
+                     "said", "idnr", "ausweisnummer", "personalausweisnummer", "cartadidentità", "cni"), "NATIONAL_ID"),
+    **dict.fromkeys(("vehicleregmark", "regmark", "registrationmark", "vehiclereg", "vehicleregistration",
+                     "vehicleregno", "regno", "registrationnumber", "fin", "fahrzeugidentnummer"), "VEHICLE_ID"),
+    **dict.fromkeys(("givennames", "givenname", "forenames", "othernames", "firstnames", "nameofpatient",
+                     "nameofinsured"), "PERSON"),
 }
 # fields that name what their value is not: a person found in "Prescription: Zolpidem" or "City: San Antonio" is the
 # NER's mistake. The redactor drops PERSON detections inside such values (spans of type NO_PERSON mark them).
@@ -2559,7 +2649,21 @@ def _field_spans(start: int, end: int, etype: str, loose: bool) -> Iterator[Span
         yield Span(start, end, NO_PERSON, 1.0)
 
 
+# printed forms align values with dot leaders: "1a. INSURED'S I.D. NUMBER ....... W4829173605",
+# "PATIENT'S NAME (Last, First, MI) .. OKAFOR, CHINEDU A", "MBI ................ 7KD2-XF4-TA91"
+_DOT_LEADER = regex.compile(r"(?<=[\p{L}\d)#][ \t]*)[ \t]*\.{2,}[ \t]+|(?<=\p{L}[ \t]*)[ \t]*\.{4,}[ \t]*")
+_LEADER_KEY_NOISE = regex.compile(r"(?<=\p{L})['’](?=[Ss]\b)|[ \t]*\([^()\n]{0,40}\)(?=[ \t]*\.{2,})")
+
+
+def _leaders_as_colons(text: str) -> str:
+    """The text with dot leaders read as colons (same length, so spans still point into the text)."""
+    text = _LEADER_KEY_NOISE.sub(lambda m: "_" if m.group() in ("'", "’") else " " * len(m.group()), text)
+    return _DOT_LEADER.sub(lambda m: ":" + " " * (len(m.group()) - 1), text)
+
+
 def key_value_spans(text: str) -> Iterator[Span]:
+    if "..." in text or ". .." in text:
+        text = _leaders_as_colons(text)
     if ":" not in text and "=" not in text:
         return
     for m in _FIELD.finditer(text):
