@@ -734,6 +734,22 @@ RULES: tuple[Rule, ...] = (
                           r"steuer-?identifikationsnummer|steuernummer|idnr", _GROUPED_ID), 0.9),
     Rule("INSURANCE_ID", _after(r"medicare(?: card)?|health card|health insurance|insurance|pension", _GROUPED_ID),
          0.85),
+    # US Medicare Beneficiary Identifier: 11 characters in a fixed letter/digit pattern, no S, L, O, I, B or Z
+    # ("1EG4-TE5-MK73"); printed 4-3-4 or run together
+    Rule("INSURANCE_ID", r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d(?P<d>-?)[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d"
+                         r"(?P=d)[AC-HJKMNP-RT-Y]{2}\d{2}\b", 0.85),
+    # account and card numbers named by their cue whatever their check digits say: a typo is still someone's account
+    Rule("US_BANK_NUMBER", _after(r"clabe|cvu|cbu|rekening|no\.?[ \t]+rekening|nomor[ \t]+rekening",
+                                  r"(?P<v>\d(?:[ -]?\d){9,21})(?![\w-])"), 0.9),
+    Rule("INSURANCE_ID", _after(r"tessera sanitaria(?: n\.?)?|sha(?: no\.?| number)|nhif(?: no\.?| number)?|"
+                                r"philhealth(?: no\.?)?"), 0.9),
+    Rule("NATIONAL_ID", _after(r"carta d['’]identit[àa](?: n\.?)?|cni(?: n[°º]\.?)?|c[ée]dula(?: de ciudadan[íi]a)?"
+                               r"(?: no\.?| n[°º]\.?)?|id no\.?|nin|bvn|kra pin|npwp|nik",
+                               r"(?P<v>(?=[A-Za-z0-9.-]*\d)[A-Za-z0-9](?:[A-Za-z0-9.-]{2,22}[A-Za-z0-9]))\b"), 0.9),
+    Rule("DRIVER_LICENSE", _after(r"permis de conduire(?: n[°º]\.?)?|patente(?: di guida)?(?: n\.?)?|"
+                                  r"licencia de conducir|carteira de motorista|rijbewijs(?:nummer)?"), 0.9),
+    Rule("VEHICLE_ID", _after(r"vin|fin|fahrgestellnummer|chassis(?: no\.?| number)?|vehicle identification number",
+                              r"(?P<v>[A-HJ-NPR-Z0-9]{17})\b"), 0.9),
     # Chinese resident identity number: region, birth date, serial, ISO 7064 check ("310104198807152348")
     Rule("NATIONAL_ID", r"(?<![\w-])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\w-])",
          0.85, cn_resident_id_ok),
@@ -1660,7 +1676,9 @@ NOT_PERSON_WORDS = frozenset({
     "idk", "lol", "lmao", "omg", "umm", "um", "hmm", "hurray", "hooray", "yay", "wow", "ugh", "meh", "gawd", "thanku",
     "thankyou", "tysm", "smh", "tbh", "imo", "imho", "btw", "fyi", "lmk", "nvm", "haha", "hahaha", "lmfao", "rofl"})
 # First and last words of place and venue names that also hold a first name: "san antonio", "Madison Square"
-PLACE_FIRST = frozenset({"san", "santa", "los", "las", "st", "ste", "fort", "ft", "mount", "mt", "lake", "port"})
+PLACE_FIRST = frozenset({"san", "santa", "los", "las", "st", "ste", "fort", "ft", "mount", "mt", "lake", "port", "são",
+                         "sao", "santo", "ciudad", "villa", "vila", "puerto", "porto", "col", "colonia", "kota",
+                         "kecamatan", "kec", "kelurahan", "kel", "kabupaten", "kab", "desa", "barangay", "brgy"})
 PLACE_LAST = frozenset({"square", "park", "garden", "gardens", "mall", "mart", "plaza", "hall", "bridge", "tower",
                         "station", "airport", "beach", "bay", "valley", "stadium", "arena", "grill", "diner", "cafe",
                         "café", "bar", "pub", "pizza", "burger", "burgers", "kitchen", "restaurant", "hotel", "inn",
@@ -2051,7 +2069,10 @@ SALUTATION_NOUNS = frozenset({"parent", "parents", "guardian", "guardians", "car
                               "klant", "kunde", "kundin", "cliente", "clienta", "kliencie", "klient", "collega",
                               "collègue", "kollege", "kollegin", "mieter", "mieterin", "locataire",
                               "inquilino", "huurder", "najemca", "paziente", "patiënt", "paciente",
-                              "abonné", "abonnee", "socio", "sócio", "cust"})
+                              "abonné", "abonnee", "socio", "sócio", "cust",
+                              # how Indonesian, Malay and Filipino chat addresses the other side: "Iya kak", "Bapak"
+                              "kak", "kakak", "bapak", "pak", "ibu", "bu", "mbak", "adik", "dik", "penjual", "pembeli",
+                              "pelanggan", "nasabah", "yth", "kuya", "señora", "señor", "senhora", "senhor"})
 GREETING_BEFORE = regex.compile(r"(?i:\b(?:hi|hello|hey|hiya|dear|howzit|g['’]day|it['’]?s|it is|this is))[ \t]+$")
 PHONE_AFTER = regex.compile(r"[ \t]+(?:(?i:on|at|@|-|–|:)[ \t]*)?\(?\+?\d[\d ().-]{6,}\d(?![\d/])")
 # what family and community chats put before or after a name: "kuya Jomar", "abang Hafiz", "Zubair bhai", "Suzuki-san"

@@ -263,7 +263,10 @@ PHRASE_LANGS = (*FOREIGN_LANGS, "pl", "id", "ms", "fil", "hi")  # "hi": romanise
 def foreign_stop_words() -> frozenset[str]:
     """Function words of the other languages that no name holds in lower case (particles like "de", "van" and the
     English stop words aside)."""
-    return foreign_stop_list() - NAME_PARTICLES - english_stop_words() - {"e", "y", "i", "o", "a", "u"}
+    import importlib
+
+    asian = {w for lang in ("id", "tl") for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS}
+    return (foreign_stop_list() | asian) - NAME_PARTICLES - english_stop_words() - {"e", "y", "i", "o", "a", "u"}
 
 
 @lru_cache(maxsize=32)
@@ -329,8 +332,12 @@ def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span 
         start += text[start:end].rfind("=") + 1
         if not regex.search(r"\p{Lu}\p{Ll}", text[start:end]):
             return None
-    if etype == "PERSON":
-        etype = ner_person_type(text, start, end)
+    if etype == "PERSON" and (etype := ner_person_type(text, start, end)):
+        trimmed = start
+        while (m := regex.match(r"(\p{L}+)[ \t,]+(?=\p{L})", text[trimmed:end])) and lead_word(m.group(1)):
+            trimmed += m.end()  # "Siap kak Dewi", "Halo kak": a greeting and an address term before the name
+        if trimmed != start:
+            start, etype = trimmed, ner_person_type(text, trimmed, end)
     if etype == "LOCATION" and regex.search(r"\p{L}[\w-]*\d|\d[\w-]*\p{L}", text[start:end]):
         return None  # "UID-7f3a9c21", "B2B": a code, not a place
     if etype == "PERSON":
@@ -341,6 +348,18 @@ def ner_span(text: str, start: int, end: int, etype: str, score: float) -> Span 
             etype = "PERSON" if cut and person_like(text[start:cut], cased=False) else None
         end = cut
     return Span(start, end, etype, score) if etype is not None else None
+
+
+GREETING_WORDS = frozenset({"halo", "hai", "iya", "siap", "ya", "oke", "ok", "selamat", "habari", "jambo", "hola",
+                            "oi", "olá", "ola", "hi", "hello", "hey", "dear", "thanks", "namaste", "salam", "po", "opo"})
+
+
+def lead_word(word: str) -> bool:
+    """A word that opens a NER "person" without being part of the name: a greeting, an address term ("kak",
+    "Bapak", "Señora") or another language's function word."""
+    low = word.lower()
+    return low in GREETING_WORDS or low in SALUTATION_NOUNS or low in LETTER_WORDS or (
+        low in foreign_stop_words() and not name_word(word))
 
 
 def keep_detection(entity_type: str, value: str, after: str = "") -> bool:
@@ -512,7 +531,38 @@ def name_mentions(spans: list[Span], text: str) -> list[Span]:
                 if zipf(w.lower()) >= 4.0 and SENTENCE_START.search(text, max(0, m.start() - 4), m.start()):
                     continue
                 extra.append(Span(m.start(), m.end(), "PERSON", 0.8))
-    return spans + extra
+    return spans + extra + initials_mentions(persons, text, covered)
+
+
+# what an office writes in capitals that is no one's initials
+NOT_INITIALS = frozenset({"IT", "HR", "PR", "QA", "OK", "AM", "PM", "US", "UK", "EU", "ID", "TV", "PC", "MD", "CC", "RE",
+                          "FW", "FYI", "CEO", "CFO", "CTO", "COO", "VP", "GM", "AOB", "ETA", "TBC", "TBD", "NB", "PS",
+                          "AI", "ML", "DB", "OS", "UI", "UX", "SLA", "KPI", "ROI", "PO", "IR", "BA", "MA", "MS", "DR",
+                          "ST", "NO", "AN", "AS", "AT", "BE", "BY", "DO", "GO", "HE", "IF", "IN", "IS", "ME", "MY", "OF",
+                          "ON", "OR", "SO", "TO", "UP", "WE", "ACT", "AND", "ARE", "CAN", "FOR", "HAS", "THE", "WAS"})
+
+
+def initials_mentions(persons: list[Span], text: str, covered: list[tuple[int, int]]) -> list[Span]:
+    """Minutes and trackers name people by initials: "Present: AB (Aditi Bhattacharya) … MK to chase references",
+    "| Owner | KM |", "proposed AR-J, seconded CT". Initials of a full name found in the same text are that person."""
+    forms = set()
+    for s in persons:
+        words = [w for w in regex.findall(r"\p{L}[\p{L}'’-]*", text[s.start:s.end])
+                 if w[0].isupper() and w.lower() not in NAME_PARTICLES and not TITLE_WORD.fullmatch(w)]
+        if not 2 <= len(words) <= 3 or any(w.isupper() for w in words):
+            continue
+        parts = [[p[0] for p in w.split("-") if p] for w in words]
+        forms.add("".join(c for p in parts for c in p))
+        if any(len(p) > 1 for p in parts):
+            forms.add("".join("-".join(p) for p in parts))  # "Aisha Rahman-Jones": "AR-J"
+    out = []
+    for form in forms - NOT_INITIALS:
+        if len(form.replace("-", "")) < 2:
+            continue
+        for m in regex.finditer(rf"(?<![\p{{L}}\d_@.'’/&-]){regex.escape(form)}(?![\p{{L}}\d_@/&-]|\.\w)", text):
+            if not any(a <= m.start() and m.end() <= b for a, b in covered):
+                out.append(Span(m.start(), m.end(), "PERSON", 0.7))
+    return out
 
 
 TITLE_WORD = regex.compile(TITLES + r"\.?")
