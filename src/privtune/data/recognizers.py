@@ -551,6 +551,11 @@ RULES: tuple[Rule, ...] = (
                           r"(?:com|org|net|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|ie|in|au|ca|us|"
                           r"jp|cn|br|mx|info|biz|me)\b", 0.85),
     # a code comment assigns work to a handle: "TODO(ahmed.farouk)", "FIXME(jdoe)"
+    # who keyed a record, as systems print it: "Checked by: rnguyen", "Intake by: jtorres", "Tech: smalloy"
+    Rule("USERNAME", r"(?i:\b(?:(?:checked|intake|entered|keyed|posted|reviewed|approved|created|modified|updated|"
+                     r"processed|verified|requested|reported|submitted|closed|resolved|completed)[ \t]+by|tech|"
+                     r"technician|operator|clerk|rph)[ \t]*:[ \t]*)(?P<v>[a-z][a-z0-9._-]{2,20}[a-z0-9])(?![\w@.-])", 0.8,
+         lambda v: not everyday_word(v, 3.0) and v not in SYSTEM_LOGINS),
     Rule("USERNAME", r"\b(?:TODO|FIXME|XXX|HACK|NOTE|BUG)\((?P<v>[\w.@-]{2,40})\)", 0.85),
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])(?<!://[^\s:/@]{1,64}:)[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", 0.95),
@@ -1391,10 +1396,96 @@ def spoken_email_spans(text: str) -> Iterator[Span]:
         yield Span(kept[0].start(), m.end("domain"), "EMAIL_ADDRESS", 0.85)
 
 
+# call-centre transcripts answer on the next line: "agent and the first line of the address\ncaller flat two forty
+# one canal street"; a spoken (or digit) house number, one to three words and a street word, after an address word
+_SPOKEN_HOUSE = r"(?:\d{1,4}[a-z]?|" + _NUM_WORD + r"(?:[ \t-]+" + _NUM_WORD + r"){0,4})"
+SPOKEN_ADDRESS_LINE = regex.compile(
+    r"(?i)(?<![\p{L}\d])(?P<v>(?:(?:flat|apartment|apt|unit)[ \t]+(?:[a-z]|" + _SPOKEN_HOUSE + r")[ \t]+)?" + _SPOKEN_HOUSE
+    + r"[ \t]+(?:(?!(?:" + _LOWER_STOP + r")\b)[\p{L}'-]+[ \t]+){1,3}(?:" + _STREET_PLAIN + r"))\b")
+SPOKEN_ADDRESS_CUE = regex.compile(r"(?i:\b(?:address|home|live|lives|living|moved|property|deliver|delivery|ship|"
+                                   r"send|navigating|navigate|flat)\b)")
+# a UK postcode read out: "m fourteen five r t", "s e five nine e n", "b s eight four l g"
+_SPOKEN_PC_NUM = r"(?:" + _UNITS + "|" + _TEENS + "|" + _TENS + r"|zero|oh)"
+SPOKEN_POSTCODE = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>[a-z](?:[ \t]+[a-z])?(?:[ \t]+" + _SPOKEN_PC_NUM + r"){1,2}"
+                                r"(?:[ \t]+[a-z])?[ \t]+" + _SPOKEN_PC_NUM + r"(?:[ \t]+[a-z]){2})(?![\p{L}\d])")
+SPOKEN_POSTCODE_CUE = regex.compile(r"(?i:\b(?:post ?code|postal code|zip(?: code)?|eircode)\b)")
+# letters and digits read out after an id's name: "customer number … c c four four one nine zero seven"
+SPOKEN_ALNUM = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>(?:[a-z]|zero|oh|one|two|three|four|five|six|seven|eight|nine)"
+                             r"(?:[ \t]+(?:[a-z]|zero|oh|one|two|three|four|five|six|seven|eight|nine)){5,15})(?![\p{L}\d])")
+SPOKEN_ID_CUE = regex.compile(r"(?i:\b(?:customer|employee|member|account|policy|reference|staff|patient|client|"
+                              r"membership|payroll)[ \t]+(?:number|no|id)\b|\b(?:mac|ip)(?:[ \t]+address)?\b)")
+SPOKEN_IP = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[ \t]+){0,2}"
+                          r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?:[ \t]+dot[ \t]+(?:(?:zero|oh|one|two|"
+                          r"three|four|five|six|seven|eight|nine)[ \t]+){0,2}(?:zero|oh|one|two|three|four|five|six|"
+                          r"seven|eight|nine)){3})(?![\p{L}\d])")
+# a name spelled out in lower case after "that's", "spelled": "donovan pryce p r y c e", "d e l a c r o i x hyphen o w e n s"
+SPELLED_LOWER = regex.compile(r"(?i:\b(?:spell(?:ed|t|ing)?|that['’]?s|that is|its|it['’]s|surname|name)\b[^\n]{0,40}?"
+                              r"(?:\n[^\n]{0,12}?)?)"
+                              r"(?<![\p{L}\d])(?P<v>[a-z](?:[ ][a-z]){2,}(?:[ ]+(?:hyphen|dash)[ ]+[a-z](?:[ ][a-z])+)?)"
+                              r"(?![\p{L}\d])")
+
+
+def _cue_before(cue: regex.Pattern, text: str, pos: int, reach: int = 80) -> bool:
+    """The cue is in the `reach` characters before `pos`, this line or the line before (a question and its answer)."""
+    return bool(cue.search(text, max(0, pos - reach), pos))
+
+
+# lower-case chat and speech-to-text name people after the words that address or mention them: "tell sam and priya",
+# "message from imogen", "call doctor okonkwo", "so proud of u amaka", "brilliant rajeev", "my names kasia"
+LOWER_NAME_CUE = regex.compile(
+    r"(?<![\p{L}'’])(?P<cue>tell|told|ask|asked|message from|text from|msg from|texts? from|call|calling|ring|text|texted|"
+    r"thanks|thank you|thx|ty|proud of (?:u|you)|miss (?:u|you)|love (?:u|you)|hi|hey|hiya|hello|yo|and|with|"
+    r"my names|my name is|doctor|dr|brilliant|lovely|cheers|sorry|bye|congrats|congratulations)[ \t,]+"
+    r"(?P<v>\p{Ll}[\p{Ll}'-]{2,})(?![\p{L}\d@_])")
+_WEAK_LOWER_CUES = frozenset({"and", "with", "call", "calling", "ring", "text", "sorry", "bye", "hi", "hey", "hello",
+                              "yo", "hiya"})
+_THANKS = frozenset({"thanks", "thank you", "thx", "ty"})  # "thanks, gona try that": a name only ends the phrase
+LOWER_SPEAKER = regex.compile(r"(?m)^(?P<v>\p{Ll}{3,15}):[ \t]")
+
+
+def lower_name_spans(text: str) -> Iterator[Span]:
+    """Names in lower-case text after a word that addresses or mentions someone: a known first name that is no
+    everyday word, or (after a strong cue) a word rare in English and in the other languages."""
+    if sum(c.isupper() for c in text) * 20 > sum(c.isalpha() for c in text):
+        return  # cased text: the NER model and the capitalised-name rules see these names
+    first = name_lists()[0]
+    for m in LOWER_NAME_CUE.finditer(text):
+        word = m.group("v").rstrip("'-")
+        if word in english_stop_words() or word in COMMON_WORDS or word in SALUTATION_NOUNS:
+            continue
+        known = word in first and zipf(word) < 4.0
+        cue = m.group("cue").lower()
+        rare = (cue not in _WEAK_LOWER_CUES and zipf(word) < 2.6 and not foreign_word(word, 3.5)
+                and not regex.search(r"(?:ing|ed|ly|s)$", word) and (
+                    cue not in _THANKS or regex.match(r"[ \t]*(?:[,.!?\n]|\p{Extended_Pictographic}|$)", text[m.end():])))
+        if known or rare:
+            yield Span(m.start("v"), m.start("v") + len(word), "PERSON", 0.6)
+    for m in LOWER_SPEAKER.finditer(text):
+        if m.group("v") in first and zipf(m.group("v")) < 4.0:
+            yield Span(*m.span("v"), "PERSON", 0.6)
+
+
 def spoken_spans(text: str) -> Iterator[Span]:
     """Dates and numbers spelled out the way speech-to-text writes them; a number needs a cue word before it."""
     for m in SPOKEN_ADDRESS.finditer(text):
         yield Span(*m.span("v"), "STREET_ADDRESS", 0.8)
+    if text.count(" ") >= 0.9 * sum(c.isupper() for c in text) * 4:  # lower-case text: speech-to-text, chat
+        for m in SPOKEN_ADDRESS_LINE.finditer(text):
+            if _cue_before(SPOKEN_ADDRESS_CUE, text, m.start()):
+                yield Span(*m.span("v"), "STREET_ADDRESS", 0.75)
+        for m in SPOKEN_POSTCODE.finditer(text):
+            if _cue_before(SPOKEN_POSTCODE_CUE, text, m.start(), 60):
+                yield Span(*m.span("v"), "POSTCODE", 0.8)
+        for m in SPOKEN_IP.finditer(text):
+            yield Span(*m.span("v"), "IP_ADDRESS", 0.8)
+        for m in SPOKEN_ALNUM.finditer(text):
+            words = m.group("v").split()
+            if sum(len(w) > 1 for w in words) >= 4 and (cue := SPOKEN_ID_CUE.search(text, max(0, m.start() - 80),
+                                                                                       m.start())):
+                etype = "MAC_ADDRESS" if cue.group().lower().startswith("mac") else "ID_NUMBER"
+                yield Span(*m.span("v"), etype, 0.8)
+        for m in SPELLED_LOWER.finditer(text):
+            yield Span(*m.span("v"), "PERSON", 0.7)
     for m in SPOKEN_DATE.finditer(text):
         dob = SPOKEN_DOB_CUE.search(text[max(0, m.start() - 60):m.start()])
         yield Span(*m.span(), "DATE_OF_BIRTH" if dob else "DATE_TIME", 0.9 if dob else 0.5)
@@ -1743,6 +1834,7 @@ TITLED_BEFORE = regex.compile(r"\b" + TITLES + r"\.?[ \t]+$")
 
 
 SPELLED = regex.compile(r"\p{Lu}(?:[ -]\p{Lu}){2,}(?:,?[ ]+(?i:hyphen|dash)[ ,]+\p{Lu}(?:[ -]\p{Lu})+)?")
+SPELLED_LOWER_VALUE = regex.compile(r"[a-z](?:[ ][a-z]){2,}(?:[ ]+(?:hyphen|dash)[ ]+[a-z](?:[ ][a-z])+)?")
 
 
 def not_a_name(text: str, start: int, end: int) -> bool:
@@ -1750,7 +1842,7 @@ def not_a_name(text: str, start: int, end: int) -> bool:
     ALL-CAPS word that is no first name in mixed-case text (an acronym: "ATM", "KYC"; "Patient: ANN" stays a name,
     and so do short names in ALL-CAPS text)."""
     value = text[start:end]
-    if SPELLED.fullmatch(value):
+    if SPELLED.fullmatch(value) or SPELLED_LOWER_VALUE.fullmatch(value):
         return False  # "M A R S H": a name spelled out letter by letter (each letter is an everyday "word")
     words = [w.lower() for w in regex.findall(r"[\p{L}']+", value)]
     if words and all(w in NOT_PERSON_WORDS for w in words) or any(w in FOREIGN_ORG_WORDS for w in words):
@@ -2136,6 +2228,8 @@ def name_spans(text: str) -> Iterator[Span]:
         surname = m.group("v").split(",", 1)[0]
         given = [w.lower() for w in regex.findall(r"\p{L}+", m.group("g"))]
         sur = [w.lower() for w in regex.findall(r"\p{L}+", surname)]
+        if not all(regex.search(r"[aeiouyàáâãäåèéêëìíîïòóôõöùúûü]", w) for w in given + sur):
+            continue  # "VZV, HSV": acronyms, no names
         if (any(w in raw_name_lists()[0] for w in given) and all(zipf(w) < 4.0 for w in sur)
                 or all(zipf(w) < 3.0 for w in given + sur)):
             yield Span(*m.span("v"), "PERSON", 0.7)
@@ -2433,6 +2527,10 @@ NAME_KEYS = frozenset({
 # keys whose value is a person only when it looks like one ("Name: Anna Kowalski" yes, "Name: Premium plan" no;
 # "Provider: Dr. Rosa Fernandez" yes, "Provider: City Hospital" no)
 LOOSE_NAME_KEYS = frozenset({
+    "requestedby", "reportedby", "raisedby", "submittedby", "checkedby", "intakeby", "enteredby", "keyedby",
+    "reviewedby", "approvedby", "verifiedby", "processedby", "preparedby", "completedby", "authorisedby",
+    "authorizedby", "orderedby", "referringphysician", "attendingphysician", "prescriber", "prescribedby", "rph",
+    "pharmacist", "tech", "technician", "adjuster", "caseworker", "casemanager", "assignedto",
     "name", "patient", "customer", "client", "contact", "member", "employee", "beneficiary", "payee", "payer",
     "recipient", "sender", "guardian", "spouse", "applicant", "tenant", "landlord", "borrower", "insured",
     "subscriber", "witness", "doctor", "physician", "provider", "providername", "attending", "referredby",
@@ -2965,6 +3063,7 @@ TEMPLATE_VALUE = regex.compile(r"[\"'`]?(?:<[^<>\s]{1,60}>|\$\{[^{}]{1,80}\}?|\$
 
 
 RECOGNIZERS: tuple[Callable[[str], Iterator[Span]], ...] = (
-    pattern_spans, phone_spans, iban_spans, address_spans, date_spans, spoken_spans, name_spans, party_spans,
+    pattern_spans, phone_spans, iban_spans, address_spans, date_spans, spoken_spans, lower_name_spans, name_spans,
+    party_spans,
     titled_party_spans, kin_name_spans, team_name_spans, display_name_spans, speaker_spans, mail_and_mrz_spans,
     field_spans)
