@@ -562,7 +562,11 @@ RULES: tuple[Rule, ...] = (
     Rule("URL", r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
     Rule("URL", r"(?i)(?<![\w.@/])(?:www\.)?(?:linkedin\.com|github\.com|gitlab\.com|twitter\.com|x\.com|"
                 r"facebook\.com|fb\.com|instagram\.com|t\.me|tiktok\.com|youtube\.com|medium\.com|behance\.net|"
-                r"dribbble\.com|stackoverflow\.com/users)/[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]]", 0.85),
+                r"dribbble\.com|stackoverflow\.com/users|calendly\.com|gofundme\.com|paypal\.me|linktr\.ee|venmo\.com|"
+                r"cash\.app|buymeacoffee\.com|ko-fi\.com|patreon\.com|about\.me|substack\.com|wa\.me|fb\.me|"
+                r"bsky\.app|threads\.net|soundcloud\.com|vimeo\.com|flickr\.com|pinterest\.com|etsy\.com/shop|"
+                r"twitch\.tv|mastodon\.social|xing\.com/profile|orcid\.org|scholar\.google\.com)/[^\s<>\"'`]+"
+                r"[^\s<>\"'`.,;:!?)\]]", 0.85),
     Rule("USERNAME", r"(?<![\w@.>:/=+])@(?P<v>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?)\b(?!\.[a-z]{2,}\b)", 0.6,
          lambda v: v.lower() not in BROADCAST_MENTIONS),
     # "RT @ jane_doe": tokenised social text puts a space after the @; the handle must hold a letter, not be a word
@@ -769,7 +773,8 @@ RULES: tuple[Rule, ...] = (
                                 r"apólice(?:[ \t]+n[º°o]\.?)?|polizza(?:[ \t]+n[º°o]?\.?)?|"
                                 r"authori[sz]ation code|prior auth(?:ori[sz]ation)?(?: number)?|pre-?auth(?: number)?"), 0.85),
     Rule("MEDICAL_RECORD", _after(r"uhid|hosp(?:ital)?\.?[ \t]+(?:no|nr|number)|nhi(?: number)?|ip no|op no|"
-                                  r"mrn(?:[ \t]+for[ \t]+\w+)?"), 0.9),
+                                  r"mrn(?:[ \t]+for[ \t]+(?:the[ \t]+)?\w+(?:[ \t]+(?:kid|child|baby|boy|girl|"
+                                  r"patient|twins?))?)?"), 0.9),
     Rule("EMPLOYEE_ID", _after(r"personalnummer|pers\.?-?nr|personnel number|staff no|mitarbeiternummer|matricule|"
                                r"número de empleado|numero di matricola"), 0.9),
     # the same ids named in the record's language, with its own "is": "Polizza attuale n.: RCA-4471029", "A minha
@@ -993,6 +998,7 @@ NOT_PHONE_BEFORE = regex.compile(
     r"(?i:\b(?:orders?|po|p\.o\.|purchase order|receipt|invoice|inv|ref|reference|txn|transaction|tracking|ticket|"
     r"build|version|company|registration|reg|si|pn|part|article|artikel|art\.-?nr|item|sku|container|shipment|awb|"
     r"booking|confirmation|bestellung|bestellnummer|auftrag|rechnung|lieferschein|pedido|factura|commande|facture|"
+    r"auth|authori[sz]ation|claim|case|icn|trace|batch|run|statement|utr|rrn|acknowledgement|"
     r"zamówienia|zamówienie|ordine|fattura|bestelling|factuur|encomenda|nota fiscal)"
     r"(?:[ \t]+(?:no|nr|number|num|id|code|ref))?\.?[ \t]*(?:[:#]|is\b|was\b)?[ \t]*)(?:(?!(?i:call|ring|tel|phone|mobile|cell|text|fax|whatsapp)\b)\p{Lu}[\p{L}]{1,11}[ \t]+)?$"
     r"|\b[A-Z]{3}[UJZ][ \t]?$")  # ISO 6346 container owner code: "MSCU 4481920"
@@ -1065,8 +1071,9 @@ def phone_spans(text: str) -> Iterator[Span]:
                                                  and not _context_before(text, m.start(), PHONE_CONTEXT)):
             continue  # "20240612083015" (an HL7 timestamp), "4006381333931" (an EAN-13 barcode)
         line_start = text.rfind("\n", 0, m.start()) + 1
-        if HL7_SEGMENT.match(text, line_start) and text.count("|", line_start, m.start()) >= 2:
-            continue  # inside an HL7 segment only the phone fields hold phones (`hl7_spans`)
+        if HL7_SEGMENT.match(text, line_start) and text.count("|", line_start, m.start()) >= 2 or (
+                "~" in text and "*" in text and x12_line(text, m.start())):
+            continue  # inside an HL7 or X12 segment only the phone fields hold phones (`hl7_spans`, `x12_spans`)
         if (key := regex.search(r"(?:^|[\s,{;&?])\"?(?P<k>[A-Za-z_][\w.-]{0,30})\"?[ \t]*[=:][ \t]*\"?$",
                                 text[max(0, m.start() - 40):m.start()])) and not value.startswith("+") and (
                 field_type(key.group("k"))[0] not in ("PHONE_NUMBER", "PERSON", None)
@@ -1075,8 +1082,10 @@ def phone_spans(text: str) -> Iterator[Span]:
         if regex.fullmatch(r"(?:1[89]|20)\d\d/\d{1,5}", value) or NOT_PHONE_BEFORE.search(text, max(0, m.start() - 40),
                                                                                           m.start()):
             continue  # "SI 1998/1833"; "order 5829104471", "PO 4500188213", "Bestellung 73920114", "MSCU 4481920"
-        if ORG_PHONE_BEFORE.search(text, max(0, m.start() - 80), m.start()) or toll_free(value):
-            continue  # "Customer care: 1300 464 278", "call us on …", "0800 028 4411": a firm's line, not a person's
+        if ORG_PHONE_BEFORE.search(text, max(0, m.start() - 80), m.start()) or (
+                toll_free(value) and not regex.search(r"(?i)\d\s?(?:x|ext)", value)):
+            continue  # "Customer care: 1300 464 278", "call us on …", "0800 028 4411": a firm's line ("800-555-0150 ext
+            # 4471" is someone's desk)
         score = 0.7 if phone_valid(value) else 0.3
         if value.startswith("+") and n >= 8:
             score = max(score, 0.6)
@@ -2140,6 +2149,11 @@ def display_name_spans(text: str) -> Iterator[Span]:
 
 # forms and payroll write the surname in capitals first: "ABIODUN, Tobi", "VAN DER BERG, Anouk"
 CAPS_SURNAME_FIRST = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]+\p{Lu}\p{Ll}+)(?![\w-])")
+# a report's rows and table cells, surname first: "Dunmore, Franklin    UHC 981244710", "| Lindgren, Per |"
+ROW_SURNAME_FIRST = regex.compile(r"(?m)(?:^|\|)[ \t]*(?P<v>(?P<s>\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}?\p{Ll}+)?),[ \t]*"
+                                  r"(?P<g>\p{Lu}\p{Ll}+)(?:[ \t]+\p{Lu}\.?)?)(?=[ \t]{2,}|[ \t]*\||[ \t]*$)")
+# an initial and a surname after a role or in a crew list: "EMT-P R. Castaneda / EMT-B L. Whitford"
+INITIAL_SURNAME = regex.compile(r"(?<![\p{L}.'’-])(?P<v>\p{Lu}\.[ \t]?(?P<s>\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?))(?![\p{L}'’-])")
 # the same in capitals, as claim forms, pharmacy queues and lab reports print it: "OKAFOR, CHINEDU A",
 # "GUTIERREZ-PLAZA, ESTEBAN R", "TRAN, MINH-ANH K"
 CAPS_SURNAME_FIRST_CAPS = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]*"
@@ -2224,6 +2238,14 @@ def name_spans(text: str) -> Iterator[Span]:
         if (given.strip().lower() in raw_name_lists()[0] or zipf(given.strip().lower()) < RARE_ZIPF) and all(
                 zipf(w.lower()) < 4.0 for w in regex.findall(r"\p{L}+", surname)):
             yield Span(*m.span("v"), "PERSON", 0.7)
+    for m in ROW_SURNAME_FIRST.finditer(text):
+        if m.group("g").lower() in raw_name_lists()[0] and (m.group("s").lower() in last or zipf(m.group("s").lower())
+                                                              < RARE_ZIPF):
+            yield Span(*m.span("v"), "PERSON", 0.7)
+    for m in INITIAL_SURNAME.finditer(text):
+        sur = m.group("s").lower()
+        if sur in last and zipf(sur) < 4.0 and sur not in first:
+            yield Span(*m.span("v"), "PERSON", 0.6)
     for m in CAPS_SURNAME_FIRST_CAPS.finditer(text):
         surname = m.group("v").split(",", 1)[0]
         given = [w.lower() for w in regex.findall(r"\p{L}+", m.group("g"))]
@@ -2770,7 +2792,7 @@ def _field_spans(start: int, end: int, etype: str, loose: bool) -> Iterator[Span
 
 # printed forms align values with dot leaders: "1a. INSURED'S I.D. NUMBER ....... W4829173605",
 # "PATIENT'S NAME (Last, First, MI) .. OKAFOR, CHINEDU A", "MBI ................ 7KD2-XF4-TA91"
-_DOT_LEADER = regex.compile(r"(?<=[\p{L}\d)#][ \t]*)[ \t]*\.{2,}[ \t]+|(?<=\p{L}[ \t]*)[ \t]*\.{4,}[ \t]*")
+_DOT_LEADER = regex.compile(r"(?<=[\p{L}\d)#.][ \t]*)[ \t]*\.{2,}[ \t]+|(?<=\p{L}[ \t]*)[ \t]*\.{4,}[ \t]*")
 _LEADER_KEY_NOISE = regex.compile(r"(?<=\p{L})['’](?=[Ss]\b)|[ \t]*\([^()\n]{0,40}\)(?=[ \t]*\.{2,})")
 
 
@@ -3039,8 +3061,60 @@ def _hl7_component(value: str, comp: int) -> tuple[int, str]:
     return sum(len(p) + 1 for p in parts[:comp - 1]), parts[comp - 1]
 
 
+# ASC X12 837/835/270 claims (segments end in "~", elements split by "*"): NM1 names a party, a person when its
+# second element is 1; N3/N4 after a subscriber or patient NM1 are that person's address, DMG*D8 the birth date,
+# REF*SY an SSN, PER the contact's phone
+X12_SEGMENT = regex.compile(r"(?m)(?:^|~)[ \t]*(?P<seg>[A-Z][A-Z0-9]{1,2})\*(?P<body>[^~\n]*)")
+X12_PERSON_PARTIES = frozenset({"IL", "QC", "82", "DN", "DK", "71", "72", "P3", "IL1", "03", "QD", "PR1"})
+X12_ADDRESS_PARTIES = frozenset({"IL", "QC", "03", "QD"})
+X12_ID_QUALIFIERS = {"MI": "INSURANCE_ID", "34": "US_SSN", "II": "ID_NUMBER", "XX": "MEDICAL_LICENSE",
+                     "SY": "US_SSN", "EI": None, "24": None, "PI": None, "FI": None}
+
+
+def x12_spans(text: str) -> Iterator[Span]:
+    if "~" not in text or not regex.search(r"(?:^|~)[ \t]*(?:ISA|GS|ST|NM1)\*", text, regex.M):
+        return
+    party = ""
+    for m in X12_SEGMENT.finditer(text):
+        seg, pos = m.group("seg"), m.start("body")
+        elements, offsets = m.group("body").split("*"), []
+        for e in elements:
+            offsets.append(pos)
+            pos += len(e) + 1
+        wanted: list[tuple[int, str]] = []
+        if seg == "NM1" and len(elements) >= 2:
+            party = elements[0] if elements[1] == "1" else ""
+            if party in X12_PERSON_PARTIES:
+                wanted = [(2, "PERSON"), (3, "PERSON"), (4, "PERSON")]
+                if len(elements) >= 9 and X12_ID_QUALIFIERS.get(elements[7], "ID_NUMBER"):
+                    wanted.append((8, X12_ID_QUALIFIERS.get(elements[7], "ID_NUMBER")))
+        elif seg == "N3" and party in X12_ADDRESS_PARTIES:
+            wanted = [(0, "STREET_ADDRESS"), (1, "STREET_ADDRESS")]
+        elif seg == "N4" and party in X12_ADDRESS_PARTIES:
+            wanted = [(2, "POSTCODE")]
+        elif seg == "DMG" and len(elements) >= 2 and elements[0] == "D8":
+            wanted = [(1, "DATE_OF_BIRTH")]
+        elif seg == "REF" and elements[0] in ("SY", "1W", "IG") and party in X12_PERSON_PARTIES | {""}:
+            wanted = [(1, "US_SSN" if elements[0] == "SY" else "INSURANCE_ID")]
+        elif seg == "PER" and len(elements) >= 2:
+            wanted = [(1, "PERSON")] + [(i + 1, "PHONE_NUMBER") for i in range(2, len(elements) - 1, 2)
+                                        if elements[i] in ("TE", "CP", "HP", "WP", "FX")]
+        for i, etype in wanted:
+            if i < len(elements) and (value := elements[i].strip()) and (etype != "PERSON" or value.isalpha()
+                                                                        or regex.fullmatch(r"[\p{L}' -]+", value)):
+                start = offsets[i] + len(elements[i]) - len(elements[i].lstrip())
+                yield Span(start, start + len(value), etype, 0.9)
+
+
+def x12_line(text: str, pos: int) -> bool:
+    """`pos` is inside an X12 segment: its numbers are dates, control numbers and codes unless a field says more."""
+    line_start = max(text.rfind("\n", 0, pos), text.rfind("~", 0, pos)) + 1
+    return bool(regex.match(r"[ \t]*[A-Z][A-Z0-9]{1,2}\*", text[line_start:pos + 1])) and "~" in text
+
+
 def field_spans(text: str) -> Iterator[Span]:
     yield from hl7_spans(text)
+    yield from x12_spans(text)
     yield from key_value_spans(text)
     yield from table_spans(text)
     yield from xml_spans(text)
