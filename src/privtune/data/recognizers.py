@@ -524,6 +524,17 @@ RULES: tuple[Rule, ...] = (
                      r"(?P<v>[^\s/\"']{4,64}?)(?=[.,;]?(?:\s|$))", 0.85,
          lambda v: password_like(v) and bool(regex.search(r"\p{L}", v))),
     # "changed password from Summer2023! to B3rl1n@Night"
+    # "a senha nova é Verao@2024!", "mot de passe « Ete2024!Soleil »", "la contraseña temporal es …"
+    Rule("PASSWORD", _PW_CUE + r"(?i:(?:[ \t]+(?:nova|novo|new|temporary|temp|temporária|temporario|temporário|"
+                     r"temporaire|provisoire|provisória|nuevo|nueva|temporal|neue|neues|tijdelijke|nieuwe|nuovo|nuova|"
+                     r"temporanea|tymczasowe|nowe)){1,2})?[ \t]*(?:[:=]|\b(?:is|é|est|es|è|ist|jest|was|era|war|was|"
+                     r"wordt|wurde)\b)?[ \t]*[«“„\"']?[ \t]*(?<=[\s:=«“„\"'])(?P<v>[^\s«»“”„\"'<>(\[-][^\s«»“”„\"']{3,62}[^\s«»“”„\"'.,;:!?)…]!?)", 0.85,
+         lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS and regex.search(r"\d|[^\w]", v) is not None),
+    Rule("PASSWORD", r"(?<=(?i:\buser[ \t]+)[A-Za-z0-9_.-]{2,32}[ \t]*/[ \t]*)(?i:pass(?:word)?|pw|pwd)[ \t]+"
+                     r"(?P<v>\S{4,64}?)(?=[,;]?(?:\s|$))", 0.9, password_like),
+    Rule("PASSWORD", r"(?<=(?i:\b(?:password|passcode|pin)\b)[^\n]{0,40}?)(?i:\b(?:wrote|written|noted|saved|kept|"
+                     r"stored)[ \t]+(?:it[ \t]+)?(?:down[ \t]+)?as[ \t]+)(?P<v>\S{4,64}?)(?=[,;.]?(?:\s|$))", 0.85,
+         password_like),
     Rule("PASSWORD", _PW_CUE + r"(?i:[ \t]+from[ \t]+)(?P<v>\S{4,64}?)(?=[ \t]+to[ \t])", 0.9, password_like),
     Rule("PASSWORD", r"(?<=" + _PW_CUE + r"(?i:[ \t]+from[ \t]+)\S{4,64}[ \t]+(?i:to)[ \t]+)(?P<v>\S{4,64}?)(?=[.,;]?(?:\s|$))",
          0.9, password_like),
@@ -631,7 +642,8 @@ RULES: tuple[Rule, ...] = (
                      r"(?i:\bpass[ \t]*:[ \t]*)" + _PW_VALUE, 0.9,
          lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS),
     # "reset VPN access for user jmcallister": after a bare "user", only a token no dictionary knows
-    Rule("USERNAME", r"(?i:\buser[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])", 0.6,
+    Rule("USERNAME", r"(?i:\b(?:user|gebruiker|usuario|usuário|utilisateur|benutzer|utente)[ \t]+[«\"“„']?[ \t]*)"
+                     r"(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@-])", 0.6,
          lambda v: v not in english_stop_words() and zipf(v) < 2.0 and not typo_of_common(v, 4.5)),
     # initial.surname logins: "laptop assigned to e.nakamura" (not "e.coli", not "a.json")
     Rule("USERNAME", r"(?<![\w.@/-])(?P<v>[a-z]\.[a-z]{4,20})(?![\w@/-]|\.\w)", 0.6,
@@ -654,7 +666,7 @@ RULES: tuple[Rule, ...] = (
     # --- finance
     Rule("CREDIT_CARD", r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])", 0.9, card_ok,
          context=("card", "visa", "mastercard", "amex", "credit", "debit", "cc")),
-    Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card",
+    Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card|(?<!id )(?<!identity )card on (?:file|record)",
                                r"(?P<v>\d(?:[ -]?\d){11,18})\b"), 1.0),
     # a masked number still shows its last digits: "****4821", "XXXX-XXXX-XXXX-1234", "•••• 0931"
     Rule("CREDIT_CARD", r"(?<![\w*•])(?:[*•]{4}|[Xx]{4})(?:[ -]?(?:[*•]{4}|[Xx]{4})){0,3}[ -]?\d{4}(?![\w-])", 0.8),
@@ -1206,8 +1218,8 @@ POSTCODE_FIRST_LINE = regex.compile(
     r"(?m)^[ \t]*(?P<v>\d{5}|\d{4}[ ]?[A-Z]{2}|\d{2}-\d{3}|\d{3}-\d{4}|\d{4})[ \t]+(?P<city>\p{Lu}[\p{L}'-]+"
     r"(?:[ \t-]+\p{Lu}?[\p{L}'-]+){0,2})[ \t]*(?:\(\p{L}{2}\))?[ \t]*$")
 POSTCODE_LAST_LINE = regex.compile(
-    r"(?m)^[ \t]*(?P<city>\p{Lu}[\p{L}'.-]+(?:[ \t,]+\p{Lu}?[\p{L}'.-]+){0,3})[ \t]*[-–,]?[ \t]*"
-    r"(?P<v>[1-9]\d{5}|\d{3}-\d{4}|\d{5}-\d{3}|\d{5})[ \t]*$")
+    r"(?m)^[ \t]*(?P<city>\p{Lu}[\p{L}'.-]+(?:[ \t,]+\p{Lu}?[\p{L}'.-]+){0,4})[ \t]*[-–,]?[ \t]*"
+    r"(?P<v>[1-9]\d{5}|\d{3}-\d{4}|\d{5}-\d{3}|\d{5}|\d{4})[ \t]*$")
 # first words of a line that are labels or counts, not a city: "Total 12345", "Build 20240", "Room 10112"
 NOT_CITY_WORDS = frozenset({"total", "build", "version", "room", "chapter", "page", "ward", "bed", "floor", "level",
                             "gate", "dock", "tickets", "ticket", "sold", "budget", "year", "item", "items", "qty",
@@ -1235,7 +1247,8 @@ def postal_line_spans(text: str) -> Iterator[Span]:
                     len(m.group("v")) == 6 and regex.fullmatch(r"[ \t]*\p{Lu}[\p{L}'.-]+(?:[ \t]+\p{Lu}[\p{L}'.-]+)?,?[ \t]*", before))):
                 # (an Indian PIN also after a locality line: "Malleswaram\nBengaluru 560003")
                 yield Span(*m.span("v"), "POSTCODE", 0.7)
-POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code postal", "pin code", "cap ", "eircode",
+POSTCODE_CONTEXT = ("zip", "postcode", "post code", "postal", "plz", "code postal", "pin code", "cap ", "eircode", "cp ",
+                    "kode pos",
                     "c.p.", "cep ", "cep:", "pincode", "pin-code", "código postal", "postleitzahl")
 US_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|IA|IL|IN|KS|KY|LA|MA|MD|ME|MI|MN|MO|MS|MT|NC|ND|NE|NH|NJ|NM|NV|NY|OH|OK|"
              "OR|PA|RI|SC|SD|TN|TX|UT|VA|VT|WA|WI|WV|WY|DC|PR|GU|VI|AS|MP")
@@ -1555,7 +1568,8 @@ STRONG_NAME_CUE = regex.compile(
     r"(?<=(?i:\b(?:my|his|her|their|our|your|\p{L}+['’]s)[ \t]+name(?:[ \t]+is|['’]s)|\bmy name is|\bname['’]s|"
     r"\bit['’]?s me,|\b(?:thanks|thx|thnx|cheers|regards|love)[ \t]*[-–—]|\bname(?:\s+is)?:|\bi am|\bi'm|\bthis is|\bdear|\bregards,|\bthanks,|\bthank you,|"
     r"\bsincerely,|\bcheers,|\bbest,|\bbest wishes,|\bmerci,|\bdanke,|\bgracias,|\bgrazie,|\bobrigad[oa],|\bbedankt,|"
-    r"\bdziękuję,|\bregards(?=[ \t]*\n)|\bbest wishes(?=[ \t]*\n)|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
+    r"\bdziękuję,|\blove,|\bbesos,|\bbeijos,|\bbisous,|\bbaci,|\babrazos,|\bhugs,|\bxoxo,|\bregards(?=[ \t]*\n)|"
+    r"\bbest wishes(?=[ \t]*\n)|\bcustomer:|\bclient:|\bpatient:|\bsigned|\bfull name:?|"
     r"\bcardholder:?|\baccount holder:?|\bsigned by|\bwritten by|\bnamed|\bcalled|\b" + SELF_INTRO_PHRASES + r")"
     r"[ \t]*\n?[ \t]*)" + _NAME_TAIL)
 WEAK_NAME_CUE = regex.compile(
@@ -2153,7 +2167,7 @@ CAPS_SURNAME_FIRST = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,
 ROW_SURNAME_FIRST = regex.compile(r"(?m)(?:^|\|)[ \t]*(?P<v>(?P<s>\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}?\p{Ll}+)?),[ \t]*"
                                   r"(?P<g>\p{Lu}\p{Ll}+)(?:[ \t]+\p{Lu}\.?)?)(?=[ \t]{2,}|[ \t]*\||[ \t]*$)")
 # an initial and a surname after a role or in a crew list: "EMT-P R. Castaneda / EMT-B L. Whitford"
-INITIAL_SURNAME = regex.compile(r"(?<![\p{L}.'’-])(?P<v>\p{Lu}\.[ \t]?(?P<s>\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?))(?![\p{L}'’-])")
+INITIAL_SURNAME = regex.compile(r"(?<![^\s(/,;:|])(?P<v>\p{Lu}\.[ \t]?(?P<s>\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)?))(?![\p{L}'’-])")
 # the same in capitals, as claim forms, pharmacy queues and lab reports print it: "OKAFOR, CHINEDU A",
 # "GUTIERREZ-PLAZA, ESTEBAN R", "TRAN, MINH-ANH K"
 CAPS_SURNAME_FIRST_CAPS = regex.compile(r"(?<![\w-])(?P<v>\p{Lu}{2,}(?:[ '-]\p{Lu}{2,}){0,2},[ \t]*"

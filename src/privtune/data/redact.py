@@ -35,6 +35,7 @@ from privtune.data.recognizers import (
     LETTER_WORDS,
     NAME_PARTICLES,
     NO_PERSON,
+    PLACE_FIRST,
     SALUTATION_NOUNS,
     SELF_INTRO_PHRASES,
     SPOKEN_DATE,
@@ -358,6 +359,8 @@ def lead_word(word: str) -> bool:
     """A word that opens a NER "person" without being part of the name: a greeting, an address term ("kak",
     "Bapak", "Señora") or another language's function word."""
     low = word.lower()
+    if low in PLACE_FIRST:
+        return False  # "São Paulo", "Santo André": the start of a place
     return low in GREETING_WORDS or low in SALUTATION_NOUNS or low in LETTER_WORDS or (
         low in foreign_stop_words() and not name_word(word))
 
