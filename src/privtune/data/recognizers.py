@@ -888,8 +888,8 @@ RULES: tuple[Rule, ...] = (
     Rule("INSURANCE_ID", r"(?:(?i:\b(?:ins|insurance|insurer|payer|plan|coverage)\b)[ \t]*:?[ \t]*(?:[A-Z][\w&-]*[ \t]+){0,3}"
                          r"|\b(?i:bcbs|blue cross|aetna|cigna|humana|unitedhealthcare|uhc|kaiser|anthem|medicare|"
                          r"medicaid)[ \t]+(?:[A-Z]{2}[ \t]+)?)(?P<v>[A-Z]{1,4}\d{6,12})\b", 0.85),
-    Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|group|health plan|"
-                                r"insurance id|beneficiary|claim"), 0.85),
+    Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|medicare|medicaid|health plan|"
+                                r"insurance id|beneficiary|claim") + r"(?![ \t]+v\d)", 0.85),  # "policy RP-0441 v3.2": a document
     Rule("INSURANCE_ID", _after(r"insurance|policy|member|subscriber|beneficiary",  # "Member ID: XQB 774 210 993"
                                 r"(?P<v>[A-Z]{2,4}[ -]?\d{3,6}(?:[ -]\d{2,6}){1,3})(?![\w-])"), 0.9),
     Rule("EMPLOYEE_ID", _after(r"employee|staff|personnel|badge|payroll|worker|emp"), 0.85),
@@ -957,6 +957,26 @@ PREFIXED_IDS = frozenset({"EMPLOYEE_ID", "CUSTOMER_ID", "MEDICAL_RECORD", "INSUR
 _ID_PREFIX = regex.compile(r"(?<![\w-])[A-Z]{2,5}-$")
 
 
+ORG_ID_TYPES = frozenset({"TAX_ID", "MEDICAL_LICENSE", "INSURANCE_ID"})
+# numbers a practice, an employer or a plan holds, not a person: "group NPI 1992837465", "Group #: 5021",
+# "FEDERAL TAX I.D. NUMBER … 31-1849260 [EIN]", "Coral Coast Pediatric Dentistry, TIN 59-3318420"
+ORG_ID_BEFORE = regex.compile(r"(?i:\b(?:group|billing|facility|organi[sz]ation(?:al)?|practice|clinic|hospital|"
+                              r"pharmacy)[ \t]+npi\b|\bgroup(?:[ \t]*(?:no\.?|number|#|id|num))?\b|\bfed(?:eral)?\.?[ \t]+"
+                              r"tax\b)[^\n]{0,30}$")
+ORG_BEFORE = regex.compile(r"(?i:\b(?:llc|inc|ltd|plc|pllc|pc|corp|group|center|centre|dentistry|hospital|clinic|"
+                           r"practice|medicine|health|associates|partners|company|co)\b\.?[ \t,]*(?:\(|,)?[ \t]*"
+                           r"(?:tin|ein|fein|tax ?id)\b[^\n]{0,8}$)")
+
+
+def org_identifier(text: str, start: int, value: str) -> bool:
+    """The identifier belongs to an organisation: a group's NPI or plan number, or an employer number (EIN shape)
+    after the firm's name or marked [EIN]."""
+    if ORG_ID_BEFORE.search(text, max(0, start - 60), start):
+        return True
+    return bool(regex.fullmatch(r"\d{2}-\d{7}", value)) and bool(
+        ORG_BEFORE.search(text, max(0, start - 60), start) or regex.match(r"[ \t]*[\[(]EIN[\])]", text[start + len(value):]))
+
+
 def pattern_spans(text: str) -> Iterator[Span]:
     """Every rule's matches, scored (validation failures dropped, context boosts applied)."""
     for rule, rx in _compiled():
@@ -973,6 +993,8 @@ def pattern_spans(text: str) -> Iterator[Span]:
                 score = rule.invalid_score
             if rule.context and _context_before(text, start, rule.context):
                 score = min(1.0, score + CONTEXT_BOOST)
+            if rule.entity in ORG_ID_TYPES and org_identifier(text, start, value):
+                continue
             if rule.entity in PREFIXED_IDS and (prefix := _ID_PREFIX.search(text, 0, start)):
                 start = prefix.start()  # the cue "emp" matched inside the id "EMP-004521"
             yield Span(start, end, rule.entity, score)
