@@ -760,7 +760,7 @@ RULES: tuple[Rule, ...] = (
     Rule("INSURANCE_ID", r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d(?P<d>-?)[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d"
                          r"(?P=d)[AC-HJKMNP-RT-Y]{2}\d{2}\b", 0.85),
     # account and card numbers named by their cue whatever their check digits say: a typo is still someone's account
-    Rule("US_BANK_NUMBER", _after(r"clabe|cvu|cbu|rekening|no\.?[ \t]+rekening|nomor[ \t]+rekening",
+    Rule("US_BANK_NUMBER", _after(r"clabe(?:[ \t]+(?:para|de)[ \t]+\p{L}+)?|cvu|cbu|rekening|no\.?[ \t]+rekening|nomor[ \t]+rekening",
                                   r"(?P<v>\d(?:[ -]?\d){9,21})(?![\w-])"), 0.9),
     Rule("INSURANCE_ID", _after(r"tessera sanitaria(?: n\.?)?|sha(?: no\.?| number)|nhif(?: no\.?| number)?|"
                                 r"philhealth(?: no\.?)?"), 0.9),
@@ -1493,13 +1493,13 @@ def lower_name_spans(text: str) -> Iterator[Span]:
     if sum(c.isupper() for c in text) * 20 > sum(c.isalpha() for c in text):
         return  # cased text: the NER model and the capitalised-name rules see these names
     first = name_lists()[0]
-    for m in LOWER_NAME_CUE.finditer(text):
+    for m in LOWER_NAME_CUE.finditer(text, overlapped=True):
         word = m.group("v").rstrip("'-")
         if word in english_stop_words() or word in COMMON_WORDS or word in SALUTATION_NOUNS:
             continue
         known = word in first and zipf(word) < 4.0
         cue = m.group("cue").lower()
-        rare = (cue not in _WEAK_LOWER_CUES and zipf(word) < 2.6 and not foreign_word(word, 3.5)
+        rare = (cue not in _WEAK_LOWER_CUES and zipf(word) < RARE_ZIPF and not foreign_word(word, 3.5)
                 and not regex.search(r"(?:ing|ed|ly|s)$", word) and (
                     cue not in _THANKS or regex.match(r"[ \t]*(?:[,.!?\n]|\p{Extended_Pictographic}|$)", text[m.end():])))
         if known or rare:
@@ -2654,7 +2654,7 @@ FIELD_TYPES = {
                      "hostname", "computername"), "DEVICE_ID"),
     **dict.fromkeys(NAME_KEYS, "PERSON"),
     # the same fields in the languages forms and records come in, and the ids of claim forms and statements
-    **dict.fromkeys(("usuario", "usuário", "usuariodered", "usuáriodered", "nomedeusuário", "nombredeusuario",
+    **dict.fromkeys(("usuario", "usuário", "usuarioderede", "usuárioderede", "usuariodered", "nomedeusuário", "nombredeusuario",
                      "gebruiker", "gebruikersnaam", "utilisateur", "nomdutilisateur", "identifiant", "benutzer",
                      "benutzername", "utente", "nomeutente", "użytkownik", "uzytkownik", "loginid", "networkuser",
                      "networklogin", "windowslogin", "aduser", "samaccountname"), "USERNAME"),
