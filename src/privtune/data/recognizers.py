@@ -524,11 +524,15 @@ RULES: tuple[Rule, ...] = (
                      r"(?P<v>[^\s/\"']{4,64}?)(?=[.,;]?(?:\s|$))", 0.85,
          lambda v: password_like(v) and bool(regex.search(r"\p{L}", v))),
     # "changed password from Summer2023! to B3rl1n@Night"
+    # "Temp password given over the phone: Winter!Lake82": a few words between the cue and the colon
+    Rule("PASSWORD", _PW_CUE + r"(?:[ \t]+[\w-]+){1,5}?[ \t]*:[ \t]*(?P<v>[^\s\"'`]{4,63}[^\s\"'`.,;:!?)…]"
+                     r"(?:!(?=[,;]|[ \t]+\p{Ll}))?)", 0.85,
+         lambda v: _secret_ok(v) and regex.search(r"\d", v) is not None and regex.search(r"\p{L}", v) is not None),
     # "a senha nova é Verao@2024!", "mot de passe « Ete2024!Soleil »", "la contraseña temporal es …"
     Rule("PASSWORD", _PW_CUE + r"(?i:(?:[ \t]+(?:nova|novo|new|temporary|temp|temporária|temporario|temporário|"
                      r"temporaire|provisoire|provisória|nuevo|nueva|temporal|neue|neues|tijdelijke|nieuwe|nuovo|nuova|"
                      r"temporanea|tymczasowe|nowe)){1,2})?[ \t]*(?:[:=]|\b(?:is|é|est|es|è|ist|jest|was|era|war|was|"
-                     r"wordt|wurde)\b)?[ \t]*[«“„\"']?[ \t]*(?<=[\s:=«“„\"'])(?P<v>[^\s«»“”„\"'<>(\[-][^\s«»“”„\"']{3,62}[^\s«»“”„\"'.,;:!?)…]!?)", 0.85,
+                     r"wordt|wurde)\b)?[ \t]*[«“„\"']?[ \t]*(?<=[\s:=«“„\"'])(?P<v>[^\s«»“”„\"'<>(\[-][^\s«»“”„\"']{3,62}[^\s«»“”„\"'.,;:!?)…](?:!(?=[,;]|[ \t]+\p{Ll}))?)", 0.85,
          lambda v: password_like(v) and v.lower() not in _NOT_PASSWORDS and regex.search(r"\d|[^\w]", v) is not None),
     Rule("PASSWORD", r"(?<=(?i:\buser[ \t]+)[A-Za-z0-9_.-]{2,32}[ \t]*/[ \t]*)(?i:pass(?:word)?|pw|pwd)[ \t]+"
                      r"(?P<v>\S{4,64}?)(?=[,;]?(?:\s|$))", 0.9, password_like),
@@ -565,7 +569,7 @@ RULES: tuple[Rule, ...] = (
     # who keyed a record, as systems print it: "Checked by: rnguyen", "Intake by: jtorres", "Tech: smalloy"
     Rule("USERNAME", r"(?i:\b(?:(?:checked|intake|entered|keyed|posted|reviewed|approved|created|modified|updated|"
                      r"processed|verified|requested|reported|submitted|closed|resolved|completed)[ \t]+by|tech|"
-                     r"technician|operator|clerk|rph)[ \t]*:[ \t]*)(?P<v>[a-z][a-z0-9._-]{2,20}[a-z0-9])(?![\w@.-])", 0.8,
+                     r"technician|operator|clerk|rph|reporter|requester|requestor|assignee|submitter|author)[ \t]*:[ \t]*)(?P<v>[a-z][a-z0-9._-]{2,20}[a-z0-9])(?![\w@.-])", 0.8,
          lambda v: not everyday_word(v, 3.0) and v not in SYSTEM_LOGINS),
     Rule("USERNAME", r"\b(?:TODO|FIXME|XXX|HACK|NOTE|BUG)\((?P<v>[\w.@-]{2,40})\)", 0.85),
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])(?<!://[^\s:/@]{1,64}:)[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -656,7 +660,7 @@ RULES: tuple[Rule, ...] = (
     # "login"/"handle" are also verbs and nouns ("handle top-ups", "login screen"): a plain word needs ":"/"is"
     Rule("USERNAME", r"(?i:\b(?:login|handle)(?:\s+(?:is|was))?\s*[:=]\s*|\b(?:login|handle)\s+(?:is|was)\s+)"
                      r"(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85, lambda v: v.lower() not in _NOT_PASSWORDS),
-    Rule("USERNAME", r"(?i:\b(?:login|handle)\s+)(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
+    Rule("USERNAME", r"(?i:\b(?:login|handle)\s+[('\"‘“]?)(?P<v>@?[A-Za-z0-9_.-]{3,32})\b", 0.85,
          lambda v: bool(re.search(r"[\d_@.]", v)) and not ip_ok(v)),
     Rule("IP_ADDRESS", r"(?<![\w.])(?<!\p{L}/)(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)", 0.9, ip_ok),  # not "Chrome/124.0.0.0"
     Rule("IP_ADDRESS", r"(?<![\w:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{3,39}(?![\w:])",
@@ -666,7 +670,8 @@ RULES: tuple[Rule, ...] = (
     # --- finance
     Rule("CREDIT_CARD", r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])", 0.9, card_ok,
          context=("card", "visa", "mastercard", "amex", "credit", "debit", "cc")),
-    Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card|(?<!id )(?<!identity )card on (?:file|record)",
+    Rule("CREDIT_CARD", _after(r"card|cc|visa|mastercard|amex|credit card|debit card|tarjeta|carte|kreditkarte|"
+                               r"karte|cartão|carta di credito|creditcard|(?<!id )(?<!identity )card on (?:file|record)",
                                r"(?P<v>\d(?:[ -]?\d){11,18})\b"), 1.0),
     # a masked number still shows its last digits: "****4821", "XXXX-XXXX-XXXX-1234", "•••• 0931"
     Rule("CREDIT_CARD", r"(?<![\w*•])(?:[*•]{4}|[Xx]{4})(?:[ -]?(?:[*•]{4}|[Xx]{4})){0,3}[ -]?\d{4}(?![\w-])", 0.8),
@@ -755,6 +760,20 @@ RULES: tuple[Rule, ...] = (
                           r"steuer-?identifikationsnummer|steuernummer|idnr", _GROUPED_ID), 0.9),
     Rule("INSURANCE_ID", _after(r"medicare(?: card)?|health card|health insurance|insurance|pension", _GROUPED_ID),
          0.85),
+    # a utility meter is the household's: "Meter serial E13UK04877", "Zähler mit der Nummer 1ESY1160448822", MPRN
+    Rule("DEVICE_ID", _after(r"meter(?: serial| number| no\.?| id)?|mprn|mpan|zählernummer|zähler(?: mit der)? nummer|"
+                             r"num[ée]ro de compteur|n[°º] de compteur|compteur|pdl|pce|cups|contador"), 0.85),
+    Rule("INSURANCE_ID", _after(r"p[óo]liza|polizza|police"), 0.85),
+    # a card number in four groups with a card network's prefix, though its check digit fails (a typo, a test card)
+    Rule("CREDIT_CARD", r"(?<!(?i:order|ref|reference|invoice|tracking|shipment|parcel|po|no\.?|nr\.?|#)[ \t:#]*)"
+                        r"(?<![\w-])(?:4\d{3}|5[1-5]\d\d|2[2-7]\d\d)(?:[ -]\d{4}){3}(?![\w-])", 0.6),
+    # an IBAN written in groups of four with its country's length, whatever its check digits
+    Rule("IBAN_CODE", r"\b(?:(?:DE|ES|SE|SK|CZ|TN|RO)\d{2}(?:[ ]\d{4}){5}|(?:PL|HU|CY|AL)\d{2}(?:[ ]\d{4}){6}|"
+                      r"(?:FR|IT|MC|SM|GR)\d{2}(?:[ ][A-Z0-9]{4}){5}[ ][A-Z0-9]{3}|(?:NL)\d{2}[ ][A-Z]{4}(?:[ ]\d{4}){2}[ ]\d{2}|"
+                      r"(?:BE)\d{2}(?:[ ]\d{4}){3}|(?:PT)\d{2}(?:[ ]\d{4}){5}[ ]\d|(?:AT|EE|LT)\d{2}(?:[ ]\d{4}){4}|"
+                      r"(?:IE|GB)\d{2}[ ][A-Z]{4}(?:[ ]\d{4}){3}[ ]\d{2})\b", 0.75),
+    # service tokens named like "<vendor>_live_<random>": "ksh_live_4fQ9zR2mT7vX1bN8pL6wY3cD"
+    Rule("API_KEY", r"\b[a-z]{2,8}_(?:live|test|prod|sk|pk)_[A-Za-z0-9]{16,}\b", 0.9),
     # US Medicare Beneficiary Identifier: 11 characters in a fixed letter/digit pattern, no S, L, O, I, B or Z
     # ("1EG4-TE5-MK73"); printed 4-3-4 or run together
     Rule("INSURANCE_ID", r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d(?P<d>-?)[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y\d]\d"
@@ -767,7 +786,7 @@ RULES: tuple[Rule, ...] = (
     Rule("NATIONAL_ID", _after(r"carta d['’]identit[àa](?: n\.?)?|cni(?: n[°º]\.?)?|c[ée]dula(?: de ciudadan[íi]a)?"
                                r"(?: no\.?| n[°º]\.?)?|id no\.?|nin|bvn|kra pin|npwp|nik",
                                r"(?P<v>(?=[A-Za-z0-9.-]*\d)[A-Za-z0-9](?:[A-Za-z0-9.-]{2,22}[A-Za-z0-9]))\b"), 0.9),
-    Rule("DRIVER_LICENSE", _after(r"permis de conduire(?: n[°º]\.?)?|patente(?: di guida)?(?: n\.?)?|"
+    Rule("DRIVER_LICENSE", _after(r"führerschein-?nr|permis de conduire(?: n[°º]\.?)?|patente(?: di guida)?(?: n\.?)?|"
                                   r"licencia de conducir|carteira de motorista|rijbewijs(?:nummer)?"), 0.9),
     Rule("VEHICLE_ID", _after(r"vin|fin|fahrgestellnummer|chassis(?: no\.?| number)?|vehicle identification number",
                               r"(?P<v>[A-HJ-NPR-Z0-9]{17})\b"), 0.9),
@@ -784,18 +803,20 @@ RULES: tuple[Rule, ...] = (
                                 r"(?:n[°º]|número)[ \t]+de[ \t]+(?:póliza|apólice)|póliza(?:[ \t]+de[ \t]+\w+)?[ \t]+n[º°o]\.?|"
                                 r"apólice(?:[ \t]+n[º°o]\.?)?|polizza(?:[ \t]+n[º°o]?\.?)?|"
                                 r"authori[sz]ation code|prior auth(?:ori[sz]ation)?(?: number)?|pre-?auth(?: number)?"), 0.85),
-    Rule("MEDICAL_RECORD", _after(r"uhid|hosp(?:ital)?\.?[ \t]+(?:no|nr|number)|nhi(?: number)?|ip no|op no|"
+    Rule("MEDICAL_RECORD", _after(r"uhid|hosp(?:ital)?\.?[ \t]+(?:no|nr|number)|nhi(?: number)?|ip no|op no|nhc|"
+                                  r"n[º°][ \t]+(?:de[ \t]+)?historia(?:[ \t]+cl[íi]nica)?|historia[ \t]+cl[íi]nica|nhis(?: no\.?)?|"
                                   r"mrn(?:[ \t]+for[ \t]+(?:the[ \t]+)?\w+(?:[ \t]+(?:kid|child|baby|boy|girl|"
                                   r"patient|twins?))?)?"), 0.9),
     Rule("EMPLOYEE_ID", _after(r"personalnummer|pers\.?-?nr|personnel number|staff no|mitarbeiternummer|matricule|"
-                               r"número de empleado|numero di matricola"), 0.9),
+                               r"número de emplead[oa]|n[.º°]+ de emplead[oa]|numero di matricola"), 0.9),
     # the same ids named in the record's language, with its own "is": "Polizza attuale n.: RCA-4471029", "A minha
     # apólice é AU-00781245", "codice cliente 0098817263", "patiëntnummer 7004519", "Nr ewidencyjny pracownika: MX-0382"
     Rule("INSURANCE_ID", r"(?i:\b(?:versicherungsschein(?:-?nr\.?|nummer)?|(?:n\.?[º°]|número)[ \t]+de[ \t]+p[óo]liza|"
                          r"polizza(?:[ \t]+attuale)?(?:[ \t]+n\.?)?|ap[óo]lice|numer[ \t]+polisy|polisnummer|"
                          r"num[ée]ro[ \t]+de[ \t]+police)" + _FOREIGN_IS + r")" + _ID_TOKEN, 0.85),
     Rule("CUSTOMER_ID", r"(?i:\b(?:codice[ \t]+cliente|num[ée]ro[ \t]+(?:de[ \t]+)?client|n[°º][ \t]*client|kundennummer|"
-                        r"kunden-?nr\.?|n[úu]mero[ \t]+de[ \t]+cliente|klantnummer|numer[ \t]+klienta|"
+                        r"kunden-?nr\.?|n[úu]mero[ \t]+de[ \t]+cliente|klantnummer|numer[ \t]+klienta|client[e]?[ \t]+n[°º]|"
+                        r"contrat[ \t]+n[°º]|kundennummer[ \t]+beim[ \t]+\w+[ \t]+anbieter|"
                         r"n[úu]mero[ \t]+de[ \t]+contribuinte)" + _FOREIGN_IS + r")" + _ID_TOKEN, 0.85),
     Rule("MEDICAL_RECORD", r"(?i:\b(?:pati[ëe]ntnummer|patientennummer|num[ée]ro[ \t]+(?:de[ \t]+)?patient|"
                            r"numero[ \t]+paziente|n[úu]mero[ \t]+de[ \t]+paciente|numer[ \t]+pacjenta)" + _FOREIGN_IS + r")"
@@ -1170,6 +1191,23 @@ _GERMANIC = "straße|strasse|str\\.|weg|gasse|platz|allee|damm|ufer|laan|straat|
 _INDIAN = "nagar|marg|chowk|colony|gali|sector|layout|puram|halli|ganj|bagh|vihar|enclave|circle|cross|main"
 _LOWER_CITY_ZIP = r"[ \t]+(?:[a-z.'-]+[ \t]){1,3}[a-z]{2}[ \t]+\d{5}(?:-\d{4})?\b"  # "… tulsa ok 74101"
 ADDRESS_RULES = (
+    # German streets named with a preposition, before a postcode or after an address label: "Am Kirchberg 3, 79112
+    # Freiburg", "Straße: Am Sonnenhang 5", "In der Au 12"
+    regex.compile(r"(?:(?<=(?i:straße|strasse|adresse|anschrift|wohnhaft|wohne|an meine adresse|lieferadresse|an)"
+                  r"[ \t]*:?[ \t]*)|(?=\p{Lu}\p{Ll}+[^\n]{2,30}?\d{1,4}[a-z]?,?[ \t]*\n?[ \t]*\d{5}[ \t]+\p{Lu}))"
+                  r"\b(?:Am|Im|An[ \t]+der|An[ \t]+den|Auf[ \t]+der|Auf[ \t]+dem|In[ \t]+der|In[ \t]+den|Zum|Zur|"
+                  r"Unter[ \t]+den|Hinter[ \t]+der|Vor[ \t]+dem|Beim)[ \t]+\p{Lu}[\p{Ll}ßäöü-]+[ \t]+\d{1,4}[a-z]?\b"),
+    # the street word after the name in other languages: "Brīvības iela 145-12", "Kossuth Lajos utca 12",
+    # "Storgatan 5", "Heol y Nant" after its number ("27 Heol y Nant")
+    regex.compile(r"\b\p{Lu}[\p{L}-]*(?:[ \t]+\p{Lu}[\p{L}-]*)?[ \t]+(?:iela|utca|út|tänav|gatve|gatvė|ulice|gata|gatan|"
+                  r"vej|gade|vegen|veien|katu|tie|sokak|sokağı|caddesi|cad\.)[ \t]+\d{1,4}[a-zA-Z]?(?:[/-]\d{1,4})?\b"),
+    regex.compile(r"(?<![\w-])\d{1,4}[a-zA-Z]?,?[ \t]+(?:Heol|Ffordd|Stryd|Lôn|Lon|Bóthar|Sráid)[ \t]+(?:[yr][ \t]+)?"
+                  r"\p{Lu}[\p{L}'-]+(?:[ \t]+\p{Lu}[\p{L}'-]+)?\b"),
+    # Indian flats and housing societies: "C-204, Sai Residency, Sector 21", "Flat 302, Al-Noor Residency"
+    regex.compile(r"(?<![\w-])(?:[A-Z]-?\d{1,4}|(?i:flat|house|plot)[ \t]+(?:no\.?[ \t]*)?\d{1,4}[A-Z]?),[ \t]*"
+                  r"(?:\p{Lu}[\p{L}.'-]*[ \t]+){1,3}(?:Residency|Apartments?|Towers?|Enclave|Heights|Society|Complex|"
+                  r"Chambers|Mansion|Niwas|Sadan|Bhavan|Nagar|Colony|Layout|Gardens|Park|Villas?)\b(?:,[ \t]*"
+                  r"(?:Sector|Phase|Block)[ \t]+\d{1,3}[A-Z]?)?"),
     # Indonesian and Malaysian streets: "Jl. Melati No. 5", "Jalan Ampang No. 12A", "Gg. Mawar 3"
     regex.compile(r"\b(?:Jl|Jln|Jalan|Gg|Gang|Lorong)\.?[ \t]+(?:\p{Lu}[\p{L}.'-]*[ \t]+){1,4}(?:(?i:no)\.?[ \t]*)?"
                   r"\d{1,4}[A-Za-z]?\b" + _CITY_LINE + r"?"),
@@ -1234,6 +1272,15 @@ POSTCODE_RULES = (
     (regex.compile(r"(?<=\p{L}[ \t]+\d{1,4}(?:[a-zA-Z]|[/-][\dA-Za-z]{1,4})?,[ \t]*)(?:\d{5}|\d{4}[ ]?[A-Z]{2}|\d{2}-\d{3}|"
                    r"\d{4}-\d{3})(?=[ \t]+\p{Lu}\p{Ll})"), 0.7),
 )
+# a postcode after the street and its extras on the same line: "Calle Urdaneta 12, 3º izda., 20006 Donostia",
+# "Lindenstraße 47, 2. OG links, 10969 Berlin"; an Indian PIN after the locality: "Sector 21, Kharghar 410210"
+POSTCODE_AFTER_STREET = regex.compile(
+    r"(?<=(?i:\b(?:calle|c/|avenida|avda\.|av\.|rua|via|viale|corso|rue|boulevard|bd|chemin|carrer|plaza|paseo|"
+    r"ul\.|ulica|aleja|straat|laan|weg)\b|\p{L}(?:straße|strasse|str\.|weg|gasse|allee|platz|ring|damm|laan|straat))"
+    r"[^\n]{2,50}?,[ \t]*)(?P<v>\d{5})(?=[ \t]+\p{Lu}\p{Ll})")
+INDIAN_PIN = regex.compile(r"(?<=(?i:\b(?:sector|phase|block|nagar|colony|layout|road|marg|residency|apartments|"
+                           r"society|enclave|chowk|lane|street|cross|main)\b)[^\n]{0,40}?[ \t,]+\p{Lu}[\p{L}]+"
+                           r"(?:[ \t]+\(?[EWNS]\)?)?[ \t,–-]*)(?P<v>[1-8]\d{5}|[1-8]\d{2}[ ]\d{3})(?!\d)")
 # the city line of a postal block, postcode first or last: "80339 München", "3511 NK Utrecht", "69005 LYON",
 # "Singapore 550512", "New Delhi - 110058", "Shibuya-ku, Tokyo 150-0022"
 POSTCODE_FIRST_LINE = regex.compile(
@@ -1319,6 +1366,9 @@ def address_spans(text: str) -> Iterator[Span]:
             elif score < 0.3 and _STATE_BEFORE.search(text[max(0, m.start() - 6):m.start()]):
                 s += 0.5  # "Boston, MA 02118"
             yield Span(m.start(), m.end(), "POSTCODE", min(s, 1.0))
+    for rx in (POSTCODE_AFTER_STREET, INDIAN_PIN):
+        for m in rx.finditer(text):
+            yield Span(*m.span("v"), "POSTCODE", 0.7)
     yield from postal_line_spans(text)
 
 
@@ -2667,6 +2717,7 @@ FIELD_TYPES = {
     **dict.fromkeys(("dirección", "direccion", "domicilio", "endereço", "endereco", "adresse", "anschrift",
                      "indirizzo", "adres", "woonadres", "adresdomowy", "alamat", "địachỉ", "direcciondomicilio",
                      "addressonfile", "pickupaddress", "deliveryaddress", "homeaddr"), "STREET_ADDRESS"),
+    **dict.fromkeys(("account", "accountref", "accountreference"), "CUSTOMER_ID"),
     **dict.fromkeys(("policyholderid", "subscriberid", "subscribernumber", "subscriberno", "guarantoracct",
                      "guarantoraccount", "patientaccount", "patientaccountno", "patientacct", "patcntl",
                      "patientcontrol", "patientcontrolnumber", "tenantid", "tenantnumber", "tenantref", "memberno",
