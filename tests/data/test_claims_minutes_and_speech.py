@@ -235,3 +235,83 @@ def test_lower_case_names_after_a_word_that_addresses_someone(text, name):
                                   "Message from Imogen: Running late"])  # cased text is the NER model's job
 def test_lower_case_cues_before_words_that_are_no_names(text):
     assert "PERSON" not in {t for _, t in _found(text)}, text
+
+
+# --- addresses in more countries' shapes -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, value, etype", [
+    ("Die Lieferung sollte an meine Adresse Am Kirchberg 3, 79112 Freiburg gehen.", "Am Kirchberg 3", "STREET_ADDRESS"),
+    ("Straße: Am Sonnenhang 5\nPLZ/Ort: 79100 Freiburg", "Am Sonnenhang 5", "STREET_ADDRESS"),
+    ('"line1":"Brīvības iela 145-12","city":"Rīga"', "Brīvības iela 145-12", "STREET_ADDRESS"),
+    ("Meter serial E13UK04877 at 27 Heol y Nant, Caerphilly CF83 1QT", "27 Heol y Nant", "STREET_ADDRESS"),
+    ("Delivery to C-204, Sai Residency, Sector 21, Kharghar 410210. My number", "C-204, Sai Residency, Sector 21",
+     "STREET_ADDRESS"),
+    ("Delivery to C-204, Sai Residency, Sector 21, Kharghar 410210. My number", "410210", "POSTCODE"),
+    ("Calle Urdaneta 12, 3º izda., 20006 Donostia\nCorreo", "20006", "POSTCODE"),
+    ("Wohnung Lindenstraße 47, 2. OG links, 10969 Berlin. Die", "10969", "POSTCODE"),
+])
+def test_addresses_in_more_countries_shapes(text, value, etype):
+    assert (value, etype) in [(text[s.start:s.end], s.entity_type) for s in R.address_spans(text)]
+
+
+def test_a_month_after_am_is_no_street():
+    assert R.address_spans("Am Montag 3 Leute im Büro") == [] or not list(R.address_spans("Am Montag 3 Leute im Büro"))
+
+
+# --- tables, exports and logs from IT, HR and finance --------------------------------------------------------------
+
+def test_psql_output_and_recertification_tables_are_typed_by_their_header():
+    psql = (" customer_id |       name        | account_no | billing_postcode\n"
+            "-------------+-------------------+------------+------------------\n"
+            " C-0098123   | Rashida Okafor    | 60412877   | M14 5TQ\n")
+    assert {"C-0098123", "Rashida Okafor", "60412877", "M14 5TQ"} <= _values(psql)
+    review = ("| User             | Login        | Role           | Keep?          |\n"
+              "|------------------|--------------|----------------|----------------|\n"
+              "| Chidi Eze        | ceze         | GL Approver    | Yes            |\n")
+    assert ("ceze", "USERNAME") in _found(review) and "Chidi Eze" in _values(review)
+
+
+def test_payroll_and_expense_exports_in_english_and_dutch():
+    payroll = ("employee_id,full_name,ni_number,bank_iban,gross_pay\n"
+               "E10233,Harriet Oyelaran,NH481726C,GB47BARC20457741829306,3412.50\n")
+    assert {"Harriet Oyelaran", "NH481726C", "GB47BARC20457741829306"} <= _values(payroll)
+    expenses = ("declaratienr;medewerker;personeelsnr;datum;bedrag\n"
+                "DCL-3391;Joost Hendriks;NL-4471;12-02-2024;24,60\n")
+    assert {"Joost Hendriks", "NL-4471"} <= _values(expenses)
+    assert "DCL-3391" not in _values(expenses)  # the claim's own number
+
+
+@pytest.mark.parametrize("text, value, etype", [
+    ("Nov 21 16:04:10 bastion-02 sudo: dkaminski : TTY=pts/3 ; PWD=/home/dkaminski", "dkaminski", "USERNAME"),
+    ("COMMAND=/usr/bin/mysql -u dkaminski -pR3port!ng_2024 -h db-fin-01", "R3port!ng_2024", "PASSWORD"),
+    ("pam_unix(sudo:session): session opened for user root by dkaminski(uid=1043)", "dkaminski", "USERNAME"),
+    ('"user":"CORP\\\\lvanderberg","host":"ws-114"', "lvanderberg", "USERNAME"),
+    ("- AD: fbrouwer\n- GitHub: femkeb-dev\n", "femkeb-dev", "USERNAME"),
+    ("thanks Marco! my IAM user is sanne.vandijk if that helps", "sanne.vandijk", "USERNAME"),
+    ("Tax reference: see below. Nurse: Gráinne Duffy RGN (NMBI 118274)", "118274", "MEDICAL_LICENSE"),
+])
+def test_logins_and_registrations_in_logs_and_notes(text, value, etype):
+    assert (value, etype) in _found(text)
+
+
+@pytest.mark.parametrize("text", ["sudo: root : TTY=pts/0 ; COMMAND=/bin/ls", "C:\\Users\\Public\\Documents",
+                                  "Order 4111 1111 1111 1112 was shipped.", "Approver: Fiona McAllister"])
+def test_system_accounts_order_numbers_and_names_stay_what_they_are(text):
+    types = {t for _, t in _found(text)}
+    assert not types & {"USERNAME", "CREDIT_CARD"}, text
+
+
+@pytest.mark.parametrize("text, value", [
+    ("Tarjeta: 5412 7734 0918 2265 (Mastercard)", "5412 7734 0918 2265"),
+    ("arrange repayment of deposit to PL27 1140 2004 0000 3102 7754 1190.", "PL27 1140 2004 0000 3102 7754 1190"),
+    ("Der Zähler mit der Nummer 1ESY1160448822 wurde abgelesen", "1ESY1160448822"),
+    ("Cliente: Rodrigo Amézquita | Póliza AUTO-MX-88213407 | RFC", "AUTO-MX-88213407"),
+    ("appel de Mme Aubertin (client n° 0042 7781 93) : conteste", "0042 7781 93"),
+    ("Halter: Maximilian Brandstätter, Führerschein-Nr. B072RRE2I55", "B072RRE2I55"),
+    ("NIF: 48291736K   Nº historia clínica: HC-557103", "HC-557103"),
+    ("your personal token is:\n  ksh_live_4fQ9zR2mT7vX1bN8pL6wY3cD\n", "ksh_live_4fQ9zR2mT7vX1bN8pL6wY3cD"),
+    ("Temp password given over the phone: Winter!Lake82 - user must change it", "Winter!Lake82"),
+    ("Online banking login 'twiecz79' accessed from abroad", "twiecz79"),
+])
+def test_ids_and_secrets_of_operations_notes(text, value):
+    assert value in _values(text)

@@ -571,6 +571,22 @@ RULES: tuple[Rule, ...] = (
                      r"processed|verified|requested|reported|submitted|closed|resolved|completed)[ \t]+by|tech|"
                      r"technician|operator|clerk|rph|reporter|requester|requestor|assignee|submitter|author)[ \t]*:[ \t]*)(?P<v>[a-z][a-z0-9._-]{2,20}[a-z0-9])(?![\w@.-])", 0.8,
          lambda v: not everyday_word(v, 3.0) and v not in SYSTEM_LOGINS),
+    # logins in system logs and admin notes: "sudo: dkaminski : TTY=…", "mysql -u dkaminski -pR3port!ng_2024",
+    # "session opened for user root by dkaminski(uid=1043)", "CORP\\lvanderberg", "C:\\Users\\lvanderberg\\",
+    # "- AD: fbrouwer", "GitHub: femkeb-dev", "my IAM user is sanne.vandijk"
+    Rule("USERNAME", r"\bsudo:[ \t]+(?P<v>[a-z_][a-z0-9_.-]{1,31})[ \t]+:", 0.85, lambda v: v not in SYSTEM_LOGINS),
+    Rule("USERNAME", r"\bby[ \t]+(?P<v>[a-z_][a-z0-9_.-]{1,31})\(uid=\d+\)", 0.85, lambda v: v not in SYSTEM_LOGINS),
+    Rule("USERNAME", r"(?<![\w\\])[A-Z][A-Z0-9-]{1,15}\\{1,2}(?P<v>[a-z][a-z0-9._-]{2,30})\b", 0.8,
+         lambda v: v not in SYSTEM_LOGINS),
+    Rule("USERNAME", r"(?i:\b[a-z]:\\{1,2}users\\{1,2})(?P<v>[A-Za-z][A-Za-z0-9._-]{2,30})(?=\\)", 0.8,
+         lambda v: v.lower() not in SYSTEM_LOGINS | {"public", "default", "all users", "administrator"}),
+    Rule("PASSWORD", r"\b(?:mysql|mysqldump|mariadb)\b[^\n]*?(?<=\s)-p(?P<v>[^\s-][^\s]{3,63})", 0.9),
+    Rule("USERNAME", r"\b(?:mysql|mysqldump|mariadb|psql|ssh|sshpass|ftp|smbclient)\b[^\n]*?(?<=\s)(?:-u|-U|--user(?:name)?=?)"
+                     r"[ \t]*(?P<v>[A-Za-z0-9_.-]{2,32})\b", 0.85, lambda v: v.lower() not in SYSTEM_LOGINS),
+    Rule("USERNAME", r"(?i:\b(?:ad(?:-konto|[ \t]+account)?|active[ \t]+directory|github|gitlab|salesforce|okta|slack|"
+                     r"jira|iam[ \t]+user|sap[ \t]+user|entra(?:[ \t]+id)?|azure[ \t]+ad)(?:[ \t]+deaktivieren)?[ \t]*"
+                     r"(?::|[ \t]is)[ \t]*)(?P<v>[a-z][a-z0-9._-]{2,30}[a-z0-9])\b(?![@.]\w)", 0.8,
+         lambda v: not everyday_word(v, 3.0) and v not in SYSTEM_LOGINS),
     Rule("USERNAME", r"\b(?:TODO|FIXME|XXX|HACK|NOTE|BUG)\((?P<v>[\w.@-]{2,40})\)", 0.85),
     Rule("EMAIL_ADDRESS", r"(?<![\w.+%-])(?<!://[^\s:/@]{1,64}:)[\w.+%-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+", 0.95),
@@ -814,6 +830,7 @@ RULES: tuple[Rule, ...] = (
     Rule("INSURANCE_ID", r"(?i:\b(?:versicherungsschein(?:-?nr\.?|nummer)?|(?:n\.?[º°]|número)[ \t]+de[ \t]+p[óo]liza|"
                          r"polizza(?:[ \t]+attuale)?(?:[ \t]+n\.?)?|ap[óo]lice|numer[ \t]+polisy|polisnummer|"
                          r"num[ée]ro[ \t]+de[ \t]+police)" + _FOREIGN_IS + r")" + _ID_TOKEN, 0.85),
+    Rule("CUSTOMER_ID", r"(?i:\bclient[e]?[ \t]+n[°º][ \t]*)(?P<v>\d{2,6}(?:[ ]\d{2,6}){1,4})(?![\w-])", 0.85),
     Rule("CUSTOMER_ID", r"(?i:\b(?:codice[ \t]+cliente|num[ée]ro[ \t]+(?:de[ \t]+)?client|n[°º][ \t]*client|kundennummer|"
                         r"kunden-?nr\.?|n[úu]mero[ \t]+de[ \t]+cliente|klantnummer|numer[ \t]+klienta|client[e]?[ \t]+n[°º]|"
                         r"contrat[ \t]+n[°º]|kundennummer[ \t]+beim[ \t]+\w+[ \t]+anbieter|"
@@ -901,7 +918,9 @@ RULES: tuple[Rule, ...] = (
     # --- licences
     Rule("MEDICAL_LICENSE", r"(?i)\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b", 0.5, dea_ok, invalid_score=0.3,
          context=("dea", "licen", "prescriber", "registration")),
-    Rule("MEDICAL_LICENSE", _after(r"dea|npi|medical licen[cs]e|licen[cs]e to practi[cs]e|gmc|prescriber"), 0.9),
+    Rule("MEDICAL_LICENSE", _after(r"dea|npi|medical licen[cs]e|licen[cs]e to practi[cs]e|gmc|prescriber|imc|nmbi|nmc|"
+                                   r"ahpra|hcpc|big-?nummer|rpps|n[º°] de colegiad[oa]|colegiad[oa]|reg\.? no\.?|"
+                                   r"registration no\.?"), 0.9),
     # --- health, insurance, work, customer
     Rule("MEDICAL_RECORD", _after(r"mrn|medical record|med rec|patient|patient id|chart|hospital number|"
                                   r"health record|case"), 0.9),
@@ -2635,6 +2654,8 @@ NAME_KEYS = frozenset({
 # keys whose value is a person only when it looks like one ("Name: Anna Kowalski" yes, "Name: Premium plan" no;
 # "Provider: Dr. Rosa Fernandez" yes, "Provider: City Hospital" no)
 LOOSE_NAME_KEYS = frozenset({
+    "medewerker", "mitarbeiter", "mitarbeiterin", "empleado", "empleada", "funcionário", "dipendente", "pracownik",
+    "resident", "user", "userdisplay", "displayname", "requestername",
     "requestedby", "reportedby", "raisedby", "submittedby", "checkedby", "intakeby", "enteredby", "keyedby",
     "reviewedby", "approvedby", "verifiedby", "processedby", "preparedby", "completedby", "authorisedby",
     "authorizedby", "orderedby", "referringphysician", "attendingphysician", "prescriber", "prescribedby", "rph",
@@ -2718,6 +2739,13 @@ FIELD_TYPES = {
                      "indirizzo", "adres", "woonadres", "adresdomowy", "alamat", "địachỉ", "direcciondomicilio",
                      "addressonfile", "pickupaddress", "deliveryaddress", "homeaddr"), "STREET_ADDRESS"),
     **dict.fromkeys(("account", "accountref", "accountreference"), "CUSTOMER_ID"),
+    **dict.fromkeys(("ninumber", "nationalinsurancenumber", "nationalinsurance", "ppsn", "ppsnumber", "ohip",
+                     "ohipnumber", "healthcardnumber", "healthcard", "medicalcardno", "medicalcardnumber", "medicalcard",
+                     "gmscard", "ehic", "ehicno"), "NATIONAL_ID"),
+    **dict.fromkeys(("personeelsnr", "personeelsnummer", "medewerkernr", "nrewid", "nrewidencyjny", "matrícula",
+                     "numeroempleado", "númeroempleado", "employeeref", "hireid", "newhireid"), "EMPLOYEE_ID"),
+    **dict.fromkeys(("adaccount", "adlogin", "samaccount", "iamuser", "githubuser", "github", "gitlab",
+                     "slackhandle"), "USERNAME"),
     **dict.fromkeys(("policyholderid", "subscriberid", "subscribernumber", "subscriberno", "guarantoracct",
                      "guarantoraccount", "patientaccount", "patientaccountno", "patientacct", "patcntl",
                      "patientcontrol", "patientcontrolnumber", "tenantid", "tenantnumber", "tenantref", "memberno",
@@ -2806,8 +2834,8 @@ def field_value_ok(etype: str, value: str, loose: bool = False) -> bool:
         return " " not in value.strip()
     if etype == "ROUTING_NUMBER" and regex.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?", value):
         return True  # a BIC ("DEUTDEFF500") has no digit to require
-    if etype == "IBAN_CODE":
-        return iban_ok(value)
+    if etype == "IBAN_CODE":  # a column or field named IBAN: its shape is enough (a typo is still an account)
+        return iban_ok(value) or bool(regex.fullmatch(r"[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}", value.strip()))
     return has_digit(value) and len(value) <= 40  # ids, dates of birth, account numbers
 
 
@@ -2980,7 +3008,7 @@ def sql_spans(text: str) -> Iterator[Span]:
 
 
 _TABLE_DELIMS = ("\t", "|", ";", ",", "  ")  # "  ": fixed-width columns, two or more spaces apart
-_HEADER_CELL = regex.compile(r"[\p{L}\d_.#/()°º-]+(?:[ ][\p{L}\d_.#/()°º-]+){0,3}")  # "last_name", "Date of birth"
+_HEADER_CELL = regex.compile(r"[\p{L}\d_.#/()°º?-]+(?:[ ][\p{L}\d_.#/()°º?-]+){0,3}")  # "last_name", "Date of birth"
 
 
 def _cells(line: str, offset: int, delim: str) -> list[tuple[int, int]]:
@@ -2990,8 +3018,8 @@ def _cells(line: str, offset: int, delim: str) -> list[tuple[int, int]]:
     out, i, n = [], 0, len(line)
     if delim == "|":
         body = line.strip()
-        if not (body.startswith("|") or body.endswith("|")):
-            return []
+        if not (body.startswith("|") or body.endswith("|") or body.count(" | ") >= 2):
+            return []  # psql and plain-text reports have no outer pipes: "Time  | Patient | DOB"
         lead = len(line) - len(line.lstrip())
         i, n = lead + (1 if body.startswith("|") else 0), lead + len(body) - (1 if body.endswith("|") else 0)
     while i <= n:
@@ -3071,8 +3099,8 @@ def table_spans(text: str) -> Iterator[Span]:
         delim, types = header
         while i < len(lines):
             roff, row = lines[i]
-            if delim == "|" and regex.fullmatch(r"[ \t|:-]*-[ \t|:-]*", row):
-                i += 1  # Markdown's |---|---| line
+            if delim == "|" and regex.fullmatch(r"[ \t|:+-]*-[ \t|:+-]*", row):
+                i += 1  # Markdown's |---|---| line, psql's ----+----
                 continue
             cells = _cells(row, roff, delim)
             if len(cells) != len(types):
