@@ -58,6 +58,7 @@ from privtune.data.recognizers import (
     role_mailbox,
     rule_spans,
     speaker_word,
+    word_occurrences,
     zipf,
 )
 from privtune.errors import InputError
@@ -312,7 +313,13 @@ def _common_noun_here(value: str, text: str) -> bool:
     link or path) and that no name list has."""
     if not regex.fullmatch(r"\p{Lu}\p{Ll}+", value) or text.islower():
         return False
-    return not name_word(value) and bool(regex.search(rf"(?<!\S){regex.escape(value.lower())}(?=[\s,.;:!?)]|$)", text))
+    low, i = value.lower(), text.find(value.lower())
+    while i != -1:  # a plain search: see `word_occurrences`
+        end = i + len(low)
+        if (not i or text[i - 1].isspace()) and (end == len(text) or text[end].isspace() or text[end] in ",.;:!?)"):
+            return not name_word(value)
+        i = text.find(low, i + 1)
+    return False
 
 
 def name_end(text: str, start: int, end: int) -> int:
@@ -528,12 +535,12 @@ def name_mentions(spans: list[Span], text: str) -> list[Span]:
     for w in parts:
         forms = {w, w.upper()} if not w.islower() else {w}
         for form in forms:
-            for m in regex.finditer(rf"(?<![\p{{L}}\d_@.'’/-]){regex.escape(form)}(?![\p{{L}}\d_@/-]|\.\w)", text):
-                if any(a <= m.start() and m.end() <= b for a, b in covered):
+            for start, end in word_occurrences(text, form, "_@.'’/-", "_@/-"):
+                if any(a <= start and end <= b for a, b in covered):
                     continue
-                if zipf(w.lower()) >= 4.0 and SENTENCE_START.search(text, max(0, m.start() - 4), m.start()):
+                if zipf(w.lower()) >= 4.0 and SENTENCE_START.search(text, max(0, start - 4), start):
                     continue
-                extra.append(Span(m.start(), m.end(), "PERSON", 0.8))
+                extra.append(Span(start, end, "PERSON", 0.8))
     return spans + extra + initials_mentions(persons, text, covered)
 
 
@@ -562,9 +569,9 @@ def initials_mentions(persons: list[Span], text: str, covered: list[tuple[int, i
     for form in forms - NOT_INITIALS:
         if len(form.replace("-", "")) < 2:
             continue
-        for m in regex.finditer(rf"(?<![\p{{L}}\d_@.'’/&-]){regex.escape(form)}(?![\p{{L}}\d_@/&-]|\.\w)", text):
-            if not any(a <= m.start() and m.end() <= b for a, b in covered):
-                out.append(Span(m.start(), m.end(), "PERSON", 0.7))
+        for start, end in word_occurrences(text, form, "_@.'’/&-", "_@/&-"):
+            if not any(a <= start and end <= b for a, b in covered):
+                out.append(Span(start, end, "PERSON", 0.7))
     return out
 
 
