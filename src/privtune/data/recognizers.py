@@ -1539,15 +1539,15 @@ _SPOKEN_PC_NUM = r"(?:" + _UNITS + "|" + _TEENS + "|" + _TENS + r"|zero|oh)"
 SPOKEN_POSTCODE = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>[a-z](?:[ \t]+[a-z])?(?:[ \t]+" + _SPOKEN_PC_NUM + r"){1,2}"
                                 r"(?:[ \t]+[a-z])?[ \t]+" + _SPOKEN_PC_NUM + r"(?:[ \t]+[a-z]){2})(?![\p{L}\d])")
 SPOKEN_POSTCODE_CUE = regex.compile(r"(?i:\b(?:post ?code|postal code|zip(?: code)?|eircode)\b)")
+_DIGIT_WORDS = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 # letters and digits read out after an id's name: "customer number … c c four four one nine zero seven"
-SPOKEN_ALNUM = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>(?:[a-z]|zero|oh|one|two|three|four|five|six|seven|eight|nine)"
-                             r"(?:[ \t]+(?:[a-z]|zero|oh|one|two|three|four|five|six|seven|eight|nine)){5,15})(?![\p{L}\d])")
+SPOKEN_ALNUM = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>(?:[a-z]|" + _DIGIT_WORDS + r")(?:[ \t]+(?:[a-z]|" + _DIGIT_WORDS
+                             + r")){5,15})(?![\p{L}\d])")
 SPOKEN_ID_CUE = regex.compile(r"(?i:\b(?:customer|employee|member|account|policy|reference|staff|patient|client|"
                               r"membership|payroll)[ \t]+(?:number|no|id)\b|\b(?:mac|ip)(?:[ \t]+address)?\b)")
-SPOKEN_IP = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[ \t]+){0,2}"
-                          r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?:[ \t]+dot[ \t]+(?:(?:zero|oh|one|two|"
-                          r"three|four|five|six|seven|eight|nine)[ \t]+){0,2}(?:zero|oh|one|two|three|four|five|six|"
-                          r"seven|eight|nine)){3})(?![\p{L}\d])")
+_SPOKEN_OCTET = r"(?:" + _DIGIT_WORDS + r"[ \t]+){0,2}" + _DIGIT_WORDS  # "one four nine"
+SPOKEN_IP = regex.compile(r"(?i)(?<![\p{L}\d])(?P<v>" + _SPOKEN_OCTET + r"(?:[ \t]+dot[ \t]+" + _SPOKEN_OCTET
+                          + r"){3})(?![\p{L}\d])")
 # a name spelled out in lower case after "that's", "spelled": "donovan pryce p r y c e", "d e l a c r o i x hyphen o w e n s"
 SPELLED_LOWER = regex.compile(r"(?i:\b(?:spell(?:ed|t|ing)?|that['’]?s|that is|its|it['’]s|surname|name)\b[^\n]{0,40}?"
                               r"(?:\n[^\n]{0,12}?)?)"

@@ -258,6 +258,7 @@ WEEKDAY_MONTH = regex.compile(r"(?:Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun)[
 # no surnames among them ("Lane", "Court", "Way" and "Close" are)
 STREET_NAME_WORDS = frozenset({"street", "st", "avenue", "ave", "road", "rd", "drive", "boulevard", "blvd", "crescent",
                                "terrace", "square", "parkway", "highway"})
+CHAT_STOP_LANGS = ("id", "tl")  # Indonesian/Malay and Tagalog: shop and family chat ("pesanan sudah kami kemas ya")
 PHRASE_LANGS = (*FOREIGN_LANGS, "pl", "id", "ms", "fil", "hi")  # "hi": romanised Hindi as written in chat
 
 
@@ -267,8 +268,9 @@ def foreign_stop_words() -> frozenset[str]:
     English stop words aside)."""
     import importlib
 
-    asian = {w for lang in ("id", "tl") for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS}
-    return (foreign_stop_list() | asian) - NAME_PARTICLES - english_stop_words() - {"e", "y", "i", "o", "a", "u"}
+    chat = {w for lang in CHAT_STOP_LANGS for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS}
+    return (foreign_stop_list() | chat) - NAME_PARTICLES - english_stop_words() - {"e", "y", "i", "o", "a", "u"}
+
 
 
 @lru_cache(maxsize=32)
