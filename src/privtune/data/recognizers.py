@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import regex
 
@@ -1115,34 +1116,39 @@ ORG_PHONE_BEFORE = regex.compile(
     r"\blocatel\b|\bsac\b|\bcentral[ \t]*:|\bklantenservice\b|\bkundenservice\b|\bhotline\b)[^\n]{0,40}$")
 
 
+# regions a toll-free number is also checked in (after PHONE_REGIONS): Australia's 1300/1800, Singapore, the
+# Philippines, South Africa
+TOLL_FREE_REGIONS = ("AU", "SG", "PH", "ZA")
+
+
+@lru_cache(maxsize=4096)
+def _valid_number(value: str) -> tuple[Any, int]:
+    """The number parsed in the first likely region where it is valid, and that region's index (-1: none). One parse
+    serves both `phone_valid` and `toll_free`."""
+    import phonenumbers
+
+    core = regex.split(r"\s?(?:x|ext\.?|extension)\s?\d", value)[0]
+    for i, region in enumerate(("US",) if core.startswith("+") else (*PHONE_REGIONS, *TOLL_FREE_REGIONS)):
+        try:
+            num = phonenumbers.parse(core, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(num):
+            return num, i
+    return None, -1
+
+
 def toll_free(value: str) -> bool:
     """A free-call number (`phonenumbers`' own number plans): a firm's or an agency's line, never a person's."""
     import phonenumbers
 
-    core = regex.split(r"\s?(?:x|ext\.?|extension)\s?\d", value)[0]
-    for region in (("US",) if core.startswith("+") else (*PHONE_REGIONS, "AU", "SG", "PH", "ZA")):
-        try:
-            num = phonenumbers.parse(core, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(num):
-            return phonenumbers.number_type(num) == phonenumbers.PhoneNumberType.TOLL_FREE
-    return False
+    num, _ = _valid_number(value)
+    return num is not None and phonenumbers.number_type(num) == phonenumbers.PhoneNumberType.TOLL_FREE
 
 
 def phone_valid(value: str) -> bool:
     """A real number in E.164 terms for some likely region (via `phonenumbers`), not merely phone-shaped."""
-    import phonenumbers
-
-    core = regex.split(r"\s?(?:x|ext\.?|extension)\s?\d", value)[0]
-    for region in (("US",) if core.startswith("+") else PHONE_REGIONS):
-        try:
-            num = phonenumbers.parse(core, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(num):
-            return True
-    return False
+    return 0 <= _valid_number(value)[1] < len(PHONE_REGIONS)
 
 
 def phone_spans(text: str) -> Iterator[Span]:
